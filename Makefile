@@ -1,0 +1,33 @@
+# Everything runs from the project's own virtualenv, .venv, which `make venv` creates from nothing
+# (python3 with venv and pip is all a fresh machine needs). The install is redone only when
+# pyproject.toml is newer than the stamp file inside .venv.
+
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.make-stamp-installed
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv test run lint
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if ! $(VPY) -c 'import sys' >/dev/null 2>&1; then \
+		echo "creating $(VENV) with $(PYTHON)"; \
+		$(PYTHON) -m venv --clear $(VENV); \
+	fi
+	$(VPY) -m pip install --quiet --editable '.[dev]'
+	@touch $(STAMP)
+
+test: venv
+	$(VPY) -m pytest -q
+
+run: venv
+	$(VPY) -m starter.local
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .

