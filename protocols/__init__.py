@@ -1,0 +1,84 @@
+"""The authorities' protocols: one YAML file each in this folder, validated on load.
+
+A new authority is a new file here (or in a folder named by ``ESCALATION_PROTOCOLS_DIR``); no code change.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from schemas.protocol import Protocol
+
+PROTOCOLS_DIR = Path(__file__).resolve().parent
+
+
+class ProtocolError(ValueError):
+    """A protocol file could not be loaded; the message names the file, the field and the fix."""
+
+
+def protocol_dirs() -> list[Path]:
+    extra = os.environ.get("ESCALATION_PROTOCOLS_DIR")
+    return [Path(extra), PROTOCOLS_DIR] if extra else [PROTOCOLS_DIR]
+
+
+def available_protocols() -> list[str]:
+    """Keys of every protocol file found, sorted."""
+    keys = {p.stem for d in protocol_dirs() if d.is_dir() for p in d.glob("*.yaml")}
+    return sorted(keys)
+
+
+def protocol_path(key: str) -> Path:
+    for directory in protocol_dirs():
+        candidate = directory / f"{key}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ProtocolError(
+        f"unknown authority {key!r}: no file {key}.yaml in {', '.join(str(d) for d in protocol_dirs())}; "
+        f"known: {', '.join(available_protocols()) or 'none'}"
+    )
+
+
+def load_protocol(key: str) -> Protocol:
+    """Load the protocol of authority ``key`` (e.g. ``"wigan"``)."""
+    return load_protocol_file(protocol_path(key))
+
+
+def load_protocol_file(path: str | Path) -> Protocol:
+    """Parse and validate one file; raise ProtocolError saying what is wrong and how to fix it."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProtocolError(f"{path}: cannot read the file ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProtocolError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{path}: expected a mapping of protocol fields at the top level")
+    if raw.get("key", path.stem) != path.stem:
+        raise ProtocolError(
+            f"{path}: field 'key' is {raw.get('key')!r} but the file is named {path.name}; "
+            f"make them match (key: {path.stem})"
+        )
+    raw.setdefault("key", path.stem)
+    try:
+        return Protocol.model_validate(raw)
+    except ValidationError as exc:
+        raise ProtocolError(f"{path}: " + "; ".join(_describe(err) for err in exc.errors())) from exc
+
+
+def _describe(err: object) -> str:
+    assert isinstance(err, dict)
+    loc = ".".join(str(part) for part in err.get("loc", ())) or "(top level)"
+    kind = err.get("type", "")
+    msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    if kind == "missing":
+        return f"field {loc!r} is missing: add it"
+    if kind == "extra_forbidden":
+        return f"field {loc!r} is not a protocol field: remove it or check its spelling"
+    return f"field {loc!r}: {msg}"

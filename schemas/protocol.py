@@ -1,0 +1,208 @@
+"""An authority's escalation protocol, as data.
+
+A protocol is plain enough to map to BPMN both ways: each track is a lane of sequential stages
+(user tasks with a boundary timer of ``response_working_days``); gates are preceding tasks; bypass and
+CAFCASS referral are event sub-processes. Roles are names, never people: the directory resolves them.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+RAISING_OFFICER = "raising_officer"
+"""Pseudo-role: the officer who raised the escalation (the default judge and extension approver)."""
+
+Slug = str
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GateKind(StrEnum):
+    CONSULTATION = "consultation"
+    """A discussion must be recorded first; its outcome does not block."""
+    AGREEMENT = "agreement"
+    """The named role must agree first; a refusal keeps the escalation where it is."""
+
+
+class EntryGate(_Strict):
+    """What must be recorded before an escalation may enter a stage."""
+
+    kind: GateKind
+    with_roles: list[Slug] = Field(min_length=1, description="Any one of these roles satisfies the gate.")
+    note: str = ""
+
+
+class Route(_Strict):
+    """Addressees that replace the stage's defaults when the concern is about a service area."""
+
+    service_area: Slug
+    to: list[Slug] = Field(min_length=1)
+    cc: list[Slug] = Field(default_factory=list)
+
+
+class Stage(_Strict):
+    key: Slug = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    formal: bool
+    to: list[Slug] = Field(min_length=1, description="Roles who receive the concern and must answer.")
+    cc: list[Slug] = Field(default_factory=list, description="Roles copied in.")
+    told_in_advance: list[Slug] = Field(default_factory=list, description="Roles told before it is sent.")
+    escalated_by: list[Slug] = Field(
+        default_factory=lambda: [RAISING_OFFICER], description="Who escalates into this stage."
+    )
+    judged_by: Slug = Field(default=RAISING_OFFICER, description="Who decides if an answer resolves it.")
+    response_working_days: int | None = Field(
+        default=5, ge=1, le=60, description="Working days to answer; null where the protocol sets none."
+    )
+    entry_gate: EntryGate | None = None
+    meeting: bool = Field(default=False, description="Managed through a meeting that must be recorded.")
+    exceptional: bool = Field(default=False, description="Used only in exceptional circumstances.")
+    routes: list[Route] = Field(default_factory=list)
+    note: str = ""
+
+    def addressees(self, service_area: str | None) -> tuple[list[str], list[str]]:
+        """(to, cc) roles for a concern about ``service_area``."""
+        for route in self.routes:
+            if route.service_area == service_area:
+                return list(route.to), list(route.cc)
+        return list(self.to), list(self.cc)
+
+
+class Track(_Strict):
+    """One ladder of stages, used by the officers in ``officer_roles``."""
+
+    key: Slug = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    officer_roles: list[Slug] = Field(min_length=1)
+    categories: list[str] = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_stage_keys(self) -> Track:
+        keys = [s.key for s in self.stages]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"stage keys must be unique within a track; repeated: {', '.join(dupes)}")
+        return self
+
+    def stage_index(self, key: str) -> int:
+        for i, stage in enumerate(self.stages):
+            if stage.key == key:
+                return i
+        raise KeyError(f"track {self.key!r} has no stage {key!r}; stages: {[s.key for s in self.stages]}")
+
+
+class BypassRule(_Strict):
+    allowed: bool = True
+    prior_discussion_with: list[Slug] = Field(
+        default_factory=list, description="A prior discussion with one of these roles is required."
+    )
+    emergency_exempt: bool = Field(default=True, description="No prior discussion needed in an emergency.")
+    condition: str = ""
+
+
+class CafcassRule(_Strict):
+    officer_roles: list[Slug] = Field(description="Officer roles who may refer (IROs, never CP chairs).")
+    consult: list[Slug] = Field(default_factory=list, description="Roles to consult before referring.")
+    inform: list[Slug] = Field(default_factory=list, description="Roles to tell of a referral.")
+    note: str = ""
+
+
+class ExtensionRule(_Strict):
+    approved_by: Slug = RAISING_OFFICER
+    note: str = ""
+
+
+class TimescaleRule(_Strict):
+    officer_may_shorten: bool = True
+    informal_may_agree_longer: bool = Field(
+        default=False, description="The informal stage may run to a timescale agreed with the officer."
+    )
+
+
+class Protocol(_Strict):
+    """One authority's protocol. Loaded from ``protocols/<key>.yaml``."""
+
+    schema_version: Literal[1] = 1
+    key: Slug = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    authority: str
+    title: str
+    source: str = Field(description="Where the protocol comes from (seed file, document title).")
+    notes: list[str] = Field(default_factory=list, description="Where this file interprets a silent seed.")
+    roles: dict[Slug, str] = Field(min_length=1, description="Role key -> display name.")
+    service_areas: dict[Slug, str] = Field(default_factory=dict)
+    total_formal_working_days: int = Field(default=20, ge=1)
+    reminder_lead_working_days: int = Field(default=1, ge=0)
+    breach_notify: list[Slug] = Field(min_length=1, description="Told when the total limit passes.")
+    bypass: BypassRule = BypassRule()
+    cafcass: CafcassRule
+    extensions: ExtensionRule = ExtensionRule()
+    timescales: TimescaleRule = TimescaleRule()
+    closure_days: list[date] = Field(default_factory=list)
+    tracks: list[Track] = Field(min_length=1)
+
+    @field_validator("roles")
+    @classmethod
+    def _role_keys(cls, roles: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in roles if not k.replace("_", "").isalnum() or k != k.lower()]
+        if bad:
+            raise ValueError(f"role keys must be lower_snake_case; fix: {', '.join(bad)}")
+        if RAISING_OFFICER in roles:
+            raise ValueError(f"{RAISING_OFFICER!r} is built in; do not declare it under roles")
+        return roles
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Protocol:
+        known = set(self.roles) | {RAISING_OFFICER}
+        problems: list[str] = []
+
+        def check(where: str, names: list[str]) -> None:
+            for name in names:
+                if name not in known:
+                    problems.append(f"{where}: unknown role {name!r} (declare it under 'roles')")
+
+        check("breach_notify", self.breach_notify)
+        check("bypass.prior_discussion_with", self.bypass.prior_discussion_with)
+        check("cafcass.officer_roles", self.cafcass.officer_roles)
+        check("cafcass.consult", self.cafcass.consult)
+        check("cafcass.inform", self.cafcass.inform)
+        check("extensions.approved_by", [self.extensions.approved_by])
+        track_keys = [t.key for t in self.tracks]
+        if len(set(track_keys)) != len(track_keys):
+            problems.append(f"tracks: keys must be unique, got {track_keys}")
+        for t in self.tracks:
+            check(f"tracks.{t.key}.officer_roles", t.officer_roles)
+            for s in t.stages:
+                where = f"tracks.{t.key}.stages.{s.key}"
+                check(f"{where}.to", s.to)
+                check(f"{where}.cc", s.cc)
+                check(f"{where}.told_in_advance", s.told_in_advance)
+                check(f"{where}.escalated_by", s.escalated_by)
+                check(f"{where}.judged_by", [s.judged_by])
+                if s.entry_gate:
+                    check(f"{where}.entry_gate.with_roles", s.entry_gate.with_roles)
+                for r in s.routes:
+                    check(f"{where}.routes.{r.service_area}", r.to + r.cc)
+                    if r.service_area not in self.service_areas:
+                        problems.append(
+                            f"{where}.routes: unknown service area {r.service_area!r} "
+                            "(declare it under 'service_areas')"
+                        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def track(self, key: str) -> Track:
+        for t in self.tracks:
+            if t.key == key:
+                return t
+        raise KeyError(f"protocol {self.key!r} has no track {key!r}; tracks: {[t.key for t in self.tracks]}")
+
+    def role_name(self, role: str) -> str:
+        return "the raising officer" if role == RAISING_OFFICER else self.roles.get(role, role)
