@@ -1,0 +1,107 @@
+"""Recording and notifying: the interfaces the workflow's activities call, and simple working versions.
+
+The simple versions keep one JSON Lines file per escalation (events), one per authority (refusals) and one
+JSON file per notification in an outbox folder. Each write is keyed on the escalation and the event's
+sequence number, so an activity retried after a crash writes nothing twice. The database and mail
+versions replace these behind the same interfaces.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from schemas.effects import NotificationInput, RecordEventInput, RefusalInput
+
+
+class RecordStore(Protocol):
+    def append_event(self, event: RecordEventInput) -> bool:
+        """Append the event unless already recorded; True when it was written now."""
+
+    def append_refusal(self, refusal: RefusalInput) -> bool:
+        """Keep a refused signal's reason so the sender can be told; True when written now."""
+
+
+class Notifier(Protocol):
+    def send(self, notification: NotificationInput) -> bool:
+        """Deliver unless already delivered (by idempotency key); True when delivered now."""
+
+
+class FileRecordStore:
+    """Events as JSON Lines under ``root/events/<escalation id>.jsonl``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+
+    def _events_file(self, escalation_id: str) -> Path:
+        return self.root / "events" / f"{escalation_id}.jsonl"
+
+    def events(self, escalation_id: str) -> list[RecordEventInput]:
+        path = self._events_file(escalation_id)
+        if not path.exists():
+            return []
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [RecordEventInput.model_validate_json(line) for line in lines if line.strip()]
+
+    def append_event(self, event: RecordEventInput) -> bool:
+        with self._lock:
+            if any(e.entry.seq == event.entry.seq for e in self.events(event.escalation_id)):
+                return False
+            return _append_line(self._events_file(event.escalation_id), event.model_dump_json())
+
+    def refusals(self, authority: str) -> list[RefusalInput]:
+        path = self.root / "refusals" / f"{authority}.jsonl"
+        if not path.exists():
+            return []
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [RefusalInput.model_validate_json(line) for line in lines if line.strip()]
+
+    def append_refusal(self, refusal: RefusalInput) -> bool:
+        with self._lock:
+            key = (refusal.escalation_id, refusal.refusal.at, refusal.refusal.action)
+            for r in self.refusals(refusal.authority):
+                if (r.escalation_id, r.refusal.at, r.refusal.action) == key:
+                    return False
+            return _append_line(self.root / "refusals" / f"{refusal.authority}.jsonl", refusal.model_dump_json())
+
+
+class OutboxNotifier:
+    """Notifications as JSON files under ``root/outbox/``, one per idempotency key."""
+
+    def __init__(self, root: Path) -> None:
+        self.outbox = root / "outbox"
+
+    def _path(self, key: str) -> Path:
+        return self.outbox / (key.replace("/", "__") + ".json")
+
+    def send(self, notification: NotificationInput) -> bool:
+        path = self._path(notification.idempotency_key)
+        if path.exists():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(notification.model_dump_json(indent=2), encoding="utf-8")
+        tmp.replace(path)
+        return True
+
+    def sent(self, escalation_id: str | None = None) -> list[NotificationInput]:
+        if not self.outbox.exists():
+            return []
+        found = [NotificationInput.model_validate_json(p.read_text("utf-8")) for p in self.outbox.glob("*.json")]
+        found = [n for n in found if escalation_id is None or n.escalation_id == escalation_id]
+        return sorted(found, key=lambda n: (n.escalation_id, n.entry.seq))
+
+
+def _append_line(path: Path, line: str) -> bool:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+    return True
+
+
+def dump(obj: object) -> str:
+    return json.dumps(obj, default=str)

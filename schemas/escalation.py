@@ -1,0 +1,414 @@
+"""Inputs, actions and state of one escalation.
+
+Every update and signal of ``EscalationWorkflow`` takes one of the ``*Action`` models below; the workflow's
+input is ``RaiseConcern``; the ``state`` query returns ``EscalationView``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from schemas.protocol import Protocol
+from schemas.schedule import Schedule
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+"""An opaque reference: letters, digits, '.', '_' and '-'; never a name."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Actor(_Model):
+    """Who does something: an opaque staff reference and the role they act in."""
+
+    id: Ref
+    role: str = Field(min_length=1, max_length=64)
+
+
+class Status(StrEnum):
+    AWAITING_RESPONSE = "awaiting_response"
+    AWAITING_DECISION = "awaiting_decision"
+    ESCALATION_DUE = "escalation_due"
+    MONITORING = "monitoring"
+    EXHAUSTED = "exhausted"
+    RESOLVED = "resolved"
+    WITHDRAWN = "withdrawn"
+    REFERRED_TO_CAFCASS = "referred_to_cafcass"
+    CLOSED = "closed"
+
+    @property
+    def is_closed(self) -> bool:
+        return self in _CLOSED
+
+
+_CLOSED = {Status.RESOLVED, Status.WITHDRAWN, Status.REFERRED_TO_CAFCASS, Status.CLOSED}
+
+
+class Flag(StrEnum):
+    BREACHED = "breached"
+    """The total formal limit has passed without resolution."""
+    BEYOND_TOTAL_LIMIT = "beyond_total_limit"
+    """The officer explicitly let an extension pass the total limit."""
+    OVERDUE = "overdue"
+    """A stage's deadline passed without an answer."""
+    EMERGENCY_BYPASS = "emergency_bypass"
+    ACTION_PLAN_DUE = "action_plan_due"
+
+
+class EventKind(StrEnum):
+    RAISED = "raised"
+    SENT_TO_STAGE = "sent_to_stage"
+    TOLD_IN_ADVANCE = "told_in_advance"
+    REMINDER = "reminder"
+    DEADLINE_PASSED = "deadline_passed"
+    RESPONSE = "response"
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENSION_DECIDED = "extension_decided"
+    TIMESCALE_SET = "timescale_set"
+    ESCALATED = "escalated"
+    ESCALATION_DUE = "escalation_due"
+    ESCALATION_DUE_REMINDER = "escalation_due_reminder"
+    BYPASSED = "bypassed"
+    CONSULTATION_RECORDED = "consultation_recorded"
+    MEETING_RECORDED = "meeting_recorded"
+    CAFCASS_REFERRAL = "cafcass_referral"
+    ACCEPTED = "accepted"
+    MONITORING_STARTED = "monitoring_started"
+    ACTION_PLAN_DUE = "action_plan_due"
+    RESOLVED = "resolved"
+    EXHAUSTED = "exhausted"
+    BREACHED = "breached"
+    WITHDRAWN = "withdrawn"
+    CLOSED = "closed"
+    NOTE = "note"
+    VIEWS = "views"
+
+
+# --- Actions (update and signal payloads) -------------------------------------------------------------
+
+
+class Respond(_Model):
+    """The stage's recipient answers, optionally with an action plan due by a date."""
+
+    kind: Literal["respond"] = "respond"
+    actor: Actor
+    answer: Text
+    action_plan: Text | None = None
+    action_plan_due: date | None = None
+
+
+class RequestExtension(_Model):
+    kind: Literal["request_extension"] = "request_extension"
+    actor: Actor
+    until: date
+    reason: Text
+
+
+class DecideExtension(_Model):
+    kind: Literal["decide_extension"] = "decide_extension"
+    actor: Actor
+    approve: bool
+    reason: str = ""
+    exceed_total_limit: bool = Field(
+        default=False, description="Explicitly let the new date pass the total formal limit."
+    )
+
+
+class SetTimescale(_Model):
+    """The officer sets this stage's time: in working days from receipt, or to a date."""
+
+    kind: Literal["set_timescale"] = "set_timescale"
+    actor: Actor
+    working_days: int | None = Field(default=None, ge=0, le=60)
+    until: date | None = None
+    reason: Text
+
+
+class Accept(_Model):
+    """The answer resolves the concern, or an action plan is agreed and will be monitored.
+
+    During monitoring, accepting again confirms the plan was carried out.
+    """
+
+    kind: Literal["accept"] = "accept"
+    actor: Actor
+    note: str = ""
+    action_plan: Text | None = None
+    action_plan_due: date | None = None
+
+
+class Escalate(_Model):
+    kind: Literal["escalate"] = "escalate"
+    actor: Actor
+    reason: Text
+
+
+class Bypass(_Model):
+    kind: Literal["bypass"] = "bypass"
+    actor: Actor
+    to_stage: str
+    reason: Text
+    emergency: bool = False
+    discussed_with: str | None = Field(default=None, description="Role the officer discussed it with first.")
+
+
+class ReferToCafcass(_Model):
+    kind: Literal["refer_to_cafcass"] = "refer_to_cafcass"
+    actor: Actor
+    reason: Text
+    consulted: list[str] = Field(default_factory=list, description="Roles consulted before referring.")
+
+
+class RecordConsultation(_Model):
+    """A discussion (or agreement) needed before entering a gated stage."""
+
+    kind: Literal["record_consultation"] = "record_consultation"
+    actor: Actor
+    stage: str
+    with_role: str
+    agreed: bool | None = None
+    summary: Text
+
+
+class RecordMeeting(_Model):
+    kind: Literal["record_meeting"] = "record_meeting"
+    actor: Actor
+    held_on: date
+    attendees: list[str] = Field(min_length=1)
+    outcome: Text
+
+
+class Withdraw(_Model):
+    kind: Literal["withdraw"] = "withdraw"
+    actor: Actor
+    reason: Text
+
+
+class Close(_Model):
+    """End an exhausted escalation without resolution."""
+
+    kind: Literal["close"] = "close"
+    actor: Actor
+    reason: Text
+
+
+class AddNote(_Model):
+    kind: Literal["add_note"] = "add_note"
+    actor: Actor
+    text: Text
+
+
+class RecordViews(_Model):
+    """The child's, a parent's or a carer's views, as told to the actor."""
+
+    kind: Literal["record_views"] = "record_views"
+    actor: Actor
+    whose: Literal["child", "parent", "carer"]
+    views: Text
+
+
+Action = Annotated[
+    Respond
+    | RequestExtension
+    | DecideExtension
+    | SetTimescale
+    | Accept
+    | Escalate
+    | Bypass
+    | ReferToCafcass
+    | RecordConsultation
+    | RecordMeeting
+    | Withdraw
+    | Close
+    | AddNote
+    | RecordViews,
+    Field(discriminator="kind"),
+]
+
+ACTION_KINDS: tuple[str, ...] = (
+    "respond",
+    "request_extension",
+    "decide_extension",
+    "set_timescale",
+    "accept",
+    "escalate",
+    "bypass",
+    "refer_to_cafcass",
+    "record_consultation",
+    "record_meeting",
+    "withdraw",
+    "close",
+    "add_note",
+    "record_views",
+)
+
+
+# --- Workflow input --------------------------------------------------------------------------------------
+
+
+class Concern(_Model):
+    summary: Text = Field(description="What the concern is.")
+    impact_on_child: Text
+    requested_action: Text = Field(description="What is asked of the recipient.")
+
+
+class RaiseConcern(_Model):
+    """Input of ``EscalationWorkflow``: the concern and a snapshot of the protocol it runs under.
+
+    The protocol travels in the input so that editing a protocol file never changes a running escalation.
+    """
+
+    escalation_id: str = Field(pattern=r"^[a-z0-9-]+-[A-Za-z0-9]+-\d{4,}$")
+    protocol: Protocol
+    track: str
+    category: str
+    service_area: str | None = None
+    child_ref: Ref
+    team: str | None = None
+    officer: Actor
+    concern: Concern
+    start_at_stage: str | None = Field(default=None, description="Bypass at start: begin at this stage.")
+    start_bypass: Bypass | None = Field(default=None, description="Why and how the start bypasses stages.")
+    consultations: list[RecordConsultation] = Field(default_factory=list)
+
+
+def escalation_id_for(authority: str, child_ref: str, sequence: int) -> str:
+    """A readable workflow id that holds no personal data: authority, opaque child ref, sequence."""
+    return f"{authority}-{child_ref}-{sequence:04d}"
+
+
+# --- State ----------------------------------------------------------------------------------------------
+
+
+class TimelineEntry(_Model):
+    seq: int
+    at: datetime
+    kind: EventKind
+    actor: Actor | None = None
+    stage: str | None = None
+    text: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Refusal(_Model):
+    at: datetime
+    action: str
+    actor: Actor
+    reason: str
+
+
+class PendingExtension(_Model):
+    requested_by: Actor
+    until: date
+    reason: str
+    requested_at: datetime
+
+
+class Answer(_Model):
+    by: Actor
+    at: datetime
+    text: str
+    action_plan: str | None = None
+    action_plan_due: date | None = None
+
+
+class Consultation(_Model):
+    stage: str
+    with_role: str
+    agreed: bool | None
+    summary: str
+    by: Actor
+    at: datetime
+
+
+class EscalationState(_Model):
+    escalation_id: str
+    protocol: Protocol
+    track: str
+    category: str
+    service_area: str | None
+    child_ref: str
+    team: str | None
+    officer: Actor
+    concern: Concern
+    raised_at: datetime
+    status: Status
+    stage_index: int
+    stage_entered_at: datetime
+    stage_schedule: Schedule | None = None
+    stage_protocol_due: date | None = Field(
+        default=None, description="The stage's due date under the protocol's own timescale."
+    )
+    stage_reminded: bool = False
+    formal_started_at: datetime | None = None
+    total_schedule: Schedule | None = None
+    hold_schedule: Schedule | None = Field(
+        default=None, description="Next reminder while escalation is due, or the action plan's due date."
+    )
+    hold_target: int | None = Field(default=None, description="Stage awaiting its gate while escalation due.")
+    hold_via: EventKind | None = Field(
+        default=None, description="Escalated or bypassed, once the gate opens."
+    )
+    pending_extension: PendingExtension | None = None
+    answer: Answer | None = None
+    action_plan: str | None = None
+    action_plan_due: date | None = None
+    consultations: list[Consultation] = Field(default_factory=list)
+    flags: list[Flag] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    refusals: list[Refusal] = Field(default_factory=list)
+
+
+# --- Query results --------------------------------------------------------------------------------------
+
+
+class EscalationView(_Model):
+    """What a supervisor sees: the whole current state, ready to display."""
+
+    escalation_id: str
+    authority: str
+    track: str
+    category: str
+    child_ref: str
+    status: Status
+    stage: str
+    stage_name: str
+    stage_number: int
+    stage_count: int
+    formal: bool
+    held_by: list[str]
+    copied: list[str]
+    deadline: datetime | None
+    deadline_date: date | None
+    working_days_left: int | None
+    total_deadline: datetime | None
+    total_working_days_left: int | None
+    pending_extension: PendingExtension | None
+    flags: list[Flag]
+    timeline: list[TimelineEntry]
+    refusals: list[Refusal]
+    busy: bool = Field(default=False, description="Still carrying out the last change (recording, sending).")
+
+
+class ActionResult(_Model):
+    """What an accepted update returns to its sender."""
+
+    outcome: str
+    status: Status
+    stage: str
+
+
+class EscalationOutcome(_Model):
+    """The workflow's result when the escalation closes."""
+
+    escalation_id: str
+    status: Status
+    stage: str
+    flags: list[Flag]
+    events: int

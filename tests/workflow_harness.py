@@ -1,0 +1,146 @@
+"""Run EscalationWorkflow on the time-skipping test server, with a worker writing to a temp folder.
+
+Every run's history is replayed against the current code when the test ends; with
+``RECORD_HISTORIES=1`` it is also saved under ``tests/histories/`` for the replay test to keep forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from activities.recording import FileRecordStore, OutboxNotifier
+from schemas.escalation import (
+    ActionResult,
+    Actor,
+    EscalationOutcome,
+    EscalationView,
+    RaiseConcern,
+    escalation_id_for,
+)
+from starter.connection import DATA_CONVERTER
+from worker import build_worker, workflow_runner
+from workflows.escalation import EscalationWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+class Run:
+    """One running escalation and the files its worker writes."""
+
+    def __init__(self, env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], root: Path) -> None:
+        self.env = env
+        self.handle = handle
+        self.records = FileRecordStore(root)
+        self.outbox = OutboxNotifier(root)
+
+    async def view(self) -> EscalationView:
+        """The state once the workflow has finished carrying out its last change."""
+        return await self.eventually(lambda v: True)
+
+    async def eventually(
+        self, predicate: Callable[[EscalationView], bool], timeout: float = 10.0
+    ) -> EscalationView:
+        """Query until ``predicate`` holds (signals and activities land asynchronously)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                view = await self.handle.query(EscalationWorkflow.state)
+            except WorkflowQueryFailedError:
+                view = None  # still starting
+            if view is not None and not view.busy and predicate(view):
+                return view
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"condition not met within {timeout}s; last view: {view}")
+            await asyncio.sleep(0.05)
+
+    async def update(self, name: str, action: Any) -> ActionResult:
+        return await self.handle.execute_update(name, action, result_type=ActionResult)
+
+    async def signal(self, name: str, action: Any) -> None:
+        await self.handle.signal(name, action)
+
+    async def actions_for(self, actor: Actor) -> list[str]:
+        return await self.handle.query(EscalationWorkflow.available_actions, actor)
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+    async def skip_to(self, when: datetime) -> None:
+        gap = when - await self.now()
+        if gap > timedelta(0):
+            await self.env.sleep(gap)
+
+    async def skip_past_deadline(self) -> None:
+        view = await self.view()
+        assert view.deadline is not None, f"{view.stage} has no deadline"
+        await self.skip_to(view.deadline + timedelta(seconds=1))
+
+    async def history_length(self) -> int:
+        return len((await self.handle.fetch_history()).events)
+
+    async def recorded_changes(self) -> list[str]:
+        """History event types other than workflow-task bookkeeping: what the escalation recorded.
+
+        The time-skipping test server writes a workflow task's three events even for a rejected update
+        (the real server discards that speculative task); everything else must be unchanged.
+        """
+        events = (await self.handle.fetch_history()).events
+        names = [EventType.Name(e.event_type) for e in events]
+        return [n for n in names if not n.startswith("EVENT_TYPE_WORKFLOW_TASK_")]
+
+    async def result(self) -> EscalationOutcome:
+        return await self.handle.result()
+
+
+@asynccontextmanager
+async def running(
+    env: WorkflowEnvironment, raise_: RaiseConcern, root: Path, *, record_as: str | None = None
+) -> AsyncIterator[Run]:
+    """Start a worker and the escalation; on exit, replay (and optionally save) its history."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    worker = build_worker(env.client, queue, records=FileRecordStore(root), notifier=OutboxNotifier(root))
+    async with worker:
+        handle = await env.client.start_workflow(
+            EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=queue
+        )
+        try:
+            yield Run(env, handle, root)
+        finally:
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate("test ended with the escalation still open")
+        history = await handle.fetch_history()
+    replayer = Replayer(
+        workflows=[EscalationWorkflow], data_converter=DATA_CONVERTER, workflow_runner=workflow_runner()
+    )
+    await replayer.replay_workflow(history)
+    if record_as and os.environ.get("RECORD_HISTORIES") == "1":
+        HISTORIES.mkdir(exist_ok=True)
+        (HISTORIES / f"{record_as}.json").write_text(history.to_json(), encoding="utf-8")
+
+
+def unique_ref() -> str:
+    return "T" + uuid.uuid4().hex[:10].upper()
+
+
+def with_unique_id(raise_: RaiseConcern) -> RaiseConcern:
+    ref = unique_ref()
+    return raise_.model_copy(
+        update={"child_ref": ref, "escalation_id": escalation_id_for(raise_.protocol.key, ref, 1)}
+    )
+
+
+def history_name(*parts: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")

@@ -1,0 +1,129 @@
+"""Run the escalation worker: ``python worker.py [--address HOST:PORT] [--namespace NS] [--data-dir DIR]``.
+
+``build_worker(client)`` builds the same worker in-process for tests and tools. ``--smoke`` runs one short
+escalation (raise, then withdraw) against the server and exits: a quick check that the worker, the
+server and a clean exit all work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.escalation_activities import EscalationActivities
+from activities.recording import FileRecordStore, Notifier, OutboxNotifier, RecordStore
+from protocols import load_protocol
+from schemas.escalation import Actor, Concern, RaiseConcern, Withdraw, escalation_id_for
+from starter.clean_exit import run_then_exit
+from starter.connection import connect
+from workflows.escalation import TASK_QUEUE, EscalationWorkflow
+
+DEFAULT_DATA_DIR = Path(".data")
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("ESCALATION_DATA_DIR", DEFAULT_DATA_DIR))
+
+
+PURE_MODULES = ("schemas", "workflows.rules", "zoneinfo")
+"""Deterministic project modules shared with the sandbox instead of re-imported for every workflow run."""
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox the worker (and the replay tests) run EscalationWorkflow in."""
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES)
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+def build_worker(
+    client: Client,
+    task_queue: str = TASK_QUEUE,
+    *,
+    records: RecordStore | None = None,
+    notifier: Notifier | None = None,
+) -> Worker:
+    """The escalation worker for ``client``; records and notifications default to files in the data dir."""
+    root = data_dir()
+    activities = EscalationActivities(
+        records=records or FileRecordStore(root), notifier=notifier or OutboxNotifier(root)
+    )
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[EscalationWorkflow],
+        workflow_runner=workflow_runner(),
+        activities=activities.all(),
+        activity_executor=ThreadPoolExecutor(max_workers=8),
+    )
+
+
+async def smoke(client: Client) -> None:
+    """Raise a concern and withdraw it: proves worker, server and client agree end to end."""
+    protocol = load_protocol("gloucestershire")
+    track = protocol.tracks[0]
+    officer = Actor(id="smoke-officer", role=track.officer_roles[0])
+    ref = uuid.uuid4().hex[:12].upper()
+    raise_ = RaiseConcern(
+        escalation_id=escalation_id_for(protocol.key, ref, 1),
+        protocol=protocol,
+        track=track.key,
+        category=track.categories[0],
+        child_ref=ref,
+        officer=officer,
+        concern=Concern(summary="Smoke test", impact_on_child="None", requested_action="None"),
+    )
+    queue = f"smoke-{ref}"
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["ESCALATION_DATA_DIR"] = tmp
+        async with build_worker(client, queue):
+            handle = await client.start_workflow(
+                EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=queue
+            )
+            await handle.execute_update(
+                EscalationWorkflow.withdraw, Withdraw(actor=officer, reason="smoke test")
+            )
+            outcome = await handle.result()
+    print(f"smoke: {outcome.escalation_id} {outcome.status.value} after {outcome.events} events")
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--address", help="Temporal frontend (default TEMPORAL_ADDRESS or 127.0.0.1:7233)")
+    parser.add_argument("--namespace", help="Temporal namespace (default TEMPORAL_NAMESPACE or default)")
+    parser.add_argument("--task-queue", default=TASK_QUEUE)
+    parser.add_argument("--data-dir", help="Where records and the outbox go (default ESCALATION_DATA_DIR)")
+    parser.add_argument("--smoke", action="store_true", help="run one short escalation, then exit")
+    args = parser.parse_args()
+    if args.data_dir:
+        os.environ["ESCALATION_DATA_DIR"] = args.data_dir
+    client = await connect(args.address, args.namespace)
+    if args.smoke:
+        await smoke(client)
+        return 0
+    worker = build_worker(client, args.task_queue)
+    print(f"worker polling task queue {args.task_queue!r}; records in {data_dir()}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    running = asyncio.create_task(worker.run())
+    await asyncio.wait([running, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if not running.done():
+        await worker.shutdown()
+    await running
+    print("worker stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    run_then_exit(main)
