@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -43,5 +46,5 @@ class EscalationActivities:
     def send_notification(self, notification: NotificationInput) -> bool:
         return self.notifier.send(notification)
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [plan_schedule, self.record_event, self.record_refusal, self.send_notification]

@@ -65,7 +65,9 @@ class FileRecordStore:
             for r in self.refusals(refusal.authority):
                 if (r.escalation_id, r.refusal.at, r.refusal.action) == key:
                     return False
-            return _append_line(self.root / "refusals" / f"{refusal.authority}.jsonl", refusal.model_dump_json())
+            return _append_line(
+                self.root / "refusals" / f"{refusal.authority}.jsonl", refusal.model_dump_json()
+            )
 
 
 class OutboxNotifier:
@@ -90,7 +92,9 @@ class OutboxNotifier:
     def sent(self, escalation_id: str | None = None) -> list[NotificationInput]:
         if not self.outbox.exists():
             return []
-        found = [NotificationInput.model_validate_json(p.read_text("utf-8")) for p in self.outbox.glob("*.json")]
+        found = [
+            NotificationInput.model_validate_json(p.read_text("utf-8")) for p in self.outbox.glob("*.json")
+        ]
         found = [n for n in found if escalation_id is None or n.escalation_id == escalation_id]
         return sorted(found, key=lambda n: (n.escalation_id, n.entry.seq))
 

@@ -69,16 +69,41 @@ def load_protocol_file(path: str | Path) -> Protocol:
     try:
         return Protocol.model_validate(raw)
     except ValidationError as exc:
-        raise ProtocolError(f"{path}: " + "; ".join(_describe(err) for err in exc.errors())) from exc
+        raise ProtocolError(f"{path}: " + "; ".join(_describe(err, raw) for err in exc.errors())) from exc
 
 
-def _describe(err: object) -> str:
+_HINTS = {
+    "response_working_days": "write null where the protocol sets no response time",
+}
+
+
+def _field_path(loc: tuple[object, ...], raw: object) -> str:
+    """``tracks.0.stages.3.to`` becomes ``tracks.iro.stages.stage-4.to``: list items named by their key."""
+    parts: list[str] = []
+    node = raw
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+            item = node[part]
+            named = isinstance(item, dict) and isinstance(item.get("key"), str)
+            parts.append(item["key"] if named else str(part))
+            node = item
+        else:
+            parts.append(str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def _describe(err: object, raw: object) -> str:
     assert isinstance(err, dict)
-    loc = ".".join(str(part) for part in err.get("loc", ())) or "(top level)"
+    loc = tuple(err.get("loc", ()))
+    field = _field_path(loc, raw)
     kind = err.get("type", "")
     msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    if not field:  # a rule across fields: its message names the fields itself
+        return msg
     if kind == "missing":
-        return f"field {loc!r} is missing: add it"
+        return f"field {field!r} is missing: add it"
     if kind == "extra_forbidden":
-        return f"field {loc!r} is not a protocol field: remove it or check its spelling"
-    return f"field {loc!r}: {msg}"
+        return f"field {field!r} is not a protocol field: remove it or check its spelling"
+    hint = _HINTS.get(str(loc[-1])) if loc else None
+    return f"field {field!r}: {msg}" + (f" ({hint})" if hint else "")

@@ -20,9 +20,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from starter.connection import DATA_CONVERTER
-
 from starter.clean_exit import flush_all, run_then_exit
+from starter.connection import DATA_CONVERTER
 from starter.temporal_binaries import temporal_cli_path
 
 HOST = "127.0.0.1"

@@ -26,7 +26,9 @@ from schemas.protocol import Protocol, Track
 from workflows import rules
 
 
-def officer_for(track: Track, *, cafcass_allowed: bool | None = None, protocol: Protocol | None = None) -> Actor:
+def officer_for(
+    track: Track, *, cafcass_allowed: bool | None = None, protocol: Protocol | None = None
+) -> Actor:
     roles = list(track.officer_roles)
     if cafcass_allowed is not None and protocol is not None:
         roles = [r for r in roles if (r in protocol.cafcass.officer_roles) == cafcass_allowed]

@@ -137,9 +137,13 @@ async def test_extension_approved_declined_and_past_the_total_limit(
         # Declined: the deadline stands.
         await run.update(
             "request_extension",
-            RequestExtension(actor=manager, until=first_deadline + timedelta(days=2), reason="Panel Thursday."),
+            RequestExtension(
+                actor=manager, until=first_deadline + timedelta(days=2), reason="Panel Thursday."
+            ),
         )
-        await run.update("decide_extension", DecideExtension(actor=officer, approve=False, reason="Too long."))
+        await run.update(
+            "decide_extension", DecideExtension(actor=officer, approve=False, reason="Too long.")
+        )
         assert (await run.view()).deadline_date == first_deadline
         # Approved: the deadline moves.
         await run.update(
@@ -167,7 +171,11 @@ async def test_extension_approved_declined_and_past_the_total_limit(
         assert view.deadline_date == beyond and Flag.BEYOND_TOTAL_LIMIT in view.flags
         await run.update("withdraw", Withdraw(actor=officer, reason="Court will decide."))
         assert (await run.result()).status is Status.WITHDRAWN
-    decided = [e.entry for e in run.records.events(raise_.escalation_id) if e.entry.kind is EventKind.EXTENSION_DECIDED]
+    decided = [
+        e.entry
+        for e in run.records.events(raise_.escalation_id)
+        if e.entry.kind is EventKind.EXTENSION_DECIDED
+    ]
     assert [d.data["approved"] for d in decided] == [False, True, True]
 
 
@@ -205,7 +213,9 @@ async def test_cafcass_by_an_iro_accepted_and_by_a_cp_chair_refused(
     async with running(time_skipping_env, raise_iro, tmp_path / "iro", record_as="cafcass-iro") as run:
         await run.update(
             "refer_to_cafcass",
-            ReferToCafcass(actor=iro, reason="Human rights breach.", consulted=list(protocol.cafcass.consult)),
+            ReferToCafcass(
+                actor=iro, reason="Human rights breach.", consulted=list(protocol.cafcass.consult)
+            ),
         )
         assert (await run.result()).status is Status.REFERRED_TO_CAFCASS
     raise_cp = with_unique_id(make_raise("wigan", "cp", officer=chair))
@@ -237,7 +247,9 @@ async def test_consultation_gate_and_meeting_managed_stages(
     start = target - 1
     officer = officer_for(protocol.tracks[0])
     early = [
-        RecordConsultation(actor=officer, stage=s.key, with_role=s.entry_gate.with_roles[0], summary="Discussed.")
+        RecordConsultation(
+            actor=officer, stage=s.key, with_role=s.entry_gate.with_roles[0], summary="Discussed."
+        )
         for s in stages[: start + 1]
         if s.entry_gate
     ]
@@ -276,13 +288,17 @@ async def test_consultation_gate_and_meeting_managed_stages(
         today = (await run.now()).date()
         await run.update(
             "record_meeting",
-            RecordMeeting(actor=officer, held_on=today, attendees=["Corporate Director", "IRO"], outcome="Agreed."),
+            RecordMeeting(
+                actor=officer, held_on=today, attendees=["Corporate Director", "IRO"], outcome="Agreed."
+            ),
         )
         await run.update("accept", Accept(actor=officer))
         assert (await run.result()).status is Status.RESOLVED
 
 
-async def test_shortened_timescale_escalates_sooner(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
+async def test_shortened_timescale_escalates_sooner(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
     raise_ = with_unique_id(make_raise("waltham-forest"))
     officer = raise_.officer
     async with running(time_skipping_env, raise_, tmp_path, record_as="shortened") as run:
@@ -306,7 +322,9 @@ async def test_withdrawal_and_refused_signals_change_nothing(
         view = await run.view()
         before = view.model_dump(exclude={"refusals", "working_days_left", "total_working_days_left"})
         await run.signal("withdraw", Withdraw(actor=recipient(view.held_by), reason="Not mine to withdraw."))
-        await run.signal("respond", Respond(actor=Actor(id="x", role="director_of_childrens_services"), answer="x"))
+        await run.signal(
+            "respond", Respond(actor=Actor(id="x", role="director_of_childrens_services"), answer="x")
+        )
         view = await run.eventually(lambda v: len(v.refusals) == 2)
         assert view.model_dump(exclude={"refusals", "working_days_left", "total_working_days_left"}) == before
         assert await run.actions_for(officer) and "withdraw" in await run.actions_for(officer)
@@ -316,4 +334,3 @@ async def test_withdrawal_and_refused_signals_change_nothing(
     mails = run.outbox.sent(raise_.escalation_id)
     assert mails[-1].kind is EventKind.WITHDRAWN and mails[-1].to_roles
     assert all(m.to_roles != [RAISING_OFFICER] or m.kind is not EventKind.WITHDRAWN for m in mails)
-

@@ -320,7 +320,7 @@ def test_error_misspelt_field(tmp_path: Path) -> None:
         "response_working_days"
     )
     message = _error(_write(tmp_path, raw))
-    assert "tracks.0.stages.1.respons_working_days" in message
+    assert "tracks.iro-cp.stages.formal-1.respons_working_days" in message
     assert "not a protocol field" in message and "check its spelling" in message
 
 
@@ -345,8 +345,9 @@ def test_error_zero_response_days(tmp_path: Path) -> None:
     raw = _raw()
     raw["tracks"][0]["stages"][3]["response_working_days"] = 0
     message = _error(_write(tmp_path, raw))
-    assert "tracks.0.stages.3.response_working_days" in message
+    assert "tracks.iro-cp.stages.formal-3.response_working_days" in message
     assert "greater than or equal to 1" in message
+    assert "write null" in message
 
 
 def test_error_missing_tracks(tmp_path: Path) -> None:

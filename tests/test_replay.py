@@ -54,5 +54,7 @@ class _ChangedEscalationWorkflow:
 @pytest.mark.asyncio(loop_scope="session")
 async def test_replay_catches_an_incompatible_change() -> None:
     replayer = Replayer(workflows=[_ChangedEscalationWorkflow], data_converter=DATA_CONVERTER)
-    result = await replayer.replay_workflow(_history(HISTORIES / "withdrawn.json"), raise_on_replay_failure=False)
+    result = await replayer.replay_workflow(
+        _history(HISTORIES / "withdrawn.json"), raise_on_replay_failure=False
+    )
     assert isinstance(result.replay_failure, NondeterminismError)

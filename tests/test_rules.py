@@ -352,7 +352,9 @@ def test_agreement_gate_refused_keeps_the_concern_where_it_is() -> None:
     assert d.state.status is Status.ESCALATION_DUE
     manager = Actor(id="irotm-1", role=gate.with_roles[0])
     with pytest.raises(rules.Refused, match="say whether"):
-        d.act(RecordConsultation(actor=manager, stage=stages[1].key, with_role=gate.with_roles[0], summary="x"))
+        d.act(
+            RecordConsultation(actor=manager, stage=stages[1].key, with_role=gate.with_roles[0], summary="x")
+        )
     d.act(
         RecordConsultation(
             actor=manager, stage=stages[1].key, with_role=gate.with_roles[0], agreed=False, summary="Not yet."
@@ -394,7 +396,11 @@ def test_meeting_managed_stage_is_answered_by_recording_the_meeting() -> None:
     with pytest.raises(rules.Refused, match="in the future"):
         d.act(RecordMeeting(actor=officer, held_on=date(2026, 3, 4), attendees=["a"], outcome="x"))
     d.advance(timedelta(days=2))
-    d.act(RecordMeeting(actor=officer, held_on=date(2026, 3, 4), attendees=["AD", "IRO"], outcome="Plan agreed."))
+    d.act(
+        RecordMeeting(
+            actor=officer, held_on=date(2026, 3, 4), attendees=["AD", "IRO"], outcome="Plan agreed."
+        )
+    )
     assert d.state.status is Status.AWAITING_DECISION
     d.act(Accept(actor=officer, action_plan="Move placement", action_plan_due=date(2026, 3, 20)))
     assert d.state.status is Status.MONITORING
@@ -434,7 +440,10 @@ def test_action_plan_is_monitored_until_its_date_then_confirmed() -> None:
     d = _at_first_formal_stage("dudley")
     d.act(
         Respond(
-            actor=d.recipient(), answer="Agreed.", action_plan="Visit weekly", action_plan_due=date(2026, 3, 16)
+            actor=d.recipient(),
+            answer="Agreed.",
+            action_plan="Visit weekly",
+            action_plan_due=date(2026, 3, 16),
         )
     )
     d.act(Accept(actor=d.state.officer))

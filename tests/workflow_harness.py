@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
@@ -67,7 +67,7 @@ class Run:
             await asyncio.sleep(0.05)
 
     async def update(self, name: str, action: Any) -> ActionResult:
-        return await self.handle.execute_update(name, action, result_type=ActionResult)
+        return cast(ActionResult, await self.handle.execute_update(name, action, result_type=ActionResult))
 
     async def signal(self, name: str, action: Any) -> None:
         await self.handle.signal(name, action)
@@ -102,7 +102,7 @@ class Run:
         return [n for n in names if not n.startswith("EVENT_TYPE_WORKFLOW_TASK_")]
 
     async def result(self) -> EscalationOutcome:
-        return await self.handle.result()
+        return cast(EscalationOutcome, await self.handle.result())
 
 
 @asynccontextmanager

@@ -333,7 +333,7 @@ class EscalationWorkflow:
                         lambda: self._version != seen, timeout=delay, timeout_summary="next deadline"
                     )
                     return
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             async with self._lock:
                 if self._version == seen:

@@ -1,0 +1,67 @@
+"""Raising escalations: what every front door (web, e-mail, command line) calls to start one.
+
+The concern is checked against the protocol's rules before anything reaches Temporal, so a bad request
+is refused with the rules' own reason and nothing is started.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from temporalio.client import Client, WorkflowHandle
+
+from protocols import load_protocol
+from schemas.escalation import (
+    Actor,
+    Bypass,
+    Concern,
+    EscalationOutcome,
+    RaiseConcern,
+    RecordConsultation,
+    escalation_id_for,
+)
+from workflows import rules
+from workflows.escalation import TASK_QUEUE, EscalationWorkflow
+
+
+def prepare(
+    *,
+    authority: str,
+    track: str,
+    category: str,
+    child_ref: str,
+    sequence: int,
+    officer: Actor,
+    concern: Concern,
+    service_area: str | None = None,
+    team: str | None = None,
+    start_at_stage: str | None = None,
+    start_bypass: Bypass | None = None,
+    consultations: list[RecordConsultation] | None = None,
+) -> RaiseConcern:
+    """Build the workflow input with a snapshot of the authority's protocol; raise ``rules.Refused``."""
+    raise_ = RaiseConcern(
+        escalation_id=escalation_id_for(authority, child_ref, sequence),
+        protocol=load_protocol(authority),
+        track=track,
+        category=category,
+        service_area=service_area,
+        child_ref=child_ref,
+        team=team,
+        officer=officer,
+        concern=concern,
+        start_at_stage=start_at_stage,
+        start_bypass=start_bypass,
+        consultations=consultations or [],
+    )
+    rules.start(raise_, datetime.now(UTC))  # the same check the workflow makes; nothing is kept
+    return raise_
+
+
+async def raise_concern(
+    client: Client, raise_: RaiseConcern, task_queue: str = TASK_QUEUE
+) -> WorkflowHandle[EscalationWorkflow, EscalationOutcome]:
+    """Start the escalation's workflow; its id is the escalation id (no personal data)."""
+    return await client.start_workflow(
+        EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=task_queue
+    )
