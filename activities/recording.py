@@ -8,12 +8,17 @@ versions replace these behind the same interfaces.
 
 from __future__ import annotations
 
-import json
+import os
 import threading
+import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from schemas.effects import NotificationInput, RecordEventInput, RefusalInput
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class RecordStore(Protocol):
@@ -40,11 +45,7 @@ class FileRecordStore:
         return self.root / "events" / f"{escalation_id}.jsonl"
 
     def events(self, escalation_id: str) -> list[RecordEventInput]:
-        path = self._events_file(escalation_id)
-        if not path.exists():
-            return []
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [RecordEventInput.model_validate_json(line) for line in lines if line.strip()]
+        return _read_lines(self._events_file(escalation_id), RecordEventInput)
 
     def append_event(self, event: RecordEventInput) -> bool:
         with self._lock:
@@ -53,11 +54,7 @@ class FileRecordStore:
             return _append_line(self._events_file(event.escalation_id), event.model_dump_json())
 
     def refusals(self, authority: str) -> list[RefusalInput]:
-        path = self.root / "refusals" / f"{authority}.jsonl"
-        if not path.exists():
-            return []
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [RefusalInput.model_validate_json(line) for line in lines if line.strip()]
+        return _read_lines(self.root / "refusals" / f"{authority}.jsonl", RefusalInput)
 
     def append_refusal(self, refusal: RefusalInput) -> bool:
         with self._lock:
@@ -84,9 +81,14 @@ class OutboxNotifier:
         if path.exists():
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp")
         tmp.write_text(notification.model_dump_json(indent=2), encoding="utf-8")
-        tmp.replace(path)
+        try:
+            os.link(tmp, path)  # atomic, and refuses if a concurrent attempt delivered it first
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
         return True
 
     def sent(self, escalation_id: str | None = None) -> list[NotificationInput]:
@@ -101,11 +103,28 @@ class OutboxNotifier:
 
 def _append_line(path: Path, line: str) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
+    with path.open("a+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        torn = False
+        if handle.tell():
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"  # a crash mid-write left half a line: start afresh
+        handle.write((("\n" if torn else "") + line + "\n").encode("utf-8"))
         handle.flush()
+        os.fsync(handle.fileno())
     return True
 
 
-def dump(obj: object) -> str:
-    return json.dumps(obj, default=str)
+def _read_lines(path: Path, model: type[_M]) -> list[_M]:
+    """Every whole, valid line; a line torn by a crash mid-write is skipped (it is rewritten on retry)."""
+    if not path.exists():
+        return []
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            found.append(model.model_validate_json(line))
+        except ValidationError:
+            continue
+    return found

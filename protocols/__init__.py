@@ -47,9 +47,28 @@ def load_protocol(key: str) -> Protocol:
     return load_protocol_file(protocol_path(key))
 
 
+_loaded: dict[Path, tuple[int, Protocol]] = {}
+
+
 def load_protocol_file(path: str | Path) -> Protocol:
-    """Parse and validate one file; raise ProtocolError saying what is wrong and how to fix it."""
-    path = Path(path)
+    """Parse and validate one file; raise ProtocolError saying what is wrong and how to fix it.
+
+    Protocols are immutable, so a file is parsed again only when it changes on disk.
+    """
+    path = Path(path).resolve()
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise ProtocolError(f"{path}: cannot read the file ({exc.strerror})") from exc
+    cached = _loaded.get(path)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    protocol = _parse(path)
+    _loaded[path] = (stamp, protocol)
+    return protocol
+
+
+def _parse(path: Path) -> Protocol:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:

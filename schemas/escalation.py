@@ -388,6 +388,7 @@ class EscalationView(_Model):
     deadline_date: date | None
     working_days_left: int | None
     total_deadline: datetime | None
+    total_deadline_date: date | None = None
     total_working_days_left: int | None
     pending_extension: PendingExtension | None
     flags: list[Flag]

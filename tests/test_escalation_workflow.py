@@ -32,6 +32,7 @@ from schemas.escalation import (
 from schemas.protocol import RAISING_OFFICER
 from tests.driver import make_raise, officer_for
 from tests.workflow_harness import Run, history_name, running, with_unique_id
+from workflows import rules
 from workflows.escalation import REFUSED
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -154,8 +155,8 @@ async def test_extension_approved_declined_and_past_the_total_limit(
         view = await run.view()
         assert view.deadline_date == first_deadline + timedelta(days=1)
         # Past the total limit: refused unless the officer says so explicitly.
-        assert view.total_deadline is not None
-        beyond = view.total_deadline.date() + timedelta(days=7)
+        assert view.total_deadline_date is not None
+        beyond = view.total_deadline_date + timedelta(days=7)
         await run.update(
             "request_extension", RequestExtension(actor=manager, until=beyond, reason="Court date.")
         )
@@ -285,7 +286,7 @@ async def test_consultation_gate_and_meeting_managed_stages(
         assert view.stage == stages[target].key and view.status is Status.AWAITING_RESPONSE
         message = await refused(run, "respond", Respond(actor=recipient(view.held_by), answer="x"))
         assert "record the meeting" in message
-        today = (await run.now()).date()
+        today = rules.london_today(await run.now())
         await run.update(
             "record_meeting",
             RecordMeeting(

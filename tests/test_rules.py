@@ -516,6 +516,11 @@ def test_notes_and_views_are_recorded_but_closed_escalations_refuse_everything()
 def test_a_refused_action_leaves_the_state_untouched() -> None:
     d = driver("gloucestershire")
     before = d.state.model_dump()
+    old = d.state
+    d.act(AddNote(actor=d.state.officer, text="An accepted action builds a new state."))
+    assert old.model_dump() == before and d.state is not old
+    d = driver("gloucestershire")
+    before = d.state.model_dump()
     with pytest.raises(rules.Refused):
         d.act(Withdraw(actor=stranger(), reason="x"))
     assert d.state.model_dump() == before

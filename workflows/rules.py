@@ -100,11 +100,26 @@ def _plays(state: EscalationState, actor: Actor, role: str) -> bool:
     return _is_officer(state, actor) if role == RAISING_OFFICER else actor.role == role
 
 
+def _copy(state: EscalationState) -> EscalationState:
+    """A copy safe to change: the rules replace nested models and append to lists, never edit in place.
+
+    The protocol snapshot and every recorded entry are shared, which keeps each step in microseconds.
+    """
+    return state.model_copy(
+        update={
+            "flags": list(state.flags),
+            "timeline": list(state.timeline),
+            "refusals": list(state.refusals),
+            "consultations": list(state.consultations),
+        }
+    )
+
+
 class _Change:
     """A working copy of the state plus the effects produced so far."""
 
     def __init__(self, state: EscalationState, now: datetime) -> None:
-        self.s = state.model_copy(deep=True)
+        self.s = _copy(state)
         self.now = now
         self.effects: list[Effect] = []
         self.outcome = ""
@@ -1007,7 +1022,7 @@ def check(state: EscalationState, action: Action, now: datetime) -> None:
 
 def refuse(state: EscalationState, action: Action, reason: str, now: datetime) -> Decision:
     """A refused signal: keep the refusal (not an escalation event) so the sender can be told."""
-    s = state.model_copy(deep=True)
+    s = _copy(state)
     refusal = Refusal(at=now, action=action.kind, actor=action.actor, reason=reason)
     s.refusals.append(refusal)
     return Decision(state=s, effects=[RecordRefusal(refusal=refusal)], outcome=f"refused: {reason}")
@@ -1049,6 +1064,7 @@ def view(state: EscalationState, now: datetime) -> EscalationView:
         deadline_date=sched.due_date if sched else None,
         working_days_left=sched.working_days_left(now) if sched else None,
         total_deadline=total.due_at if total else None,
+        total_deadline_date=total.due_date if total else None,
         total_working_days_left=total.working_days_left(now) if total else None,
         pending_extension=state.pending_extension,
         flags=list(state.flags),
