@@ -8,19 +8,15 @@ activity retried after a crash between its write and its completion still record
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
 from activities.recording import FileRecordStore, OutboxNotifier
 from protocols import load_protocol
@@ -35,11 +31,9 @@ from schemas.escalation import (
     Status,
     Withdraw,
 )
-from starter.connection import DATA_CONVERTER
 from tests.driver import make_raise
 from tests.workflow_harness import Run, running, with_unique_id
-from worker import build_worker, workflow_runner
-from workflows.escalation import REFUSED, EscalationWorkflow
+from workflows.escalation import REFUSED
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -226,32 +220,6 @@ class CrashingOutbox(OutboxNotifier):
         return delivered
 
 
-@asynccontextmanager
-async def running_with(
-    env: WorkflowEnvironment,
-    raise_: RaiseConcern,
-    root: Path,
-    records: FileRecordStore,
-    notifier: OutboxNotifier,
-) -> AsyncIterator[Run]:
-    """``running()`` with the worker's record store and notifier given by the test."""
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    async with build_worker(env.client, queue, records=records, notifier=notifier):
-        handle = await env.client.start_workflow(
-            EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=queue
-        )
-        try:
-            yield Run(env, handle, root)
-        finally:
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                await handle.terminate("test ended with the escalation still open")
-        history = await handle.fetch_history()
-    replayer = Replayer(
-        workflows=[EscalationWorkflow], data_converter=DATA_CONVERTER, workflow_runner=workflow_runner()
-    )
-    await replayer.replay_workflow(history)
-
-
 async def test_retried_activities_record_and_notify_exactly_once(
     dev_server_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
@@ -261,7 +229,7 @@ async def test_retried_activities_record_and_notify_exactly_once(
     store = CrashingRecordStore(tmp_path, crash_seq=1)
     outbox = CrashingOutbox(tmp_path, crash_seq=2)
     eid = raise_.escalation_id
-    async with running_with(dev_server_env, raise_, tmp_path, store, outbox) as run:
+    async with running(dev_server_env, raise_, tmp_path, records=store, notifier=outbox) as run:
         view = await run.eventually(lambda v: v.stage == first_stage.key and v.deadline is not None)
         await run.update("withdraw", Withdraw(actor=CHAIR, reason="Resolved by phone."))
         outcome = await run.result()

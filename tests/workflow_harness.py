@@ -107,11 +107,22 @@ class Run:
 
 @asynccontextmanager
 async def running(
-    env: WorkflowEnvironment, raise_: RaiseConcern, root: Path, *, record_as: str | None = None
+    env: WorkflowEnvironment,
+    raise_: RaiseConcern,
+    root: Path,
+    *,
+    record_as: str | None = None,
+    records: FileRecordStore | None = None,
+    notifier: OutboxNotifier | None = None,
 ) -> AsyncIterator[Run]:
-    """Start a worker and the escalation; on exit, replay (and optionally save) its history."""
+    """Start a worker and the escalation; on exit, replay (and optionally save) its history.
+
+    ``records`` and ``notifier`` default to the file versions under ``root``; a test may pass its own.
+    """
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    worker = build_worker(env.client, queue, records=FileRecordStore(root), notifier=OutboxNotifier(root))
+    worker = build_worker(
+        env.client, queue, records=records or FileRecordStore(root), notifier=notifier or OutboxNotifier(root)
+    )
     async with worker:
         handle = await env.client.start_workflow(
             EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=queue
