@@ -71,14 +71,36 @@ Effect = Annotated[Record | Notify | PlanSchedule | RecordRefusal, Field(discrim
 # --- Activity inputs ------------------------------------------------------------------------------------
 
 
+class EscalationSnapshot(_Model):
+    """The escalation's current state as the record store's state table keeps it."""
+
+    category: str
+    service_area: str | None = None
+    team: str | None = None
+    raised_by: Actor
+    raised_at: datetime
+    stage_name: str
+    stage_number: int
+    formal: bool
+    held_by: list[str] = Field(default_factory=list, description="Roles who hold it now.")
+    deadline: datetime | None = None
+    deadline_date: date | None = None
+    total_deadline_date: date | None = None
+    flags: list[str] = Field(default_factory=list)
+
+
 class RecordEventInput(_Model):
+    """One event of an escalation's life; written once, keyed on (escalation_id, entry.seq)."""
+
     escalation_id: str
+    run_id: str = ""
     authority: str
     child_ref: str
     track: str
     status: Status
     stage: str
     entry: TimelineEntry
+    snapshot: EscalationSnapshot | None = None
 
 
 class NotificationInput(_Model):

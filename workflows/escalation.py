@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from schemas.effects import (
         Effect,
+        EscalationSnapshot,
         NotificationInput,
         Notify,
         PlanSchedule,
@@ -361,6 +362,8 @@ class EscalationWorkflow:
                     status=s.status,
                     stage=effect.entry.stage or rules.current_stage(s).key,
                     entry=effect.entry,
+                    run_id=workflow.info().run_id,
+                    snapshot=_snapshot(s),
                 ),
             )
         elif isinstance(effect, Notify):
@@ -388,6 +391,25 @@ async def _activity(name: str, arg: Any) -> None:
         arg,
         start_to_close_timeout=_ACTIVITY_TIMEOUT,
         retry_policy=_ACTIVITY_RETRY,
+    )
+
+
+def _snapshot(s: EscalationState) -> EscalationSnapshot:
+    view = rules.view(s, workflow.now())
+    return EscalationSnapshot(
+        category=s.category,
+        service_area=s.service_area,
+        team=s.team,
+        raised_by=s.officer,
+        raised_at=s.raised_at,
+        stage_name=view.stage_name,
+        stage_number=view.stage_number,
+        formal=view.formal,
+        held_by=view.held_by,
+        deadline=view.deadline,
+        deadline_date=view.deadline_date,
+        total_deadline_date=view.total_deadline_date,
+        flags=[f.value for f in s.flags],
     )
 
 

@@ -1,0 +1,58 @@
+"""Settings of the activities, from the environment (secrets never live in files of this project).
+
+| variable | meaning | default |
+| --- | --- | --- |
+| ESCALATION_DATABASE_URL | SQLAlchemy URL of the record store | sqlite:///.data/escalations.db |
+| ESCALATION_DATA_DIR | local data (file outbox, case-note files) | .data |
+| ESCALATION_DIRECTORY_DIR | folder of directory files, one per authority | protocols/directories |
+| ESCALATION_SMTP_HOST / _PORT | SMTP server | 127.0.0.1 / 1025 |
+| ESCALATION_SMTP_TLS | none, starttls or ssl | none |
+| ESCALATION_SMTP_USER / _PASSWORD | SMTP credentials (optional) | |
+| ESCALATION_MAIL_FROM | sender address | escalations@localhost |
+| ESCALATION_REPLY_LOCAL / _DOMAIN | reply address: <local>+<token>@<domain> | escalations / localhost |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from activities.db.base import DEFAULT_DATABASE_URL
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = field(default_factory=lambda: _env("ESCALATION_SMTP_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(_env("ESCALATION_SMTP_PORT", "1025")))
+    tls: Literal["none", "starttls", "ssl"] = field(
+        default_factory=lambda: _env("ESCALATION_SMTP_TLS", "none")  # type: ignore[arg-type,return-value]
+    )
+    user: str | None = field(default_factory=lambda: os.environ.get("ESCALATION_SMTP_USER"))
+    password: str | None = field(default_factory=lambda: os.environ.get("ESCALATION_SMTP_PASSWORD"))
+    mail_from: str = field(default_factory=lambda: _env("ESCALATION_MAIL_FROM", "escalations@localhost"))
+    reply_local: str = field(default_factory=lambda: _env("ESCALATION_REPLY_LOCAL", "escalations"))
+    reply_domain: str = field(default_factory=lambda: _env("ESCALATION_REPLY_DOMAIN", "localhost"))
+
+    def __post_init__(self) -> None:
+        if self.tls not in ("none", "starttls", "ssl"):
+            raise ValueError(f"ESCALATION_SMTP_TLS is {self.tls!r}; use none, starttls or ssl")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=lambda: _env("ESCALATION_DATABASE_URL", DEFAULT_DATABASE_URL))
+    data_dir: Path = field(default_factory=lambda: Path(_env("ESCALATION_DATA_DIR", ".data")))
+    directory_dir: Path = field(
+        default_factory=lambda: Path(
+            _env("ESCALATION_DIRECTORY_DIR", str(PROJECT_ROOT / "protocols" / "directories"))
+        )
+    )
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
