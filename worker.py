@@ -9,30 +9,46 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
+import sys
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.case_notes import FileCaseNoteAdapter, deliver_pending
+from activities.db import migrate
+from activities.db.base import make_engine
+from activities.db_records import DbRecordStore
+from activities.directory import sync_directories
 from activities.escalation_activities import EscalationActivities
+from activities.mail import SmtpNotifier
 from activities.recording import FileRecordStore, Notifier, OutboxNotifier, RecordStore
+from activities.settings import Settings
 from protocols import load_protocol
 from schemas.escalation import Actor, Concern, RaiseConcern, Withdraw, escalation_id_for
 from starter.clean_exit import run_then_exit
 from starter.connection import connect
 from workflows.escalation import TASK_QUEUE, EscalationWorkflow
 
-DEFAULT_DATA_DIR = Path(".data")
-
 
 def data_dir() -> Path:
-    return Path(os.environ.get("ESCALATION_DATA_DIR", DEFAULT_DATA_DIR))
+    return Settings().data_dir
+
+
+def prepare_database(settings: Settings) -> Engine:
+    """Migrate the record store to head and load every authority's directory into it."""
+    migrate.upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    sync_directories(engine, settings.directory_dir)
+    return engine
 
 
 PURE_MODULES = ("schemas", "workflows.rules", "zoneinfo")
@@ -51,12 +67,20 @@ def build_worker(
     *,
     records: RecordStore | None = None,
     notifier: Notifier | None = None,
+    engine: Engine | None = None,
+    settings: Settings | None = None,
 ) -> Worker:
-    """The escalation worker for ``client``; records and notifications default to files in the data dir."""
-    root = data_dir()
-    activities = EscalationActivities(
-        records=records or FileRecordStore(root), notifier=notifier or OutboxNotifier(root)
-    )
+    """The escalation worker for ``client``.
+
+    Records go to the database record store and notifications over SMTP, both from ``settings`` (the
+    environment), unless a test or tool passes its own ``records``/``notifier``.
+    """
+    settings = settings or Settings()
+    if records is None or notifier is None:
+        engine = engine or prepare_database(settings)
+    records = records or DbRecordStore(engine)  # type: ignore[arg-type]
+    notifier = notifier or SmtpNotifier(engine, settings.smtp)  # type: ignore[arg-type]
+    activities = EscalationActivities(records=records, notifier=notifier)
     return Worker(
         client,
         task_queue=task_queue,
@@ -65,6 +89,18 @@ def build_worker(
         activities=activities.all(),
         activity_executor=ThreadPoolExecutor(max_workers=8),
     )
+
+
+async def deliver_case_notes(engine: Engine, folder: Path, stop: asyncio.Event, every: float = 15.0) -> None:
+    """Hand pending case notes to the case-system adapter (here: files in ``folder``) until ``stop``."""
+    adapter = FileCaseNoteAdapter(folder)
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(deliver_pending, engine, adapter)
+        except Exception as exc:  # a database outage must not stop the worker; the notes wait
+            print(f"case notes: delivery failed, will retry: {exc}", file=sys.stderr, flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 async def smoke(client: Client) -> None:
@@ -84,8 +120,10 @@ async def smoke(client: Client) -> None:
     )
     queue = f"smoke-{ref}"
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["ESCALATION_DATA_DIR"] = tmp
-        async with build_worker(client, queue):
+        files = Path(tmp)
+        async with build_worker(
+            client, queue, records=FileRecordStore(files), notifier=OutboxNotifier(files)
+        ):
             handle = await client.start_workflow(
                 EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=queue
             )
@@ -110,17 +148,22 @@ async def main() -> int:
     if args.smoke:
         await smoke(client)
         return 0
-    worker = build_worker(client, args.task_queue)
-    print(f"worker polling task queue {args.task_queue!r}; records in {data_dir()}", flush=True)
+    settings = Settings()
+    engine = prepare_database(settings)
+    worker = build_worker(client, args.task_queue, engine=engine, settings=settings)
+    print(f"worker polling task queue {args.task_queue!r}; records in {settings.database_url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     running = asyncio.create_task(worker.run())
+    notes = asyncio.create_task(deliver_case_notes(engine, settings.data_dir / "case-notes", stop))
     await asyncio.wait([running, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
     if not running.done():
         await worker.shutdown()
     await running
+    await notes
     print("worker stopped", flush=True)
     return 0
 

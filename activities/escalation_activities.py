@@ -1,17 +1,37 @@
-"""The activities of EscalationWorkflow: the only places that touch the clock's data, records and mail."""
+"""The activities of EscalationWorkflow: the only places that touch the clock's data, records and mail.
+
+Errors are sorted for Temporal's retries: a database or mail server that is down, or a role nobody holds
+yet, is retried until it recovers (the escalation waits; nobody is skipped); data that can never be
+written or sent fails at once with a non-retryable error that names the problem.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.directory import RoleUnfilled
 from activities.recording import Notifier, RecordStore
 from activities.working_days import plan_schedule as _plan_schedule
 from schemas.effects import NotificationInput, RecordEventInput, RefusalInput
 from schemas.schedule import Schedule, ScheduleRequest
+
+INVALID_INPUT = "InvalidInput"
+ROLE_UNFILLED = "RoleUnfilled"
+
+
+@contextmanager
+def _sorted_errors() -> Iterator[None]:
+    try:
+        yield
+    except RoleUnfilled as exc:
+        raise ApplicationError(str(exc), type=ROLE_UNFILLED, non_retryable=False) from exc
+    except ValueError as exc:  # InvalidRecord, InvalidNotification, bad schedule requests
+        raise ApplicationError(str(exc), type=INVALID_INPUT, non_retryable=True) from exc
 
 
 @activity.defn(name="plan_schedule")
@@ -21,10 +41,8 @@ def plan_schedule(request: ScheduleRequest) -> Schedule:
     Run as an activity so that the result is recorded in history: upgrading the holiday data or this code
     never moves the deadline of a running escalation.
     """
-    try:
+    with _sorted_errors():
         return _plan_schedule(request)
-    except ValueError as exc:
-        raise ApplicationError(str(exc), type="InvalidInput", non_retryable=True) from None
 
 
 class EscalationActivities:
@@ -36,15 +54,18 @@ class EscalationActivities:
 
     @activity.defn(name="record_event")
     def record_event(self, event: RecordEventInput) -> bool:
-        return self.records.append_event(event)
+        with _sorted_errors():
+            return self.records.append_event(event)
 
     @activity.defn(name="record_refusal")
     def record_refusal(self, refusal: RefusalInput) -> bool:
-        return self.records.append_refusal(refusal)
+        with _sorted_errors():
+            return self.records.append_refusal(refusal)
 
     @activity.defn(name="send_notification")
     def send_notification(self, notification: NotificationInput) -> bool:
-        return self.notifier.send(notification)
+        with _sorted_errors():
+            return self.notifier.send(notification)
 
     def all(self) -> list[Callable[..., Any]]:
         return [plan_schedule, self.record_event, self.record_refusal, self.send_notification]

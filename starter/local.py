@@ -22,11 +22,14 @@ from temporalio.client import Client
 
 from starter.clean_exit import flush_all, run_then_exit
 from starter.connection import DATA_CONVERTER
+from starter.mail_catcher import start_catcher
 from starter.temporal_binaries import temporal_cli_path
 
 HOST = "127.0.0.1"
 PORT = 7233
 UI_PORT = 8233
+SMTP_PORT = 1025
+MAIL_DIR = Path(".data/mail")
 TASK_QUEUE = "escalations"
 DATA_DIR = Path(".data")
 DB_FILE = DATA_DIR / "temporal.db"
@@ -142,7 +145,8 @@ async def _watch_server(proc: subprocess.Popen[bytes]) -> int:
 
 async def main() -> int:
     try:
-        from worker import build_worker  # the project's worker.py, at the repository root
+        from activities.settings import Settings
+        from worker import build_worker, deliver_case_notes, prepare_database  # the repository root's
     except ImportError as exc:
         _say(f"cannot import build_worker from worker.py ({exc}); run from the repository root")
         return 1
@@ -151,7 +155,7 @@ async def main() -> int:
     except RuntimeError as exc:
         _say(str(exc))
         return 1
-    for name, port in (("Temporal", PORT), ("Temporal UI", UI_PORT)):
+    for name, port in (("Temporal", PORT), ("Temporal UI", UI_PORT), ("mail catcher", SMTP_PORT)):
         if _port_in_use(HOST, port):
             _say(f"port {port} on {HOST} ({name}) is already in use; stop whatever holds it and retry")
             return 1
@@ -174,7 +178,11 @@ async def main() -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
 
+    catcher = None
     try:
+        catcher = start_catcher(MAIL_DIR, HOST, SMTP_PORT)
+        os.environ.setdefault("ESCALATION_SMTP_HOST", HOST)
+        os.environ.setdefault("ESCALATION_SMTP_PORT", str(SMTP_PORT))
         server = _start_dev_server(cli)
         try:
             client = await _wait_until_ready(server, stop)
@@ -184,12 +192,19 @@ async def main() -> int:
         if client is None:
             return 0
 
-        worker = build_worker(client, task_queue=TASK_QUEUE)
+        settings = Settings()
+        engine = prepare_database(settings)
+        worker = build_worker(client, task_queue=TASK_QUEUE, engine=engine, settings=settings)
+        notes_task = asyncio.create_task(
+            deliver_case_notes(engine, settings.data_dir / "case-notes", stop), name="case-notes"
+        )
         run_task = asyncio.create_task(worker.run(), name="worker")
         watch_task = asyncio.create_task(_watch_server(server), name="server-watch")
         stop_task = asyncio.create_task(stop.wait(), name="stop")
         _say(f"Temporal server at {HOST}:{PORT} (namespace 'default'), data in {DB_FILE}")
         _say(f"Temporal UI at http://{HOST}:{UI_PORT}")
+        _say(f"mail catcher at smtp://{HOST}:{SMTP_PORT}; messages saved in {MAIL_DIR}/*.eml")
+        _say(f"records in {settings.database_url}; case notes in {settings.data_dir / 'case-notes'}")
         _say(f"worker running on task queue '{TASK_QUEUE}'; press Ctrl-C to stop")
 
         await asyncio.wait({run_task, watch_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -201,6 +216,7 @@ async def main() -> int:
         elif watch_task.done():
             _say(f"Temporal dev server exited unexpectedly with code {watch_task.result()}")
             code = 1
+        stop.set()
         for task in (watch_task, stop_task):
             task.cancel()
         if not run_task.done():
@@ -211,11 +227,15 @@ async def main() -> int:
                 code = code or 1
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(run_task, WORKER_STOP_TIMEOUT_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(notes_task, WORKER_STOP_TIMEOUT_S)
         return code
     finally:
         if server is not None:
             await asyncio.to_thread(_stop_dev_server, server)
             _say("Temporal dev server stopped")
+        if catcher is not None:
+            catcher.stop()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQ
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.recording import FileRecordStore, OutboxNotifier
+from activities.recording import FileRecordStore, Notifier, OutboxNotifier, RecordStore
 from schemas.escalation import (
     ActionResult,
     Actor,
@@ -112,8 +112,8 @@ async def running(
     root: Path,
     *,
     record_as: str | None = None,
-    records: FileRecordStore | None = None,
-    notifier: OutboxNotifier | None = None,
+    records: RecordStore | None = None,
+    notifier: Notifier | None = None,
 ) -> AsyncIterator[Run]:
     """Start a worker and the escalation; on exit, replay (and optionally save) its history.
 

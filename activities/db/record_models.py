@@ -1,0 +1,170 @@
+"""The record store's tables: the append-only event log, each escalation's current state, the child's-record
+outbox of case notes, and refused signals.
+
+Every table is created by the hand-written migration ``migrations/versions/0001_records.py``; keep the two in
+step (``tests/test_db_records.py`` compares them). Times are stored timezone-aware: ``timestamptz`` on
+PostgreSQL, UTC text on SQLite (``UtcDateTime`` puts the zone back on reading).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from activities.db.base import Base
+
+CASE_NOTE_STATUSES = ("pending", "delivered", "failed")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware instant, always given back in UTC; a naive datetime is refused, never guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: give a timezone-aware instant")
+        value = value.astimezone(UTC)
+        # SQLite has no zone type: keep UTC wall time as text so that equal instants compare equal.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# JSON documents: jsonb on PostgreSQL (indexable, compact), JSON text elsewhere.
+Json = JSON().with_variant(JSONB(), "postgresql")
+# 64-bit ids on PostgreSQL; SQLite's rowid alias must be declared INTEGER to autoincrement.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class EscalationEvent(Base):
+    """One event of an escalation's life. Append-only: the database refuses UPDATE and DELETE."""
+
+    __tablename__ = "escalation_events"
+    __table_args__ = (
+        UniqueConstraint("escalation_id", "seq"),  # the idempotency key: the workflow's event sequence
+        Index("ix_escalation_events_authority_at", "authority", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    escalation_id: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    authority: Mapped[str] = mapped_column(String(64))
+    child_ref: Mapped[str] = mapped_column(String(64))
+    track: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    actor_role: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now, server_default=func.now())
+
+
+class EscalationRecord(Base):
+    """An escalation's current state, kept in step with its events in the same transaction."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (
+        Index("ix_escalations_authority_status", "authority", "status"),
+        Index("ix_escalations_child_ref", "child_ref"),
+    )
+
+    escalation_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    authority: Mapped[str] = mapped_column(String(64))
+    track: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(200))
+    service_area: Mapped[str | None] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(64))
+    stage_name: Mapped[str] = mapped_column(String(200))
+    stage_number: Mapped[int] = mapped_column(Integer)
+    formal: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(32))
+    deadline: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    deadline_date: Mapped[date | None] = mapped_column(Date)
+    total_deadline_date: Mapped[date | None] = mapped_column(Date)
+    held_by: Mapped[list[str]] = mapped_column(Json, default=list)
+    raised_by_id: Mapped[str] = mapped_column(String(64))
+    raised_by_role: Mapped[str] = mapped_column(String(64))
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    child_ref: Mapped[str] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(String(200))
+    flags: Mapped[list[str]] = mapped_column(Json, default=list)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now, server_default=func.now())
+
+
+class CaseNote(Base):
+    """The child's-record outbox: one note per recorded event that belongs on the child's file."""
+
+    __tablename__ = "case_notes"
+    __table_args__ = (
+        UniqueConstraint("escalation_id", "seq"),
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        Index("ix_case_notes_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    escalation_id: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(Integer)
+    authority: Mapped[str] = mapped_column(String(64))
+    child_ref: Mapped[str] = mapped_column(String(64))
+    note_type: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    external_ref: Mapped[str | None] = mapped_column(String(200))
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now, server_default=func.now())
+
+
+class SignalRefusal(Base):
+    """A refused signal and why, so the sender can be told."""
+
+    __tablename__ = "signal_refusals"
+    __table_args__ = (UniqueConstraint("escalation_id", "at", "action"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    escalation_id: Mapped[str] = mapped_column(String(128))
+    authority: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    action: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    actor_role: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now, server_default=func.now())

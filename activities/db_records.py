@@ -1,0 +1,464 @@
+"""The database record store: the ``RecordStore`` interface on PostgreSQL (or SQLite).
+
+One transaction per event writes the event row (append-only), brings the escalation's state row up to date
+from the event's snapshot, and adds the child's-record case note to the outbox (``case_notes``), which
+``activities.case_notes.deliver_pending`` later hands to the case system. Everything is keyed on
+(escalation_id, seq), the workflow's event sequence: a retried activity writes nothing twice and gets False.
+
+Errors: data that cannot be recorded (a first event without a snapshot, an empty required value, a naive
+time, text too long for its column) raises ``InvalidRecord``, which names the problem and should not be
+retried. Database trouble (connection lost, locked) propagates as SQLAlchemy's ``OperationalError``, for the
+activity's retry policy.
+
+Collective alerts (one concern about several children; Waltham Forest 4: "Collective alerts will not be
+recorded on files") never produce a case note: an event is collective when its ``child_ref`` is
+``COLLECTIVE`` or its entry's data has ``"collective": true``. Reminders and advance notices
+(``NO_CASE_NOTE_KINDS``) produce none either: they tell people, they change nothing on the child's file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import Engine, String, select
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
+
+from activities.db.base import Base, make_engine, session_factory
+from activities.db.record_models import CaseNote, EscalationEvent, EscalationRecord, SignalRefusal
+from schemas.effects import RecordEventInput, RefusalInput
+from schemas.escalation import EventKind, TimelineEntry
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "case_notes"
+LONDON = ZoneInfo("Europe/London")
+
+COLLECTIVE_CHILD_REF = "COLLECTIVE"
+"""The ``child_ref`` of a collective alert: about several children, so recorded on no child's file."""
+
+NO_CASE_NOTE_KINDS = frozenset(
+    {EventKind.TOLD_IN_ADVANCE, EventKind.REMINDER, EventKind.ESCALATION_DUE_REMINDER}
+)
+"""Events that only tell someone something: they go in the event log but not on the child's file."""
+
+GOOD_PRACTICE_NOTE = "CPC/IRO good practice highlight"
+
+
+class InvalidRecord(ValueError):
+    """The event or refusal cannot be recorded as it is; retrying will not help."""
+
+
+# --- which events go on the child's file, and as what --------------------------------------------------
+
+
+def is_collective(child_ref: str, data: dict[str, Any]) -> bool:
+    """A collective alert (about several children): never a case note on any child's file."""
+    return child_ref.strip().upper() == COLLECTIVE_CHILD_REF or data.get("collective") is True
+
+
+def officer_label(role: str) -> str:
+    """How the case systems name the raising officer's notes: IRO (any kind of IRO) or Child Protection."""
+    words = role.lower().split("_")
+    if "iro" in words:
+        return "IRO"
+    if words[0] in ("cp", "cpc"):
+        return "Child Protection"
+    return role.replace("_", " ")
+
+
+def case_note_type(
+    kind: EventKind, data: dict[str, Any], *, officer_role: str, formal: bool, stage_number: int
+) -> str:
+    """The case note's type, following the protocols' wording where they have one.
+
+    Informal stages are "informal alerts" (Wigan: "IRO Informal or Child Protection Informal case note";
+    Waltham Forest: "informal alert (case note)"); formal stages "formal alert stage N" (Waltham Forest's
+    formal management alert, Gloucestershire's formal levels, Wigan's MiCare dispute-resolution workflow).
+    An entry may name its own type in ``data["case_note_type"]``; ``data["good_practice"]`` marks a good
+    practice note (Gloucestershire 3, Waltham Forest 2: compliments).
+    """
+    explicit = data.get("case_note_type")
+    if isinstance(explicit, str) and explicit.strip():
+        return explicit.strip()
+    if data.get("good_practice") is True:
+        return GOOD_PRACTICE_NOTE
+    officer = officer_label(officer_role)
+    if kind is EventKind.CAFCASS_REFERRAL:
+        return f"{officer} CAFCASS referral"
+    if not formal:
+        return f"{officer} informal alert"
+    return f"{officer} formal alert stage {stage_number}"
+
+
+# --- rendering ---------------------------------------------------------------------------------------------
+
+
+def _label(value: object) -> str:
+    return str(value).replace("_", " ").replace("-", " ")
+
+
+def _day(value: date | str) -> str:
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    return f"{value:%A} {value.day} {value:%B %Y}"
+
+
+def _when(value: datetime) -> str:
+    local = value.astimezone(LONDON)
+    return f"{_day(local.date())} at {local:%H:%M}"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=False,  # plain text for the case system, not HTML
+        undefined=StrictUndefined,  # a required value missing is a bug: fail, do not write a blank
+        extensions=["jinja2.ext.do"],
+    )
+    filters: dict[str, Callable[..., str]] = {"day": _day, "when": _when, "label": _label}
+    env.filters.update(filters)
+    return env
+
+
+_ENV = _environment()
+
+
+def render_case_note(kind: str, context: dict[str, Any]) -> str:
+    """The note's text from ``<kind>.txt``, or the generic ``event.txt``."""
+    template = _ENV.select_template([f"{kind}.txt", "event.txt"])
+    return template.render(context).strip() + "\n"
+
+
+def _note_context(event: RecordEventInput, state: EscalationRecord, note_type: str) -> dict[str, Any]:
+    entry = event.entry
+    return {
+        # required
+        "note_type": note_type,
+        "escalation_id": event.escalation_id,
+        "seq": entry.seq,
+        "kind": entry.kind.value,
+        "kind_label": _label(entry.kind.value),
+        "authority": event.authority,
+        "child_ref": event.child_ref,
+        "track": event.track,
+        "stage": event.stage,
+        "stage_name": state.stage_name,
+        "formal": state.formal,
+        "status": event.status.value,
+        "status_label": _label(event.status.value),
+        "closed": event.status.is_closed,
+        "at": entry.at,
+        "text": entry.text,
+        "data": entry.model_dump(mode="json")["data"],
+        # optional: always present, None (or empty) when unknown
+        "actor_id": entry.actor.id if entry.actor else None,
+        "actor_role": entry.actor.role if entry.actor else None,
+        "category": state.category or None,
+        "service_area": state.service_area,
+        "team": state.team,
+        "deadline": state.deadline,
+        "deadline_date": state.deadline_date,
+        "total_deadline_date": state.total_deadline_date,
+        "flags": list(state.flags or []),
+        "raised_by_id": state.raised_by_id,
+        "raised_by_role": state.raised_by_role,
+    }
+
+
+# --- the store ---------------------------------------------------------------------------------------------
+
+
+class DbRecordStore:
+    """``RecordStore`` on a SQLAlchemy engine whose database is migrated (``activities.db.migrate``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = session_factory(engine)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True) -> DbRecordStore:
+        """A store on ``url`` (default ``ESCALATION_DATABASE_URL``), migrated to head first unless not."""
+        if migrate:
+            from activities.db import migrate as migrations
+
+            migrations.upgrade(url)
+        return cls(make_engine(url))
+
+    # -- writing --
+
+    def append_event(self, event: RecordEventInput) -> bool:
+        """Write the event, the state and the case note in one transaction; False if already written."""
+        for attempt in (1, 2):
+            try:
+                return self._append_event(event)
+            except IntegrityError as exc:
+                if self._event_exists(event.escalation_id, event.entry.seq):
+                    return False  # a concurrent attempt wrote it first
+                if attempt == 2:
+                    raise InvalidRecord(
+                        f"{_event_name(event)} refused by the database: {_db_message(exc)}"
+                    ) from exc
+                # e.g. a concurrent first event created the state row: try once more on the new state
+            except DataError as exc:
+                raise InvalidRecord(
+                    f"{_event_name(event)} refused by the database: {_db_message(exc)}"
+                ) from exc
+        raise AssertionError("unreachable")
+
+    def _append_event(self, event: RecordEventInput) -> bool:
+        entry = event.entry
+        name = _event_name(event)
+        with self._sessions.begin() as session:
+            if _exists(session, EscalationEvent, event.escalation_id, entry.seq):
+                return False
+            state = session.get(EscalationRecord, event.escalation_id, with_for_update=True)
+            now = datetime.now(UTC)
+            row = EscalationEvent(
+                escalation_id=event.escalation_id,
+                seq=entry.seq,
+                run_id=event.run_id,
+                authority=event.authority,
+                child_ref=event.child_ref,
+                track=event.track,
+                stage=event.stage,
+                status=event.status.value,
+                kind=entry.kind.value,
+                at=entry.at,
+                actor_id=entry.actor.id if entry.actor else None,
+                actor_role=entry.actor.role if entry.actor else None,
+                text=entry.text,
+                data=entry.model_dump(mode="json")["data"],
+                recorded_at=now,
+            )
+            _check_row(row, name)
+            state = _updated_state(state, event, now, name)
+            _check_row(state, name)
+            session.add(row)
+            session.add(state)
+            note = self._case_note(event, state, now)
+            if note is not None:
+                _check_row(note, name)
+                session.add(note)
+            session.flush()
+        return True
+
+    def _case_note(self, event: RecordEventInput, state: EscalationRecord, now: datetime) -> CaseNote | None:
+        entry = event.entry
+        if entry.kind in NO_CASE_NOTE_KINDS or is_collective(event.child_ref, entry.data):
+            return None
+        note_type = case_note_type(
+            entry.kind,
+            entry.data,
+            officer_role=state.raised_by_role,
+            formal=state.formal,
+            stage_number=state.stage_number,
+        )
+        return CaseNote(
+            escalation_id=event.escalation_id,
+            seq=entry.seq,
+            authority=event.authority,
+            child_ref=event.child_ref,
+            note_type=note_type,
+            body=render_case_note(entry.kind.value, _note_context(event, state, note_type)),
+            status="pending",
+            attempts=0,
+            created_at=now,
+        )
+
+    def append_refusal(self, refusal: RefusalInput) -> bool:
+        """Keep a refused signal's reason; False if this refusal was already kept."""
+        r = refusal.refusal
+        row = SignalRefusal(
+            escalation_id=refusal.escalation_id,
+            authority=refusal.authority,
+            at=r.at,
+            action=r.action,
+            actor_id=r.actor.id,
+            actor_role=r.actor.role,
+            reason=r.reason,
+            recorded_at=datetime.now(UTC),
+        )
+        name = f"refusal of {r.action!r} at {r.at.isoformat()} for escalation {refusal.escalation_id!r}"
+        _check_row(row, name)
+        try:
+            with self._sessions.begin() as session:
+                if self._refusal_exists(session, refusal):
+                    return False
+                session.add(row)
+                session.flush()
+        except IntegrityError as exc:
+            with self._sessions() as session:
+                if self._refusal_exists(session, refusal):
+                    return False
+            raise InvalidRecord(f"{name} refused by the database: {_db_message(exc)}") from exc
+        except DataError as exc:
+            raise InvalidRecord(f"{name} refused by the database: {_db_message(exc)}") from exc
+        return True
+
+    # -- reading (tests, reports) --
+
+    def events(self, escalation_id: str) -> list[EscalationEvent]:
+        with self._sessions() as session:
+            query = select(EscalationEvent).where(EscalationEvent.escalation_id == escalation_id)
+            return list(session.scalars(query.order_by(EscalationEvent.seq)))
+
+    def timeline(self, escalation_id: str) -> list[TimelineEntry]:
+        """The recorded events as the workflow's timeline entries."""
+        return [
+            TimelineEntry.model_validate(
+                {
+                    "seq": e.seq,
+                    "at": e.at,
+                    "kind": e.kind,
+                    "actor": {"id": e.actor_id, "role": e.actor_role}
+                    if e.actor_id and e.actor_role
+                    else None,
+                    "stage": e.stage,
+                    "text": e.text,
+                    "data": e.data,
+                }
+            )
+            for e in self.events(escalation_id)
+        ]
+
+    def state(self, escalation_id: str) -> EscalationRecord | None:
+        with self._sessions() as session:
+            return session.get(EscalationRecord, escalation_id)
+
+    def case_notes(self, status: str | None = None, escalation_id: str | None = None) -> list[CaseNote]:
+        with self._sessions() as session:
+            query = select(CaseNote)
+            if status is not None:
+                query = query.where(CaseNote.status == status)
+            if escalation_id is not None:
+                query = query.where(CaseNote.escalation_id == escalation_id)
+            return list(session.scalars(query.order_by(CaseNote.escalation_id, CaseNote.seq)))
+
+    def refusals(self, escalation_id: str | None = None) -> list[SignalRefusal]:
+        with self._sessions() as session:
+            query = select(SignalRefusal)
+            if escalation_id is not None:
+                query = query.where(SignalRefusal.escalation_id == escalation_id)
+            return list(session.scalars(query.order_by(SignalRefusal.at, SignalRefusal.id)))
+
+    # -- helpers --
+
+    def _event_exists(self, escalation_id: str, seq: int) -> bool:
+        with self._sessions() as session:
+            return _exists(session, EscalationEvent, escalation_id, seq)
+
+    @staticmethod
+    def _refusal_exists(session: Session, refusal: RefusalInput) -> bool:
+        query = select(SignalRefusal.id).where(
+            SignalRefusal.escalation_id == refusal.escalation_id,
+            SignalRefusal.at == refusal.refusal.at,
+            SignalRefusal.action == refusal.refusal.action,
+        )
+        return session.scalar(query.limit(1)) is not None
+
+
+def _exists(
+    session: Session, model: type[EscalationEvent] | type[CaseNote], escalation_id: str, seq: int
+) -> bool:
+    query = select(model.id).where(model.escalation_id == escalation_id, model.seq == seq)
+    return session.scalar(query.limit(1)) is not None
+
+
+def _updated_state(
+    state: EscalationRecord | None, event: RecordEventInput, now: datetime, name: str
+) -> EscalationRecord:
+    """The state row after ``event``: created from the first event's snapshot, then kept up to date."""
+    seq = event.entry.seq
+    if state is None:
+        if event.snapshot is None:
+            raise InvalidRecord(
+                f"{name}: the first event recorded for an escalation needs a snapshot "
+                "(category, raising officer, stage...) to create its state row; none was given"
+            )
+        state = EscalationRecord(
+            escalation_id=event.escalation_id,
+            authority=event.authority,
+            track=event.track,
+            child_ref=event.child_ref,
+            last_seq=seq,
+        )
+    else:
+        for field in ("authority", "track", "child_ref"):
+            if getattr(state, field) != getattr(event, field):
+                raise InvalidRecord(
+                    f"{name}: {field} is {getattr(event, field)!r} but the escalation was recorded with "
+                    f"{getattr(state, field)!r}"
+                )
+        if seq < state.last_seq:
+            return state  # an older event arriving late: it goes in the log, the state stays newer
+    state.status = event.status.value
+    state.stage = event.stage
+    state.last_seq = seq
+    state.updated_at = now
+    snap = event.snapshot
+    if snap is not None:
+        state.category = snap.category
+        state.service_area = snap.service_area
+        state.team = snap.team
+        state.raised_by_id = snap.raised_by.id
+        state.raised_by_role = snap.raised_by.role
+        state.raised_at = snap.raised_at
+        state.stage_name = snap.stage_name
+        state.stage_number = snap.stage_number
+        state.formal = snap.formal
+        state.held_by = list(snap.held_by)
+        state.deadline = snap.deadline
+        state.deadline_date = snap.deadline_date
+        state.total_deadline_date = snap.total_deadline_date
+        state.flags = list(snap.flags)
+    return state
+
+
+def _check_row(row: Base, name: str) -> None:
+    """Refuse, naming the field, what the database would refuse (or SQLite would silently keep)."""
+    table = Base.metadata.tables[row.__tablename__]
+    for column in table.columns:
+        value = getattr(row, column.key, None)
+        where = f"{name}: {table.name}.{column.key}"
+        if value is None:
+            has_default = column.default is not None or column.server_default is not None
+            if not column.nullable and not has_default and not (column.primary_key and column.autoincrement):
+                raise InvalidRecord(f"{where} is required but missing")
+            continue
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidRecord(f"{where} contains a NUL character")
+            length = column.type.length if isinstance(column.type, String) else None
+            if length is not None and len(value) > length:
+                raise InvalidRecord(f"{where} is {len(value)} characters long; at most {length} fit")
+            if not value.strip() and not column.nullable and column.server_default is None:
+                raise InvalidRecord(f"{where} is required but empty")
+        elif isinstance(value, datetime):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise InvalidRecord(f"{where} is a naive time {value.isoformat()}; give a timezone")
+        elif isinstance(value, dict | list) and "\\u0000" in json.dumps(value):
+            raise InvalidRecord(f"{where} contains a NUL character")
+
+
+def _event_name(event: RecordEventInput) -> str:
+    return f"event {event.entry.seq} ({event.entry.kind.value}) of escalation {event.escalation_id!r}"
+
+
+def _db_message(exc: IntegrityError | DataError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+
+
+__all__ = [
+    "COLLECTIVE_CHILD_REF",
+    "NO_CASE_NOTE_KINDS",
+    "DbRecordStore",
+    "InvalidRecord",
+    "case_note_type",
+    "is_collective",
+    "render_case_note",
+]

@@ -1,0 +1,532 @@
+"""Notifying for real: e-mail over SMTP to the people the directory says hold the notified roles.
+
+``SmtpNotifier`` implements ``activities.recording.Notifier``. For one notification it
+
+1. resolves every ``to`` and ``cc`` role for the escalation's authority and team (``raising_officer``: the
+   officer, by person id). A role nobody holds raises ``RoleUnfilled`` before anything is sent;
+2. renders one message per distinct recipient from ``activities/templates/mail/`` (plain text and HTML).
+   The To and Cc headers show the full lists, the envelope goes to that one recipient, and each message has
+   its own Reply-To ``<reply_local>+<token>@<reply_domain>``: an opaque single-purpose token stored in
+   ``reply_tokens`` and tied to the escalation, the stage and the recipient (reused if the send is retried);
+3. sends each message that the ``sent_mail`` log does not already hold, and logs it straight after the SMTP
+   server accepted it.
+
+Exactly once, and its limit: each message has a stable Message-ID derived from (idempotency key, recipient),
+and the log is checked before and written after each message, so a retried send never delivers a logged
+message again. The one remaining window is a crash (or lost database connection) after the SMTP server has
+accepted a message and before its log row is committed: that message is sent again on retry, with the same
+Message-ID, which lets mail servers and clients that deduplicate on Message-ID drop the copy. The window is
+kept to one message: each log row is committed on its own.
+
+Errors: SMTP and connection errors propagate (retryable); ``RoleUnfilled`` propagates (retryable: the
+notice waits until the directory is filled in); a template that cannot be rendered or an address that is not
+an e-mail address (or that the server refuses permanently) raises ``InvalidNotification`` (not retryable).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import secrets
+import smtplib
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from activities.db.mail_models import ReplyToken, SentMail
+from activities.directory import Person, Resolver, RoleUnfilled, resolve, valid_email
+from activities.settings import SmtpSettings
+from protocols import load_protocol
+from schemas.effects import NotificationInput
+from schemas.escalation import EventKind, Status
+from schemas.protocol import RAISING_OFFICER, Protocol
+
+__all__ = [
+    "TEMPLATES_DIR",
+    "InvalidNotification",
+    "RenderedMail",
+    "RoleUnfilled",
+    "SmtpNotifier",
+    "long_date",
+    "message_id_for",
+    "render",
+]
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates" / "mail"
+GENERIC_TEMPLATE = "_generic"
+TOKEN_BYTES = 18
+"""``secrets.token_urlsafe(18)``: 24 characters, 144 bits."""
+TOKEN_CHARS = 24
+
+ANSWER_KINDS = frozenset(
+    {EventKind.SENT_TO_STAGE, EventKind.REMINDER, EventKind.TIMESCALE_SET, EventKind.EXTENSION_DECIDED}
+)
+"""Kinds that ask the stage's ``to`` recipients for an answer by the deadline."""
+
+
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+)*$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+class InvalidNotification(ValueError):
+    """The notification cannot be sent as it is (template error, invalid address): retrying will not help."""
+
+
+# --- rendering ------------------------------------------------------------------------------------------
+
+
+def long_date(value: date | datetime | str | None) -> str:
+    """``Tuesday 29 December 2026`` (a datetime is taken as it is; ISO strings are accepted)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        value = value.date()
+    return f"{value:%A} {value.day} {value:%B %Y}"
+
+
+def working_days_words(days: int | None) -> str:
+    if days is None:
+        return ""
+    if days <= 0:
+        return "the same working day"
+    return f"{days} working day{'' if days == 1 else 's'}"
+
+
+def short_stage_name(name: str) -> str:
+    """``Stage 2 - Locality Service Lead``: ``Stage 2``; a name without a dash is kept whole."""
+    for dash in (" - ", " – ", " — "):
+        if dash in name:
+            return name.split(dash, 1)[0].strip()
+    return name
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.endswith((".html", ".html.j2"))
+
+
+def template_environment(folder: Path = TEMPLATES_DIR) -> jinja2.Environment:
+    """HTML templates (``*.html.j2``) are autoescaped; plain-text ones (``*.txt.j2``) are not."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        autoescape=_autoescape,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["long_date"] = long_date
+    env.filters["working_days"] = working_days_words
+    env.filters["short_stage"] = short_stage_name
+    return env
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_environment(folder: Path) -> jinja2.Environment:
+    return template_environment(folder)
+
+
+def template_names(kind: str) -> tuple[str, str]:
+    return f"{kind}.txt.j2", f"{kind}.html.j2"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    person: Person
+    role: str
+    """The role key it was addressed to (``raising_officer`` for the officer)."""
+    acts_as: str
+    """The role the person acts in when replying (the officer's own role for ``raising_officer``)."""
+    position: Literal["to", "cc"]
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class _StageInfo:
+    number: int | None
+    count: int | None
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def _stage_info(protocol: Protocol, n: NotificationInput) -> _StageInfo:
+    tracks = [t for t in protocol.tracks if n.officer.role in t.officer_roles] or list(protocol.tracks)
+    for track in tracks:
+        keys = [s.key for s in track.stages]
+        if n.stage in keys:
+            return _StageInfo(keys.index(n.stage) + 1, len(keys), {s.key: s.name for s in track.stages})
+    return _StageInfo(None, None, {})
+
+
+def _display(person: Person, role_name: str) -> str:
+    return f"{person.name} ({role_name})"
+
+
+def render(
+    n: NotificationInput,
+    recipient: Recipient,
+    *,
+    protocol: Protocol,
+    to_people: list[tuple[Person, str]],
+    cc_people: list[tuple[Person, str]],
+    reply_address: str,
+    form_url: str | None = None,
+    env: jinja2.Environment | None = None,
+) -> RenderedMail:
+    """Subject, plain text and HTML of ``n`` for ``recipient``; raises ``InvalidNotification`` on a
+    template error. ``to_people``/``cc_people``: (person, role key) for the header lists."""
+    env = env or _cached_environment(TEMPLATES_DIR)
+    stages = _stage_info(protocol, n)
+    role_name = protocol.role_name
+    actor = n.entry.actor
+    is_officer = recipient.role == RAISING_OFFICER or recipient.person.id == n.officer.id
+    context: dict[str, Any] = {
+        "n": n,
+        "kind": n.kind.value,
+        "data": n.entry.data,
+        "authority_name": protocol.authority,
+        "role_name": role_name,
+        "recipient": {
+            "name": recipient.person.name,
+            "role": recipient.role,
+            "role_name": role_name(recipient.role),
+            "position": recipient.position,
+            "is_officer": is_officer,
+        },
+        "officer_role": role_name(n.officer.role),
+        "actor_role": role_name(actor.role) if actor else None,
+        "actor_is_officer": actor is not None and actor.id == n.officer.id,
+        "to_list": [_display(p, role_name(r)) for p, r in to_people],
+        "cc_list": [_display(p, role_name(r)) for p, r in cc_people],
+        "to_roles": [role_name(r) for r in n.to_roles],
+        "cc_roles": [role_name(r) for r in n.cc_roles],
+        "stage_short": short_stage_name(n.stage_name),
+        "stage_number": stages.number,
+        "stage_count": stages.count,
+        "first_stage": stages.number == 1,
+        "stage_names": stages.names,
+        "deadline_words": long_date(n.deadline_date),
+        "working_days_words": working_days_words(n.working_days),
+        "is_open": not n.status.is_closed,
+        "awaiting_response": n.status is Status.AWAITING_RESPONSE,
+        "asked_to_answer": (
+            recipient.position == "to"
+            and n.kind in ANSWER_KINDS
+            and n.status is Status.AWAITING_RESPONSE
+            and not is_officer
+        ),
+        "reply_address": reply_address,
+        "form_url": form_url,
+        "total_limit": protocol.total_formal_working_days,
+    }
+    context["subject_prefix"] = f"[{n.escalation_id}] {context['stage_short']}:"
+    text_name, html_name = template_names(n.kind.value)
+    try:
+        text_template = env.select_template([text_name, f"{GENERIC_TEMPLATE}.txt.j2"])
+        html_template = env.select_template([html_name, f"{GENERIC_TEMPLATE}.html.j2"])
+        if "subject" not in text_template.blocks:
+            raise InvalidNotification(f"template {text_template.name} has no 'subject' block")
+        subject = "".join(text_template.blocks["subject"](text_template.new_context(context)))
+        text = text_template.render(context)
+        html = html_template.render(context)
+    except jinja2.TemplateError as exc:
+        raise InvalidNotification(
+            f"cannot render the {n.kind.value!r} notification {n.idempotency_key}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    subject = " ".join(subject.split())
+    if not subject:
+        raise InvalidNotification(f"the {n.kind.value!r} template rendered an empty subject")
+    return RenderedMail(subject=subject[:500], text=_tidy_text(text), html=html)
+
+
+def _tidy_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+# --- identities -----------------------------------------------------------------------------------------
+
+
+def message_id_for(idempotency_key: str, person_id: str, domain: str) -> str:
+    """A stable Message-ID for one notification to one recipient: the same on every retry."""
+    digest = hashlib.sha256(f"{idempotency_key}\x00{person_id}".encode()).hexdigest()[:40]
+    return f"<{digest}@{domain}>"
+
+
+def _address(person: Person) -> Address:
+    if not valid_email(person.email):
+        raise InvalidNotification(
+            f"the directory's address for {person.id!r} ({person.email!r}) is not an e-mail address: "
+            "fix it in the directory file and sync it"
+        )
+    try:
+        return Address(display_name=person.name, addr_spec=person.email)
+    except (ValueError, IndexError) as exc:
+        raise InvalidNotification(f"the address of {person.id!r} cannot be used: {exc}") from exc
+
+
+# --- the notifier ---------------------------------------------------------------------------------------
+
+ProtocolLoader = Callable[[str], Protocol]
+
+
+class SmtpNotifier:
+    """``Notifier`` over SMTP, addressed through the directory; see the module's docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        smtp: SmtpSettings,
+        resolver: Resolver = resolve,
+        protocols: ProtocolLoader = load_protocol,
+        *,
+        form_url: str | None = None,
+        timeout: float = 20.0,
+        templates: Path = TEMPLATES_DIR,
+    ) -> None:
+        local = f"{smtp.reply_local}+{'x' * TOKEN_CHARS}"
+        if len(local) >= 64:
+            raise ValueError(
+                f"ESCALATION_REPLY_LOCAL {smtp.reply_local!r} is too long: '<local>+<token>' must stay under "
+                f"64 characters, so use at most {63 - 1 - TOKEN_CHARS} characters"
+            )
+        if not (_LOCAL_PART.match(smtp.reply_local) and _DOMAIN.match(smtp.reply_domain)):
+            raise ValueError(
+                f"ESCALATION_REPLY_LOCAL/_DOMAIN ({smtp.reply_local!r}, {smtp.reply_domain!r}) "
+                "do not make an e-mail address"
+            )
+        self.engine = engine
+        self.smtp = smtp
+        self.resolver = resolver
+        self.protocols = protocols
+        self.form_url = form_url
+        self.timeout = timeout
+        self.env = _cached_environment(templates)
+
+    # -- Notifier --
+
+    def send(self, notification: NotificationInput) -> bool:
+        """Deliver each recipient's message unless the log has it; True when anything was sent now."""
+        n = notification
+        protocol = self.protocols(n.authority)
+        recipients, to_people, cc_people = self._recipients(n, protocol)
+        for r in recipients:
+            _address(r.person)
+        ids = {
+            r.person.id: message_id_for(n.idempotency_key, r.person.id, self.smtp.reply_domain)
+            for r in recipients
+        }
+        with Session(self.engine) as session:
+            done = set(
+                session.scalars(select(SentMail.message_id).where(SentMail.message_id.in_(ids.values())))
+            )
+        pending = [r for r in recipients if ids[r.person.id] not in done]
+        if not pending:
+            return False
+        # Everything that could fail for good is done before the first message goes out.
+        messages: list[tuple[Recipient, RenderedMail, EmailMessage]] = []
+        for r in pending:
+            token = self._token(n, r)
+            reply = f"{self.smtp.reply_local}+{token}@{self.smtp.reply_domain}"
+            mail = render(
+                n,
+                r,
+                protocol=protocol,
+                to_people=to_people,
+                cc_people=cc_people,
+                reply_address=reply,
+                form_url=self.form_url,
+                env=self.env,
+            )
+            message = self._message(n, r, mail, ids[r.person.id], reply, to_people, cc_people)
+            messages.append((r, mail, message))
+        sent = 0
+        with self._connect() as smtp:
+            for r, mail, message in messages:
+                if self._logged(ids[r.person.id]):  # a concurrent attempt got there first
+                    continue
+                self._deliver(smtp, message, r.person)
+                self._log(n, r, mail, ids[r.person.id])
+                sent += 1
+        return sent > 0
+
+    # -- steps --
+
+    def _recipients(
+        self, n: NotificationInput, protocol: Protocol
+    ) -> tuple[list[Recipient], list[tuple[Person, str]], list[tuple[Person, str]]]:
+        """One recipient per person (``to`` before ``cc``), and the header lists, deduplicated by person."""
+        with Session(self.engine) as session:
+
+            def find(role: str) -> Person:
+                return self.resolver(
+                    session, n.authority, n.team, role, officer_id=n.officer.id, protocol=protocol
+                )
+
+            to_people = _unique([(find(role), role) for role in n.to_roles])
+            to_ids = {p.id for p, _ in to_people}
+            cc_people = [
+                (p, r) for p, r in _unique([(find(role), role) for role in n.cc_roles]) if p.id not in to_ids
+            ]
+
+        def recipient(person: Person, role: str, position: Literal["to", "cc"]) -> Recipient:
+            acts_as = n.officer.role if role == RAISING_OFFICER else role
+            return Recipient(person=person, role=role, acts_as=acts_as, position=position)
+
+        recipients = [recipient(p, r, "to") for p, r in to_people]
+        recipients += [recipient(p, r, "cc") for p, r in cc_people]
+        return recipients, to_people, cc_people
+
+    def _token(self, n: NotificationInput, r: Recipient) -> str:
+        """The recipient's reply token for this notification: the stored one on a retry, else a new one."""
+        with Session(self.engine) as session:
+            existing = session.scalars(
+                select(ReplyToken.token).where(
+                    ReplyToken.idempotency_key == n.idempotency_key, ReplyToken.person_id == r.person.id
+                )
+            ).first()
+            if existing:
+                return existing
+            token = secrets.token_urlsafe(TOKEN_BYTES)
+            session.add(
+                ReplyToken(
+                    token=token,
+                    idempotency_key=n.idempotency_key,
+                    escalation_id=n.escalation_id,
+                    stage=n.stage,
+                    person_id=r.person.id,
+                    role=r.acts_as,
+                    purpose="reply",
+                    created_at=datetime.now(UTC),
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:  # a concurrent attempt stored one first: use it
+                session.rollback()
+                return session.scalars(
+                    select(ReplyToken.token).where(
+                        ReplyToken.idempotency_key == n.idempotency_key, ReplyToken.person_id == r.person.id
+                    )
+                ).one()
+            return token
+
+    def _message(
+        self,
+        n: NotificationInput,
+        r: Recipient,
+        mail: RenderedMail,
+        message_id: str,
+        reply: str,
+        to_people: list[tuple[Person, str]],
+        cc_people: list[tuple[Person, str]],
+    ) -> EmailMessage:
+        msg = EmailMessage()
+        try:
+            msg["Subject"] = mail.subject
+            msg["From"] = self.smtp.mail_from
+            msg["To"] = [_address(p) for p, _ in to_people]
+            if cc_people:
+                msg["Cc"] = [_address(p) for p, _ in cc_people]
+            msg["Reply-To"] = reply
+        except (ValueError, IndexError) as exc:
+            raise InvalidNotification(f"cannot address the {n.kind.value!r} notification: {exc}") from exc
+        msg["Message-ID"] = message_id
+        thread = f"<{n.escalation_id}@{self.smtp.reply_domain}>"
+        msg["References"] = thread
+        msg["In-Reply-To"] = thread
+        msg["Date"] = format_datetime(datetime.now(UTC))
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Escalation-Id"] = n.escalation_id
+        msg["X-Escalation-Event"] = n.kind.value
+        msg.set_content(mail.text)
+        msg.add_alternative(mail.html, subtype="html")
+        return msg
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.smtp
+        context = ssl.create_default_context()
+        conn: smtplib.SMTP
+        if s.tls == "ssl":
+            conn = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=context)
+        else:
+            conn = smtplib.SMTP(s.host, s.port, timeout=self.timeout)
+        try:
+            if s.tls == "starttls":
+                conn.starttls(context=context)
+            if s.user:
+                conn.login(s.user, s.password or "")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _deliver(self, smtp: smtplib.SMTP, message: EmailMessage, person: Person) -> None:
+        try:
+            smtp.send_message(message, from_addr=_envelope_from(self.smtp.mail_from), to_addrs=[person.email])
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            if codes and all(500 <= code < 600 for code in codes):
+                raise InvalidNotification(
+                    f"the mail server permanently refused {person.id!r} ({person.email}): {exc.recipients}; "
+                    "fix the address in the directory"
+                ) from exc
+            raise
+
+    def _logged(self, message_id: str) -> bool:
+        with Session(self.engine) as session:
+            found = session.scalars(select(SentMail.id).where(SentMail.message_id == message_id)).first()
+            return found is not None
+
+    def _log(self, n: NotificationInput, r: Recipient, mail: RenderedMail, message_id: str) -> None:
+        with Session(self.engine) as session:
+            session.add(
+                SentMail(
+                    message_id=message_id,
+                    idempotency_key=n.idempotency_key,
+                    escalation_id=n.escalation_id,
+                    person_id=r.person.id,
+                    address=r.person.email,
+                    kind=n.kind.value,
+                    subject=mail.subject,
+                    sent_at=datetime.now(UTC),
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:  # logged concurrently by another attempt: already recorded
+                session.rollback()
+
+
+def _unique(people: list[tuple[Person, str]]) -> list[tuple[Person, str]]:
+    seen: set[str] = set()
+    out: list[tuple[Person, str]] = []
+    for person, role in people:
+        if person.id not in seen:
+            seen.add(person.id)
+            out.append((person, role))
+    return out
+
+
+def _envelope_from(mail_from: str) -> str:
+    """The bare address of ``ESCALATION_MAIL_FROM`` (which may carry a display name)."""
+    return parseaddr(mail_from)[1] or mail_from

@@ -1,0 +1,67 @@
+"""A local SMTP catcher for running on embedded defaults: every message lands in ``<folder>/*.eml``.
+
+``python -m starter.mail_catcher --port 1025 --folder .data/mail`` runs it alone; ``starter.local`` starts it
+beside the worker so that notifications can be read (any mail client opens ``.eml`` files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import time
+from email import message_from_bytes
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+class SaveToFolder:
+    """aiosmtpd handler: write each accepted message, with its envelope recipients, to a file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._counter = itertools.count(1)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        content: bytes = envelope.original_content or envelope.content
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        path = self.folder / f"{stamp}-{next(self._counter):05d}.eml"
+        header = "".join(f"X-Envelope-To: {rcpt}\r\n" for rcpt in envelope.rcpt_tos).encode()
+        path.write_bytes(header + content)
+        subject = message_from_bytes(content, policy=default_policy).get("Subject", "")
+        print(f"mail: {', '.join(envelope.rcpt_tos)}: {subject}", flush=True)
+        return "250 Message accepted for delivery"
+
+
+def start_catcher(folder: Path, host: str = "127.0.0.1", port: int = 1025) -> Controller:
+    controller = Controller(SaveToFolder(folder), hostname=host, port=port)
+    controller.start()
+    return controller
+
+
+async def _serve(folder: Path, host: str, port: int) -> None:
+    controller = start_catcher(folder, host, port)
+    print(f"catching mail on {host}:{port} into {folder}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        controller.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1025)
+    parser.add_argument("--folder", type=Path, default=Path(".data/mail"))
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.folder, args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

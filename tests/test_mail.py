@@ -1,0 +1,757 @@
+"""Notifying for real: the directory, the mail templates and ``SmtpNotifier`` against a real SMTP server.
+
+The SMTP server is aiosmtpd on 127.0.0.1 (a free port), capturing each envelope and its parsed message. The
+database is migrated with ``activities.db.migrate`` (revisions 0001_records and 0002_mail), on SQLite in
+``tmp_path`` and on the session's PostgreSQL server (skipped locally when PostgreSQL is missing).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+import workflows.rules
+from activities.db import migrate
+from activities.db.base import Base, make_engine
+from activities.db.mail_models import DirectoryPerson, ReplyToken, SentMail
+from activities.directory import (
+    Directory,
+    DirectoryError,
+    Person,
+    RoleUnfilled,
+    directory_files,
+    load_directory_file,
+    resolve,
+    sync_directories,
+    sync_directory,
+)
+from activities.mail import (
+    TEMPLATES_DIR,
+    InvalidNotification,
+    Recipient,
+    SmtpNotifier,
+    long_date,
+    message_id_for,
+    render,
+    template_names,
+)
+from activities.settings import PROJECT_ROOT, SmtpSettings
+from protocols import available_protocols, load_protocol
+from schemas.effects import NotificationInput, Notify
+from schemas.escalation import Actor, EventKind, Status, TimelineEntry
+from schemas.protocol import RAISING_OFFICER
+from tests.driver import Driver, make_raise
+from tests.postgres_server import fresh_database
+from tests.smtp_server import Capture, free_port, start_capture
+from workflows.escalation import _notification
+
+DIRECTORIES = PROJECT_ROOT / "protocols" / "directories"
+MAIL_TABLES = {"directory_people", "directory_assignments", "sent_mail", "reply_tokens"}
+LONDON = ZoneInfo("Europe/London")
+FRIDAY = datetime(2026, 12, 18, 10, 0, tzinfo=LONDON)
+"""Sent Friday 18 December 2026 with 5 working days: due at the end of Tuesday 29 December 2026."""
+OFFICER = Actor(id="wig-iro-a", role="iro")
+
+
+# --- the database ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mail.db'}"
+        return
+    server = request.getfixturevalue("postgres_url")
+    with fresh_database(server) as url:
+        yield url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    migrate.upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        sync_directories(engine, DIRECTORIES)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """SQLite only, for tests about rendering and the directory file rather than the database."""
+    url = f"sqlite:///{tmp_path / 'mail.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        sync_directories(engine, DIRECTORIES)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def notifier(engine: Engine, port: int, **kwargs: Any) -> SmtpNotifier:
+    smtp = SmtpSettings(
+        host="127.0.0.1",
+        port=port,
+        tls="none",
+        user=kwargs.pop("user", None),
+        password=kwargs.pop("password", None),
+        mail_from="escalations@wigan.example.org",
+        reply_local="escalations",
+        reply_domain="replies.example.org",
+    )
+    return SmtpNotifier(engine, smtp, form_url="https://escalations.example.org/form", **kwargs)
+
+
+# --- notifications as the workflow builds them ----------------------------------------------------------
+
+
+def stage_sent(team: str = "team-a", text_extra: str = "") -> NotificationInput:
+    """Wigan's first stage, raised on Friday 18 December 2026, as the workflow would notify it."""
+    raise_ = make_raise("wigan", "iro", officer=OFFICER, child_ref="C123").model_copy(update={"team": team})
+    driver = Driver(raise_, FRIDAY)
+    [notice] = driver.notices(EventKind.SENT_TO_STAGE)
+    n = _notification(driver.state, notice)
+    entry = n.entry.model_copy(update={"text": n.entry.text + text_extra})
+    # Copy the officer and an authority-wide role in, to see cc resolution (stage 1 has no cc of its own).
+    return n.model_copy(update={"entry": entry, "cc_roles": [RAISING_OFFICER, "iro_team_manager"]})
+
+
+def directory_person(engine: Engine, person_id: str, authority: str = "wigan") -> DirectoryPerson:
+    with Session(engine) as session:
+        row = session.get(DirectoryPerson, (authority, person_id))
+        assert row is not None
+        return row
+
+
+def sent_rows(engine: Engine) -> list[SentMail]:
+    with Session(engine) as session:
+        return list(session.scalars(select(SentMail).order_by(SentMail.id)))
+
+
+def token_of(message: EmailMessage) -> tuple[str, str]:
+    [(_, reply)] = getaddresses([str(message["Reply-To"])])
+    local, _domain = reply.split("@")
+    assert local.startswith("escalations+")
+    return local, local.removeprefix("escalations+")
+
+
+# --- who gets it ------------------------------------------------------------------------------------------
+
+
+def test_a_stage_sent_notification_reaches_the_right_people_for_the_team(
+    engine: Engine, smtp_server: tuple[Capture, int]
+) -> None:
+    capture, port = smtp_server
+    n = stage_sent("team-a")
+    assert n.to_roles == ["team_manager"]
+
+    assert notifier(engine, port).send(n) is True
+
+    manager = directory_person(engine, "wig-team-manager-a")
+    officer = directory_person(engine, "wig-iro-a")
+    iro_manager = directory_person(engine, "wig-iro-team-manager")  # authority-wide
+    expected = {manager.email, officer.email, iro_manager.email}
+    assert sorted(a for d in capture.deliveries for a in d.rcpt_tos) == sorted(expected)
+    assert all(len(d.rcpt_tos) == 1 for d in capture.deliveries), "one envelope recipient per message"
+    for d in capture.deliveries:
+        assert [a for _, a in getaddresses([str(d.message["To"])])] == [manager.email]
+        assert sorted(a for _, a in getaddresses([str(d.message["Cc"])])) == sorted(
+            [officer.email, iro_manager.email]
+        )
+        assert d.mail_from == "escalations@wigan.example.org"
+
+    capture.deliveries.clear()
+    assert notifier(engine, port).send(stage_sent("team-b")) is True
+    team_b = directory_person(engine, "wig-team-manager-b")
+    to_addresses = {a for d in capture.deliveries for _, a in getaddresses([str(d.message["To"])])}
+    assert to_addresses == {team_b.email}
+    assert team_b.email in {a for d in capture.deliveries for a in d.rcpt_tos}
+
+
+def test_subject_and_body_state_the_deadline_in_words_and_working_days(
+    engine: Engine, smtp_server: tuple[Capture, int]
+) -> None:
+    capture, port = smtp_server
+    n = stage_sent(text_extra=" <script>alert('x')</script>")
+    assert n.deadline_date == date(2026, 12, 29) and n.working_days == 5
+    notifier(engine, port).send(n)
+    manager = directory_person(engine, "wig-team-manager-a")
+    [mine] = [d for d in capture.deliveries if d.rcpt_tos == [manager.email]]
+    message = mine.message
+
+    subject = str(message["Subject"])
+    assert subject.startswith("[wigan-C123-0001] Stage 1:")
+    assert "answer by Tuesday 29 December 2026" in subject
+
+    text_part = message.get_body(preferencelist=("plain",))
+    html_part = message.get_body(preferencelist=("html",))
+    assert text_part is not None and html_part is not None
+    text = text_part.get_content()
+    html = html_part.get_content()
+    assert "Tuesday 29 December 2026" in text and "5 working days" in text
+    assert n.concern_summary in text
+    assert "How to answer: reply to this e-mail" in text and "https://escalations.example.org/form" in text
+    assert "<script>alert('x')</script>" in text, "plain text is not HTML-escaped"
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "Tuesday 29 December 2026" in html and "5 working days" in html
+    assert "C123" in text and "Dear " + manager.name in text
+
+
+def test_each_recipient_gets_their_own_reply_token_tied_to_escalation_stage_and_person(
+    engine: Engine, smtp_server: tuple[Capture, int]
+) -> None:
+    capture, port = smtp_server
+    n = stage_sent()
+    notifier(engine, port).send(n)
+    tokens = set()
+    with Session(engine) as session:
+        for d in capture.deliveries:
+            local, token = token_of(d.message)
+            assert len(local) < 64
+            assert str(d.message["Reply-To"]).endswith("@replies.example.org")
+            row = session.scalars(select(ReplyToken).where(ReplyToken.token == token)).one()
+            person = session.scalars(
+                select(DirectoryPerson).where(
+                    DirectoryPerson.authority == "wigan", DirectoryPerson.email == d.rcpt_tos[0]
+                )
+            ).one()
+            assert (row.escalation_id, row.stage, row.person_id) == (
+                n.escalation_id,
+                n.stage,
+                person.person_id,
+            )
+            assert row.purpose == "reply" and row.used_at is None
+            assert row.idempotency_key == n.idempotency_key
+            expected_role = {"wig-iro-a": "iro", "wig-team-manager-a": "team_manager"}.get(
+                person.person_id, "iro_team_manager"
+            )
+            assert row.role == expected_role, "the role the person acts in when replying"
+            assert row.created_at.tzinfo is not None
+            tokens.add(token)
+            assert d.message["Message-ID"] == message_id_for(
+                n.idempotency_key, person.person_id, "replies.example.org"
+            )
+    assert len(tokens) == 3
+
+
+def test_sending_the_same_notification_twice_delivers_once(
+    engine: Engine, smtp_server: tuple[Capture, int]
+) -> None:
+    capture, port = smtp_server
+    n = stage_sent()
+    assert notifier(engine, port).send(n) is True
+    assert notifier(engine, port).send(n) is False
+    assert len(capture.deliveries) == 3
+    assert len(sent_rows(engine)) == 3
+    assert len({r.message_id for r in sent_rows(engine)}) == 3
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(ReplyToken)) == 3
+
+
+def test_a_send_interrupted_part_way_delivers_only_the_rest_on_retry_with_the_same_token(
+    engine: Engine, smtp_server: tuple[Capture, int]
+) -> None:
+    capture, port = smtp_server
+    n = stage_sent()
+    officer = directory_person(engine, "wig-iro-a")
+    capture.refuse.add(officer.email)  # the second message (the first cc) is refused for now
+
+    with pytest.raises(Exception, match="451") as failure:
+        notifier(engine, port).send(n)
+    assert not isinstance(failure.value, InvalidNotification), "a temporary refusal stays retryable"
+    assert len(capture.deliveries) == 1
+    with Session(engine) as session:
+        first_token = session.scalars(
+            select(ReplyToken.token).where(ReplyToken.person_id == "wig-iro-a")
+        ).one()
+
+    capture.refuse.clear()
+    assert notifier(engine, port).send(n) is True
+    assert len(capture.deliveries) == 3
+    assert sorted(a for d in capture.deliveries for a in d.rcpt_tos) == sorted(
+        {r.address for r in sent_rows(engine)}
+    )
+    [to_officer] = [d for d in capture.deliveries if d.rcpt_tos == [officer.email]]
+    assert token_of(to_officer.message)[1] == first_token, "the retry reuses the stored token"
+    assert notifier(engine, port).send(n) is False
+
+
+def test_an_unfilled_role_raises_role_unfilled_naming_role_and_team_and_sends_nothing(
+    engine: Engine, smtp_server: tuple[Capture, int]
+) -> None:
+    capture, port = smtp_server
+    n = stage_sent().model_copy(update={"team": "team-c"})  # no team-c team manager, none authority-wide
+    with pytest.raises(RoleUnfilled) as raised:
+        notifier(engine, port).send(n)
+    message = str(raised.value)
+    for part in ("Team Manager", "'team_manager'", "'team-c'", "'wigan'", "fill it in", "wigan.yaml"):
+        assert part in message
+    assert raised.value.role == "team_manager" and raised.value.team == "team-c"
+    assert capture.deliveries == []
+    assert sent_rows(engine) == []
+
+
+def test_the_officer_resolves_by_person_id_and_an_unknown_officer_is_unfilled(sqlite_engine: Engine) -> None:
+    assert (
+        resolve(sqlite_engine, "wigan", "team-b", RAISING_OFFICER, officer_id="wig-iro-a").id == "wig-iro-a"
+    )
+    with pytest.raises(RoleUnfilled, match=r"raising officer.*'nobody'.*'wigan'.*team-b"):
+        resolve(sqlite_engine, "wigan", "team-b", RAISING_OFFICER, officer_id="nobody")
+
+
+def test_a_team_role_falls_back_to_the_authority_wide_holder(sqlite_engine: Engine) -> None:
+    assert resolve(sqlite_engine, "wigan", "team-a", "head_of_service").id == "wig-head-of-service"
+    assert resolve(sqlite_engine, "wigan", None, "head_of_service").id == "wig-head-of-service"
+    assert resolve(sqlite_engine, "wigan", "team-b", "team_manager").id == "wig-team-manager-b"
+    with pytest.raises(RoleUnfilled, match=r"Team Manager \('team_manager'\).*authority-wide"):
+        resolve(sqlite_engine, "wigan", None, "team_manager")
+    # A team's own holder wins over an authority-wide one.
+    directory = load_directory_file(DIRECTORIES / "wigan.yaml")
+    extra = directory.assignments[0].model_copy(update={"role": "team_manager", "team": None})
+    sync_directory(
+        sqlite_engine, "wigan", directory.model_copy(update={"assignments": [*directory.assignments, extra]})
+    )
+    assert resolve(sqlite_engine, "wigan", "team-a", "team_manager").id == "wig-team-manager-a"
+    assert resolve(sqlite_engine, "wigan", "team-z", "team_manager").id == extra.person
+
+
+def test_smtp_errors_propagate_and_nothing_is_logged(sqlite_engine: Engine) -> None:
+    closed_port = free_port()
+    with pytest.raises(OSError):
+        notifier(sqlite_engine, closed_port).send(stage_sent())
+    assert sent_rows(sqlite_engine) == []
+
+
+def test_an_invalid_address_is_a_non_retryable_invalid_notification(
+    sqlite_engine: Engine, smtp_server: tuple[Capture, int]
+) -> None:
+    capture, port = smtp_server
+    with Session(sqlite_engine) as session, session.begin():
+        row = session.get(DirectoryPerson, ("wigan", "wig-iro-team-manager"))
+        assert row is not None
+        row.email = "not an address"
+    with pytest.raises(InvalidNotification, match="wig-iro-team-manager"):
+        notifier(sqlite_engine, port).send(stage_sent())
+    assert capture.deliveries == []
+
+
+def test_a_template_error_is_a_non_retryable_invalid_notification(
+    sqlite_engine: Engine, smtp_server: tuple[Capture, int], tmp_path: Path
+) -> None:
+    capture, port = smtp_server
+    broken = tmp_path / "templates"
+    broken.mkdir()
+    for path in TEMPLATES_DIR.iterdir():
+        (broken / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    (broken / "sent_to_stage.txt.j2").write_text(
+        '{% extends "_layout.txt.j2" %}{% block subject %}{{ no_such_variable }}{% endblock %}',
+        encoding="utf-8",
+    )
+    with pytest.raises(InvalidNotification, match="no_such_variable"):
+        notifier(sqlite_engine, port, templates=broken).send(stage_sent())
+    assert capture.deliveries == []
+    assert issubclass(InvalidNotification, ValueError)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_login_is_used_when_credentials_are_set(sqlite_engine: Engine) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        seen.append((data.login.decode(), data.password.decode()))
+        return AuthResult(success=data.password == b"s3cret")
+
+    handler = Capture()
+    controller = start_capture(
+        handler, authenticator=authenticator, auth_required=True, auth_require_tls=False
+    )
+    try:
+        sent = notifier(sqlite_engine, controller.port, user="mailer", password="s3cret").send(stage_sent())
+    finally:
+        controller.stop()
+    assert sent is True
+    assert seen and seen[0] == ("mailer", "s3cret")
+    assert len(handler.deliveries) == 3
+
+
+def test_a_reply_local_part_that_would_reach_64_characters_is_refused(sqlite_engine: Engine) -> None:
+    with pytest.raises(ValueError, match="under 64"):
+        SmtpNotifier(sqlite_engine, SmtpSettings(reply_local="x" * 40))
+
+
+# --- the directory files --------------------------------------------------------------------------------
+
+
+def test_every_sample_directory_loads_and_fills_every_protocol_role_for_two_teams(
+    sqlite_engine: Engine,
+) -> None:
+    files = {p.stem for p in directory_files(DIRECTORIES)}
+    assert (
+        files
+        == set(available_protocols())
+        >= {
+            "gloucestershire",
+            "waltham-forest",
+            "waltham-forest-fwi",
+            "dudley",
+            "wigan",
+        }
+    )
+    for authority in sorted(files):
+        protocol = load_protocol(authority)
+        directory = load_directory_file(DIRECTORIES / f"{authority}.yaml")
+        assert all(p.email.endswith("@example.org") for p in directory.people)
+        officers = {r for t in protocol.tracks for r in t.officer_roles}
+        for team in ("team-a", "team-b"):
+            for role in protocol.roles:
+                person = resolve(sqlite_engine, authority, team, role)
+                assert person.email.endswith("@example.org")
+            for role in officers:  # each team has its own officers, who resolve as the raising officer
+                officer = resolve(sqlite_engine, authority, team, role)
+                assert (
+                    resolve(sqlite_engine, authority, team, RAISING_OFFICER, officer_id=officer.id) == officer
+                )
+
+
+def _write(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+_PEOPLE = """
+people:
+  - {id: p1, name: Alex Example, email: alex@example.org}
+"""
+
+
+def test_a_directory_file_with_an_unknown_role_is_refused_clearly(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "wigan.yaml", _PEOPLE + "assignments:\n  - {role: team_manger, team: team-a, person: p1}\n"
+    )
+    with pytest.raises(DirectoryError) as refused:
+        load_directory_file(path)
+    message = str(refused.value)
+    assert message.startswith(str(path))
+    assert "unknown role 'team_manger'" in message
+    assert "did you mean 'team_manager'?" in message
+    assert "use one of its role keys" in message and "team_manager" in message
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            _PEOPLE + "assignments:\n  - {role: team_manager, team: team-a, person: p2}\n",
+            "person 'p2' is not listed under 'people'",
+        ),
+        (
+            _PEOPLE + "assignments:\n  - {role: raising_officer, team: null, person: p1}\n",
+            "'raising_officer' is not assigned",
+        ),
+        (
+            _PEOPLE
+            + "assignments:\n  - {role: team_manager, team: team-a, person: p1}\n"
+            + "  - {role: team_manager, team: team-a, person: p1}\n",
+            "already assigned at assignments[0]",
+        ),
+        (
+            "people:\n  - {id: p1, name: Alex Example, email: alex-at-example.org}\nassignments: []\n",
+            "not an e-mail address",
+        ),
+        (
+            "people:\n  - {id: p1, name: Alex Example, email: a@example.org}\n"
+            "  - {id: p1, name: Blake Example, email: b@example.org}\n",
+            "repeated: p1",
+        ),
+        (
+            _PEOPLE + "assignments:\n  - {role: team_manager, person: p1}\n",
+            "assignments.0 (team_manager).team",
+        ),
+        ("authority: dudley\n" + _PEOPLE, "make them match (authority: wigan)"),
+        (_PEOPLE + "staff: []\n", "'staff' is not a directory field"),
+        ("people: [\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_directory_file_is_refused_with_the_fix(tmp_path: Path, body: str, expected: str) -> None:
+    path = _write(tmp_path, "wigan.yaml", body)
+    with pytest.raises(DirectoryError, match=None) as refused:
+        load_directory_file(path)
+    assert str(path) in str(refused.value)
+    assert expected in str(refused.value)
+
+
+def test_syncing_replaces_an_authoritys_directory_and_leaves_the_others(sqlite_engine: Engine) -> None:
+    small = Directory(
+        people=[Person(id="p1", name="Alex Example", email="alex@example.org")],
+        assignments=[],
+    )
+    sync_directory(sqlite_engine, "wigan", small)
+    with Session(sqlite_engine) as session:
+        assert session.scalars(
+            select(DirectoryPerson.person_id).where(DirectoryPerson.authority == "wigan")
+        ).all() == ["p1"]
+        others = session.scalar(select(func.count()).where(DirectoryPerson.authority == "dudley"))
+        assert others is not None and others > 0
+    with pytest.raises(RoleUnfilled):
+        resolve(sqlite_engine, "wigan", "team-a", "team_manager")
+
+
+# --- templates ------------------------------------------------------------------------------------------
+
+NOTIFIED_KINDS = {
+    EventKind.SENT_TO_STAGE,
+    EventKind.TOLD_IN_ADVANCE,
+    EventKind.REMINDER,
+    EventKind.RESPONSE,
+    EventKind.EXTENSION_REQUESTED,
+    EventKind.EXTENSION_DECIDED,
+    EventKind.TIMESCALE_SET,
+    EventKind.ESCALATED,
+    EventKind.ESCALATION_DUE,
+    EventKind.ESCALATION_DUE_REMINDER,
+    EventKind.BYPASSED,
+    EventKind.CAFCASS_REFERRAL,
+    EventKind.MEETING_RECORDED,
+    EventKind.MONITORING_STARTED,
+    EventKind.ACTION_PLAN_DUE,
+    EventKind.RESOLVED,
+    EventKind.EXHAUSTED,
+    EventKind.BREACHED,
+    EventKind.WITHDRAWN,
+    EventKind.CLOSED,
+    EventKind.NOTE,
+}
+"""Every kind the rules notify (``to=`` in ``workflows/rules.py``), plus those moved into by ``_move``."""
+OWN_TEMPLATES = NOTIFIED_KINDS | {EventKind.RAISED}
+
+
+def _kinds_notified_in_rules() -> set[EventKind]:
+    """``EventKind.X`` literals in calls of ``workflows/rules.py`` that pass ``to=``."""
+    tree = ast.parse(Path(workflows.rules.__file__).read_text(encoding="utf-8"))
+    found: set[EventKind] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and any(k.arg == "to" for k in node.keywords):
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                if (
+                    isinstance(arg, ast.Attribute)
+                    and isinstance(arg.value, ast.Name)
+                    and arg.value.id == "EventKind"
+                ):
+                    found.add(EventKind[arg.attr])
+    return found
+
+
+def test_every_notified_kind_has_its_own_text_and_html_template() -> None:
+    from_rules = _kinds_notified_in_rules()
+    assert from_rules, "the scan found no notified kinds: has rules.py changed shape?"
+    assert from_rules <= NOTIFIED_KINDS, f"new notified kinds need templates: {from_rules - NOTIFIED_KINDS}"
+    for kind in OWN_TEMPLATES:
+        for name in template_names(kind.value):
+            assert (TEMPLATES_DIR / name).is_file(), f"missing template {name}"
+    for name in template_names("_generic"):
+        assert (TEMPLATES_DIR / name).is_file()
+
+
+_SAMPLE_DATA: dict[EventKind, dict[str, Any]] = {
+    EventKind.SENT_TO_STAGE: {"due_date": "2026-12-29", "working_days": 5},
+    EventKind.TIMESCALE_SET: {"due_date": "2026-12-23", "working_days": 3},
+    EventKind.RESPONSE: {"action_plan": "Review <b>the plan</b>", "action_plan_due": "2027-01-15"},
+    EventKind.EXTENSION_REQUESTED: {"until": "2027-01-08"},
+    EventKind.EXTENSION_DECIDED: {"approved": True, "until": "2027-01-08", "beyond_total_limit": False},
+    EventKind.ESCALATED: {"from": "stage-1", "to": "stage-2", "emergency": False},
+    EventKind.BYPASSED: {"from": "stage-1", "to": "stage-3", "emergency": True},
+    EventKind.ESCALATION_DUE: {"target": "stage-2", "gate": "agreement"},
+    EventKind.CAFCASS_REFERRAL: {"consulted": ["iro_team_manager", "siu_service_lead"]},
+    EventKind.MEETING_RECORDED: {"held_on": "2026-12-21", "attendees": ["deputy_director_csc"]},
+    EventKind.MONITORING_STARTED: {"action_plan_due": "2027-01-15"},
+}
+_CLOSED = {
+    EventKind.RESOLVED: Status.RESOLVED,
+    EventKind.WITHDRAWN: Status.WITHDRAWN,
+    EventKind.CLOSED: Status.CLOSED,
+    EventKind.CAFCASS_REFERRAL: Status.REFERRED_TO_CAFCASS,
+    EventKind.EXHAUSTED: Status.EXHAUSTED,
+    EventKind.MONITORING_STARTED: Status.MONITORING,
+}
+
+
+def sample(kind: EventKind) -> NotificationInput:
+    at = datetime(2026, 12, 18, 10, tzinfo=UTC)
+    return NotificationInput(
+        escalation_id="wigan-C123-0001",
+        authority="wigan",
+        child_ref="C123",
+        team="team-a",
+        service_area=None,
+        kind=kind,
+        entry=TimelineEntry(
+            seq=4,
+            at=at,
+            kind=kind,
+            actor=OFFICER,
+            stage="stage-2",
+            text=f"Sample {kind.value} text with <script>alert(1)</script> & more.",
+            data=_SAMPLE_DATA.get(kind, {}),
+        ),
+        officer=OFFICER,
+        to_roles=["service_lead"],
+        cc_roles=[RAISING_OFFICER],
+        stage="stage-2",
+        stage_name="Stage 2 - Locality Service Lead",
+        status=_CLOSED.get(kind, Status.AWAITING_RESPONSE),
+        deadline=datetime(2026, 12, 29, 23, 59, 59, tzinfo=UTC),
+        deadline_date=date(2026, 12, 29),
+        working_days=5,
+        concern_summary="The care plan has not been updated since the review.",
+        idempotency_key="wigan-C123-0001/4",
+    )
+
+
+LEAD = Person(id="wig-service-lead-a", name="Lane Fictional", email="lane.fictional.wig@example.org")
+IRO = Person(id="wig-iro-a", name="Alex Example", email="alex.example.wig@example.org")
+
+
+def _render_all(n: NotificationInput) -> list[tuple[str, str, str]]:
+    protocol = load_protocol(n.authority)
+    out = []
+    for recipient in (
+        Recipient(person=LEAD, role="service_lead", acts_as="service_lead", position="to"),
+        Recipient(person=IRO, role=RAISING_OFFICER, acts_as="iro", position="cc"),
+    ):
+        mail = render(
+            n,
+            recipient,
+            protocol=protocol,
+            to_people=[(LEAD, "service_lead")],
+            cc_people=[(IRO, RAISING_OFFICER)],
+            reply_address="escalations+abc@replies.example.org",
+        )
+        out.append((mail.subject, mail.text, mail.html))
+    return out
+
+
+@pytest.mark.parametrize("kind", sorted(EventKind, key=str))
+def test_every_kind_renders_with_sample_input(kind: EventKind) -> None:
+    for subject, text, html in _render_all(sample(kind)):
+        assert subject.startswith("[wigan-C123-0001] Stage 2:"), subject
+        assert "\n" not in subject and "None" not in subject
+        if kind is not EventKind.RAISED:  # a raised notice shows the concern, which is the entry's text
+            assert "<script>alert(1)</script>" in text
+            assert "&lt;script&gt;" in html
+        assert "<script>" not in html
+        assert "C123" in text and "Dear " in text
+        assert "None" not in text, text
+
+
+def test_subjects_say_what_is_asked_and_by_when() -> None:
+    [(to_subject, to_text, _), (cc_subject, _, _)] = _render_all(sample(EventKind.SENT_TO_STAGE))
+    assert (
+        to_subject
+        == "[wigan-C123-0001] Stage 2: concern escalated to you — answer by Tuesday 29 December 2026"
+    )
+    assert "copy for information" in cc_subject
+    assert "Look into the concern and answer it" in to_text
+    assert "answer by the end of Tuesday 29 December 2026 (5 working days left)" in to_text
+    [(subject, _, _), _] = _render_all(sample(EventKind.EXTENSION_DECIDED))
+    assert subject.endswith("more time approved — answer by Friday 8 January 2027")
+    [(subject, _, _), _] = _render_all(sample(EventKind.BREACHED))
+    assert "20-working-day limit" in subject
+    [_, (subject, text, _)] = _render_all(sample(EventKind.EXHAUSTED))
+    assert subject.endswith("refer to CAFCASS or close") and "refer to CAFCASS" in text
+
+
+def test_long_dates_read_in_words() -> None:
+    assert long_date(date(2026, 12, 29)) == "Tuesday 29 December 2026"
+    assert long_date("2027-01-08") == "Friday 8 January 2027"
+    assert long_date(None) == ""
+
+
+@pytest.mark.parametrize(
+    "authority", ["gloucestershire", "waltham-forest", "waltham-forest-fwi", "dudley", "wigan"]
+)
+def test_every_notice_of_a_full_climb_renders(authority: str) -> None:
+    """Real notifications (as the workflow builds them) from a climb to the top, for every protocol."""
+    protocol = load_protocol(authority)
+    for track in protocol.tracks:
+        driver = Driver(make_raise(authority, track.key), FRIDAY)
+        driver.run_out_the_clock(timedelta(days=200))
+        notices = [e for e in driver.effects if isinstance(e, Notify)]
+        assert notices
+        for notice in notices:
+            n = _notification(driver.state, notice)
+            people = [
+                (Person(id=f"p-{r}", name=f"Person {r}", email=f"{r}@example.org"), r) for r in n.to_roles
+            ]
+            cc = [(Person(id=f"c-{r}", name=f"Person {r}", email=f"{r}@example.org"), r) for r in n.cc_roles]
+            person, role = people[0]
+            mail = render(
+                n,
+                Recipient(person=person, role=role, acts_as=role, position="to"),
+                protocol=protocol,
+                to_people=people,
+                cc_people=cc,
+                reply_address="escalations+abc@replies.example.org",
+            )
+            assert mail.subject.startswith(f"[{n.escalation_id}] ")
+            assert "None" not in mail.subject and "None" not in mail.text
+
+
+# --- the migration --------------------------------------------------------------------------------------
+
+
+def _tables(engine: Engine) -> set[str]:
+    from sqlalchemy import inspect
+
+    return set(inspect(engine).get_table_names())
+
+
+def test_the_mail_migration_is_0002_after_the_records_and_goes_down_and_up(db_url: str) -> None:
+    migrate.upgrade(db_url, "0001_records")
+    engine = make_engine(db_url)
+    try:
+        assert not _tables(engine) & MAIL_TABLES
+        migrate.upgrade(db_url, "0002_mail")
+        assert migrate.current(db_url) == "0002_mail"
+        assert _tables(engine) >= MAIL_TABLES
+        migrate.downgrade(db_url, "0001_records")
+        assert not _tables(engine) & MAIL_TABLES
+        migrate.upgrade(db_url)
+        assert _tables(engine) >= MAIL_TABLES
+    finally:
+        engine.dispose()
+
+
+def test_the_hand_written_mail_migration_matches_the_models(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    ours = [d for d in diffs if any(name in repr(d) for name in MAIL_TABLES)]
+    assert ours == []
+
+
+def test_the_models_create_the_same_tables_without_migrations(tmp_path: Path) -> None:
+    """``Base.metadata.create_all`` works too (what tests of other modules may use)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'plain.db'}")
+    try:
+        Base.metadata.create_all(engine)
+        assert _tables(engine) >= MAIL_TABLES
+        sync_directories(engine, DIRECTORIES)
+        assert resolve(engine, "dudley", "team-a", "team_manager").email.endswith("@example.org")
+    finally:
+        engine.dispose()
