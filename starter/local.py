@@ -143,7 +143,7 @@ async def _watch_server(proc: subprocess.Popen[bytes]) -> int:
     return code
 
 
-async def main() -> int:
+async def main(with_sample_data: bool = False) -> int:
     try:
         from activities.settings import Settings
         from worker import build_worker, deliver_case_notes, prepare_database  # the repository root's
@@ -206,6 +206,13 @@ async def main() -> int:
         _say(f"mail catcher at smtp://{HOST}:{SMTP_PORT}; messages saved in {MAIL_DIR}/*.eml")
         _say(f"records in {settings.database_url}; case notes in {settings.data_dir / 'case-notes'}")
         _say(f"worker running on task queue '{TASK_QUEUE}'; press Ctrl-C to stop")
+        if with_sample_data:
+            from starter.sample_data import load_sample_data
+
+            try:
+                await load_sample_data(client, say=_say)
+            except Exception as exc:  # the service stays up; say what went wrong
+                _say(f"sample data could not be loaded: {exc!r}")
 
         await asyncio.wait({run_task, watch_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         code = 0
@@ -238,5 +245,17 @@ async def main() -> int:
             catcher.stop()
 
 
+def cli(argv: list[str] | None = None) -> None:
+    """``escalate up`` / ``python -m starter.local``: parse the options, run, exit cleanly."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="escalate up", description="Run the whole service locally.")
+    parser.add_argument(
+        "--with-sample-data", action="store_true", help="load a few escalations at different stages"
+    )
+    args = parser.parse_args(argv)
+    run_then_exit(lambda: main(with_sample_data=args.with_sample_data))
+
+
 if __name__ == "__main__":
-    run_then_exit(main)
+    cli()

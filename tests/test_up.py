@@ -1,0 +1,107 @@
+"""``escalate up`` as a person runs it: the whole service, sample data, and state kept across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from schemas.escalation import EscalationView, Status
+from starter.connection import connect
+from workflows.escalation import EscalationWorkflow
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = {
+    "gloucestershire-SAMPLE01-0001",
+    "waltham-forest-SAMPLE02-0001",
+    "wigan-SAMPLE03-0001",
+    "dudley-SAMPLE04-0001",
+}
+
+
+class Service:
+    """``python -m starter.local`` in its own folder, read line by line."""
+
+    def __init__(self, cwd: Path, *args: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("ESCALATION_DATABASE_URL", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "starter.local", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    async def wait_for(self, text: str, count: int = 1, timeout: float = 90) -> None:
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+
+        async def read() -> None:
+            while sum(text in line for line in self.lines) < count:
+                line = await asyncio.to_thread(stdout.readline)
+                if not line:
+                    raise AssertionError(f"service ended before {text!r}:\n{''.join(self.lines)}")
+                self.lines.append(line)
+
+        await asyncio.wait_for(read(), timeout)
+
+    async def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        code = await asyncio.to_thread(self.proc.wait, 60)
+        assert self.proc.stdout is not None
+        self.lines.extend(self.proc.stdout.readlines())
+        return code
+
+
+async def _states() -> dict[str, EscalationView]:
+    client = await connect("127.0.0.1:7233")
+    return {wid: await client.get_workflow_handle(wid).query(EscalationWorkflow.state) for wid in SAMPLES}
+
+
+async def test_up_loads_samples_and_keeps_them_across_a_restart(tmp_path: Path) -> None:
+    service = Service(tmp_path, "--with-sample-data")
+    try:
+        await service.wait_for("sample ", count=len(SAMPLES))
+        before = await _states()
+    finally:
+        assert await service.stop() == 0, "".join(service.lines)
+    assert before["gloucestershire-SAMPLE01-0001"].status is Status.AWAITING_RESPONSE
+    assert before["waltham-forest-SAMPLE02-0001"].stage_number == 3
+    assert before["wigan-SAMPLE03-0001"].status is Status.AWAITING_DECISION
+    assert before["dudley-SAMPLE04-0001"].pending_extension is not None
+    assert (tmp_path / ".data" / "temporal.db").exists()
+    assert list((tmp_path / ".data" / "mail").glob("*.eml")), "notifications reach the mail catcher"
+
+    again = Service(tmp_path, "--with-sample-data")
+    try:
+        await again.wait_for("already loaded", count=len(SAMPLES))
+        after = await _states()
+    finally:
+        assert await again.stop() == 0, "".join(again.lines)
+    for wid in SAMPLES:
+        keep = ("status", "stage", "deadline", "total_deadline", "pending_extension")
+        assert after[wid].model_dump(include=set(keep)) == before[wid].model_dump(include=set(keep)), wid
+
+
+async def test_up_refuses_clearly_when_a_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("127.0.0.1", 8233))
+        held.listen()
+        service = Service(tmp_path)
+        code = await asyncio.to_thread(service.proc.wait, 60)
+        assert service.proc.stdout is not None
+        out = service.proc.stdout.read()
+    assert code == 1
+    assert "port 8233" in out and "already in use" in out
