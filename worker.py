@@ -18,7 +18,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -151,7 +151,8 @@ async def main() -> int:
     settings = Settings()
     engine = prepare_database(settings)
     worker = build_worker(client, args.task_queue, engine=engine, settings=settings)
-    print(f"worker polling task queue {args.task_queue!r}; records in {settings.database_url}", flush=True)
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    print(f"worker polling task queue {args.task_queue!r}; records in {shown}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
