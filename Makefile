@@ -25,7 +25,7 @@ test: venv
 	$(VPY) -m pytest -q
 
 run: venv
-	$(VPY) -m starter.local
+	$(VENV)/bin/escalate up $(ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

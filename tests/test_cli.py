@@ -1,0 +1,420 @@
+"""The ``escalate`` command as people run it: installed console script, subprocesses, a real dev server.
+
+Each call is a separate process, as it would be from a shell: output and exit status are what a person
+sees. A worker runs in this process on the ``escalations`` task queue (file record store and outbox, so
+the test needs no database or mail server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from activities.recording import FileRecordStore, OutboxNotifier
+from activities.working_days import LONDON, WorkingDayCalendar
+from starter.cli import EXIT_BAD_INPUT, EXIT_REFUSED
+from worker import build_worker
+from workflows.escalation import TASK_QUEUE
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+ESCALATE = Path(sys.executable).with_name("escalate")
+TIMEOUT_S = 60
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}"
+
+
+class Cli:
+    """Runs ``escalate`` against one Temporal server."""
+
+    def __init__(self, address: str, cwd: Path) -> None:
+        self.address = address
+        self.cwd = cwd
+
+    async def run(self, *args: str, **env: str) -> Result:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
+        proc = await asyncio.create_subprocess_exec(
+            str(ESCALATE),
+            *args,
+            cwd=self.cwd,
+            env={**clean, "TEMPORAL_ADDRESS": self.address, **env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+        assert proc.returncode is not None
+        return Result(proc.returncode, out.decode(), err.decode())
+
+    async def ok(self, *args: str, **env: str) -> str:
+        result = await self.run(*args, **env)
+        assert result.code == 0 and not result.err.strip(), f"escalate {' '.join(args)}: {result}"
+        return result.out
+
+    async def fails(self, code: int, *args: str, **env: str) -> str:
+        """The one-line reason of a call that must fail with ``code`` and print nothing on stdout."""
+        result = await self.run(*args, **env)
+        assert result.code == code, f"escalate {' '.join(args)}: {result}"
+        assert result.out == "", f"a failure prints only its reason: {result}"
+        lines = result.err.strip().splitlines()
+        assert len(lines) == 1, f"a failure is one line, not a traceback: {result}"
+        return lines[0]
+
+    async def state(self, escalation_id: str) -> dict[str, Any]:
+        view: dict[str, Any] = json.loads(await self.ok("status", escalation_id, "--json"))
+        return view
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def cli(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Cli]:
+    if not ESCALATE.exists():
+        pytest.fail(f"{ESCALATE} is missing: install the project (pip install -e .) so the command exists")
+    worker = build_worker(
+        dev_server_env.client,
+        TASK_QUEUE,
+        records=FileRecordStore(tmp_path),
+        notifier=OutboxNotifier(tmp_path),
+    )
+    async with worker:
+        yield Cli(dev_server_env.client.service_client.config.target_host, tmp_path)
+
+
+def _child() -> str:
+    return "T" + uuid.uuid4().hex[:8].upper()
+
+
+def _today() -> date:
+    return datetime.now(UTC).astimezone(LONDON).date()
+
+
+async def _history_length(env: WorkflowEnvironment, escalation_id: str) -> int:
+    handle = env.client.get_workflow_handle(escalation_id)
+    return len([e async for e in handle.fetch_history_events()])
+
+
+def _raise_args(authority: str, track: str, category: str, child: str, officer: str, role: str) -> list[str]:
+    return [
+        "raise",
+        "--authority",
+        authority,
+        "--track",
+        track,
+        "--category",
+        category,
+        "--child-ref",
+        child,
+        "--team",
+        "team-a",
+        "--officer-id",
+        officer,
+        "--officer-role",
+        role,
+        "--summary",
+        "The plan's actions have not started.",
+        "--impact",
+        "The child waits for contact with siblings.",
+        "--request",
+        "Start the actions and confirm dates.",
+    ]
+
+
+async def test_a_whole_escalation_through_the_command(cli: Cli, dev_server_env: WorkflowEnvironment) -> None:
+    child = _child()
+    iro = {"ESCALATE_AS_ID": "glo-iro-a", "ESCALATE_AS_ROLE": "iro"}
+    out = await cli.ok(*_raise_args("gloucestershire", "iro-cp", "4", child, "glo-iro-a", "iro"))
+    escalation_id = f"gloucestershire-{child}-0001"
+    assert out.startswith(f"raised {escalation_id}: awaiting response at Informal resolution, held by Social")
+    assert "; due " in out
+    view = await cli.state(escalation_id)
+    assert (view["stage"], view["status"], view["category"]) == (
+        "informal",
+        "awaiting_response",
+        "Key decision-making",
+    )
+    due = date.fromisoformat(view["deadline_date"])
+    assert due == WorkingDayCalendar([]).add_working_days(_today(), 5)
+
+    human = await cli.ok("status", escalation_id)
+    assert "stage:      1/5 Informal resolution (informal)" in human
+    assert f"deadline:   {due:%A %-d %B %Y}" in human
+
+    actions = await cli.ok(
+        "actions", escalation_id, "--as-id", "glo-social-worker-a", "--as-role", "social_worker"
+    )
+    assert "respond" in actions and "escalate" not in actions.split("may:")[1]
+
+    # Someone who is not the stage's recipient is refused, and nothing is written.
+    events_before = await _history_length(dev_server_env, escalation_id)
+    reason = await cli.fails(
+        EXIT_REFUSED,
+        "respond",
+        escalation_id,
+        "--as-id",
+        "glo-team-manager-a",
+        "--as-role",
+        "team_manager",
+        "--answer",
+        "Not mine to answer.",
+    )
+    assert reason.startswith("refused: ") and "team_manager" in reason.replace("Team Manager", "team_manager")
+    assert await _history_length(dev_server_env, escalation_id) == events_before
+
+    out = await cli.ok(
+        "respond",
+        escalation_id,
+        "--as-id",
+        "glo-social-worker-a",
+        "--as-role",
+        "social_worker",
+        "--answer",
+        "Contact starts next month.",
+    )
+    assert out.startswith(f"{escalation_id}: ") and "awaiting decision" in out
+
+    out = await cli.ok("escalate", escalation_id, "--reason", "Next month is too late.", **iro)
+    assert "stage formal-1" in out
+    view = await cli.state(escalation_id)
+    assert view["stage"] == "formal-1" and view["total_deadline_date"] is not None
+
+    # The team manager asks for more time; a date in the past is refused before anything is sent.
+    tm = ["--as-id", "glo-team-manager-a", "--as-role", "team_manager"]
+    events_before = await _history_length(dev_server_env, escalation_id)
+    reason = await cli.fails(
+        EXIT_BAD_INPUT, "request-extension", escalation_id, *tm, "--until", "2020-01-06", "--reason", "Leave."
+    )
+    assert "is in the past" in reason and "6 January 2020" in reason
+    assert await _history_length(dev_server_env, escalation_id) == events_before
+
+    until = WorkingDayCalendar([]).add_working_days(date.fromisoformat(view["deadline_date"]), 2)
+    await cli.ok(
+        "request-extension",
+        escalation_id,
+        *tm,
+        "--until",
+        until.isoformat(),
+        "--reason",
+        "Panel meets Tuesday.",
+    )
+    view = await cli.state(escalation_id)
+    assert view["pending_extension"]["until"] == until.isoformat()
+    assert "extension:  glo-team-manager-a asks for more time" in await cli.ok("status", escalation_id)
+    await cli.ok("decide-extension", escalation_id, "--approve", **iro)
+    view = await cli.state(escalation_id)
+    assert view["deadline_date"] == until.isoformat() and view["pending_extension"] is None
+
+    await cli.ok("note", escalation_id, *tm, "--text", "Panel booked.")
+    await cli.ok("views", escalation_id, "--whose", "child", "--views", "Wants to see her brother.", **iro)
+    out = await cli.ok(
+        "bypass",
+        escalation_id,
+        "--to-stage",
+        "formal-3",
+        "--reason",
+        "Contact stopped today.",
+        "--emergency",
+        **iro,
+    )
+    assert "stage formal-3" in out
+    await cli.ok(
+        "respond",
+        escalation_id,
+        "--as-id",
+        "glo-director-of-safeguarding",
+        "--as-role",
+        "director_of_safeguarding",
+        "--answer",
+        "Contact restored from Monday.",
+    )
+    out = await cli.ok("accept", escalation_id, "--note", "Contact restored.", **iro)
+    assert "resolved" in out
+
+    history = await cli.ok("history", escalation_id)
+    kinds = [line.split()[3] for line in history.splitlines()]
+    for kind in (
+        "raised",
+        "response",
+        "escalated",
+        "extension_requested",
+        "extension_decided",
+        "bypassed",
+        "resolved",
+    ):
+        assert kind in kinds, history
+    # Ended: a further action is refused with the reason, not a traceback.
+    reason = await cli.fails(EXIT_REFUSED, "note", escalation_id, "--text", "Late.", **iro)
+    assert "resolved" in reason
+
+    listed = await cli.ok("list", "--authority", "gloucestershire", "--status", "resolved")
+    assert escalation_id in listed
+    assert escalation_id not in await cli.ok("list", "--authority", "gloucestershire", "--open")
+
+
+async def test_gates_meetings_and_cafcass_through_the_command(cli: Cli) -> None:
+    child = _child()
+    iro = {"ESCALATE_AS_ID": "wig-iro-a", "ESCALATE_AS_ROLE": "iro"}
+    await cli.ok(*_raise_args("wigan", "iro", "1", child, "wig-iro-a", "iro"))
+    escalation_id = f"wigan-{child}-0001"
+    await cli.ok("escalate", escalation_id, "--reason", "No answer addresses the drift.", **iro)
+    view = await cli.state(escalation_id)
+    assert (view["stage"], view["status"]) == ("stage-1", "escalation_due")  # stage 2 needs agreement
+
+    await cli.ok(
+        "record-consultation",
+        escalation_id,
+        "--stage",
+        "stage-2",
+        "--with-role",
+        "iro_team_manager",
+        "--agreed",
+        "--summary",
+        "IRO team manager agrees.",
+        **iro,
+    )
+    view = await cli.state(escalation_id)
+    assert (view["stage"], view["status"]) == ("stage-2", "awaiting_response")
+
+    await cli.ok(
+        "bypass",
+        escalation_id,
+        "--to-stage",
+        "stage-4",
+        "--reason",
+        "Permanence hearing is close.",
+        "--discussed-with",
+        "siu_service_lead",
+        **iro,
+    )
+    await cli.ok(
+        "record-meeting",
+        escalation_id,
+        "--held-on",
+        _today().isoformat(),
+        "--attendee",
+        "wig-iro-a",
+        "--attendee",
+        "wig-deputy-director-csc",
+        "--outcome",
+        "No agreement.",
+        **iro,
+    )
+    reason = await cli.fails(
+        EXIT_BAD_INPUT,
+        "record-meeting",
+        escalation_id,
+        "--held-on",
+        "2999-01-01",
+        "--attendee",
+        "x",
+        "--outcome",
+        "y",
+        **iro,
+    )
+    assert "is in the future: give the day it happened" in reason
+    reason = await cli.fails(EXIT_REFUSED, "refer-cafcass", escalation_id, "--reason", "Drifting.", **iro)
+    assert "consult" in reason
+    out = await cli.ok(
+        "refer-cafcass",
+        escalation_id,
+        "--reason",
+        "Plan still drifting.",
+        "--consulted",
+        "iro_team_manager",
+        "siu_service_lead",
+        "strategic_lead_safeguarding",
+        **iro,
+    )
+    assert "referred to cafcass" in out
+
+
+async def test_withdraw_and_the_next_free_sequence(cli: Cli) -> None:
+    child = _child()
+    args = _raise_args("dudley", "iro-cp", "1", child, "dud-iro-a", "iro")
+    assert (await cli.ok(*args)).startswith(f"raised dudley-{child}-0001")
+    assert (await cli.ok(*args)).startswith(f"raised dudley-{child}-0002")
+    reason = await cli.fails(EXIT_BAD_INPUT, *args, "--sequence", "1")
+    assert "already exists" in reason
+    out = await cli.ok(
+        "withdraw",
+        f"dudley-{child}-0002",
+        "--reason",
+        "Raised twice.",
+        ESCALATE_AS_ID="dud-iro-a",
+        ESCALATE_AS_ROLE="iro",
+    )
+    assert "withdrawn" in out
+    assert (await cli.state(f"dudley-{child}-0001"))["status"] == "awaiting_response"
+
+
+async def test_bad_input_gets_one_line_and_changes_nothing(cli: Cli, tmp_path: Path) -> None:
+    child = _child()
+    reason = await cli.fails(EXIT_BAD_INPUT, *_raise_args("atlantis", "iro", "1", child, "x", "iro"))
+    assert "unknown authority 'atlantis'" in reason
+    reason = await cli.fails(EXIT_BAD_INPUT, "status", f"wigan-{child}-0001")
+    assert f"unknown escalation 'wigan-{child}-0001'" in reason
+    reason = await cli.fails(
+        EXIT_BAD_INPUT,
+        "respond",
+        f"wigan-{child}-0001",
+        "--as-id",
+        "a",
+        "--as-role",
+        "team_manager",
+        "--answer",
+        "x",
+    )
+    assert "unknown escalation" in reason
+    reason = await cli.fails(EXIT_BAD_INPUT, "calendar", "add-working-days", "18/12/2026", "5")
+    assert "write YYYY-MM-DD" in reason
+    reason = await cli.fails(EXIT_BAD_INPUT, "respond", f"wigan-{child}-0001", "--answer", "x")
+    assert "--as-id and --as-role" in reason
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("key: broken\nauthority: Nowhere\ntracks: []\n")
+    reason = await cli.fails(EXIT_BAD_INPUT, "protocol", "check", str(broken))
+    assert str(broken) in reason
+    good = Path(__file__).resolve().parents[1] / "protocols" / "wigan.yaml"
+    assert (await cli.ok("protocol", "check", str(good))).startswith("ok: Wigan")
+
+    assert "no escalations match" in await cli.ok("list", "--authority", "wigan", "--stage", f"no-{child}")
+    # Nothing above started anything for this child.
+    assert f"wigan-{child}" not in await cli.ok("list", "--authority", "wigan")
+
+
+async def test_calendar_and_protocols_need_no_server(tmp_path: Path) -> None:
+    cli = Cli("127.0.0.1:1", tmp_path)  # nothing listens there
+    out = await cli.ok("calendar", "add-working-days", "2026-12-18", "5")
+    assert out.startswith(
+        "2026-12-29: Tuesday 29 December 2026 is 5 working days after Friday 18 December 2026"
+    )
+    assert "skipped 2026-12-28 Mon: Boxing Day (observed)" in out
+    listed = await cli.ok("protocol", "list")
+    assert {line.split()[0] for line in listed.splitlines()} >= {
+        "dudley",
+        "gloucestershire",
+        "waltham-forest",
+        "waltham-forest-fwi",
+        "wigan",
+    }
+    shown = await cli.ok("protocol", "show", "waltham-forest")
+    assert "track cp:" in shown and "track iro:" in shown
+    reason = await cli.fails(3, "status", "wigan-X-0001", "--wait", "5")
+    assert reason.startswith("cannot reach Temporal at 127.0.0.1:1")
