@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
 from protocols import load_protocol
 from schemas.escalation import (
@@ -18,9 +20,11 @@ from schemas.escalation import (
     EscalationOutcome,
     RaiseConcern,
     RecordConsultation,
+    Status,
     escalation_id_for,
 )
 from workflows import rules
+from workflows import search_attributes as indexed
 from workflows.escalation import TASK_QUEUE, EscalationWorkflow
 
 
@@ -61,7 +65,32 @@ def prepare(
 async def raise_concern(
     client: Client, raise_: RaiseConcern, task_queue: str = TASK_QUEUE
 ) -> WorkflowHandle[EscalationWorkflow, EscalationOutcome]:
-    """Start the escalation's workflow; its id is the escalation id (no personal data)."""
+    """Start the escalation's workflow; its id is the escalation id (no personal data).
+
+    Where the namespace has the escalation search attributes registered, the workflow starts with them
+    and keeps them current; elsewhere it runs without them.
+    """
+    attributes = None
+    if await search_attributes_registered(client):
+        protocol = raise_.protocol
+        track = protocol.track(raise_.track)
+        first = raise_.start_at_stage or track.stages[0].key
+        attributes = indexed.initial(protocol.key, track.key, first, Status.AWAITING_RESPONSE)
     return await client.start_workflow(
-        EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=task_queue
+        EscalationWorkflow.run,
+        raise_,
+        id=raise_.escalation_id,
+        task_queue=task_queue,
+        search_attributes=attributes,
     )
+
+
+async def search_attributes_registered(client: Client) -> bool:
+    """Whether every escalation search attribute is registered in the client's namespace."""
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+    except RPCError:  # not allowed, or not offered (the time-skipping test server): run without
+        return False
+    return all(k.name in listed.custom_attributes for k in indexed.ALL)

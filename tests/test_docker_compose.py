@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from workflows.search_attributes import registration_flags
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -352,3 +354,12 @@ def test_dockerfile_pins_its_base_image_and_runs_as_non_root() -> None:
 def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build() -> None:
     entries = {line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines() if line.strip()}
     assert {".env", ".git", ".venv", ".data"} <= entries
+
+
+def test_the_namespace_job_registers_every_escalation_search_attribute(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    script = " ".join(services["temporal-create-namespace"]["command"])
+    for pair in registration_flags()[1::2]:
+        assert pair in script, f"docker-compose.yml's temporal-create-namespace job does not register {pair}"
+    assert "temporal operator search-attribute create" in script

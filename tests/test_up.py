@@ -28,13 +28,13 @@ SAMPLES = {
 
 
 class Service:
-    """``python -m starter.local`` in its own folder, read line by line."""
+    """``escalate up`` (the installed command) in its own folder, read line by line."""
 
     def __init__(self, cwd: Path, *args: str) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("ESCALATION_DATABASE_URL", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "starter.local", *args],
+            [str(Path(sys.executable).with_name("escalate")), "up", *args],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
@@ -69,6 +69,11 @@ async def _states() -> dict[str, EscalationView]:
     return {wid: await client.get_workflow_handle(wid).query(EscalationWorkflow.state) for wid in SAMPLES}
 
 
+async def _listed(query: str) -> set[str]:
+    client = await connect("127.0.0.1:7233")
+    return {e.id async for e in client.list_workflows(query) if e.id in SAMPLES}
+
+
 async def test_up_loads_samples_and_keeps_them_across_a_restart(tmp_path: Path) -> None:
     service = Service(tmp_path, "--with-sample-data")
     try:
@@ -87,11 +92,13 @@ async def test_up_loads_samples_and_keeps_them_across_a_restart(tmp_path: Path) 
     try:
         await again.wait_for("already loaded", count=len(SAMPLES))
         after = await _states()
+        found = await _listed("EscalationAuthority = 'wigan' AND EscalationStatus = 'awaiting_decision'")
     finally:
         assert await again.stop() == 0, "".join(again.lines)
     for wid in SAMPLES:
         keep = ("status", "stage", "deadline", "total_deadline", "pending_extension")
         assert after[wid].model_dump(include=set(keep)) == before[wid].model_dump(include=set(keep)), wid
+    assert found == {"wigan-SAMPLE03-0001"}, "search attributes registered and kept current"
 
 
 async def test_up_refuses_clearly_when_a_port_is_taken(tmp_path: Path) -> None:

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.schedule import Schedule
     from workflows import rules
+    from workflows import search_attributes as indexed
 
 TASK_QUEUE = "escalations"
 REFUSED = "Refused"
@@ -78,6 +79,13 @@ class EscalationWorkflow:
         self._state: EscalationState | None = None
         self._start: rules.Decision | None = None
         self._start_refused = ""
+        # Kept up to date only if the starter set them (see workflows.search_attributes): from history.
+        started_with = workflow.info().typed_search_attributes
+        self._indexed = started_with.get(indexed.STATUS) is not None
+        self._index: dict[str, Any] = {
+            indexed.STAGE.name: started_with.get(indexed.STAGE),
+            indexed.STATUS.name: started_with.get(indexed.STATUS),
+        }
         try:
             # Decided here so that queries and validators arriving with the start see the state.
             self._start = rules.start(raise_, workflow.now())
@@ -348,6 +356,16 @@ class EscalationWorkflow:
         self._version += 1
         for effect in decision.effects:
             await self._perform(effect)
+        self._update_search_attributes()
+
+    def _update_search_attributes(self) -> None:
+        if not self._indexed:
+            return
+        now = indexed.current(self.state_model)
+        changed = indexed.updates(self._index, now)
+        if changed:
+            workflow.upsert_search_attributes(changed)
+            self._index = now
 
     async def _perform(self, effect: Effect) -> None:
         s = self.state_model
