@@ -22,10 +22,9 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from activities.recording import FileRecordStore, OutboxNotifier
 from activities.working_days import LONDON, WorkingDayCalendar
 from starter.cli import EXIT_BAD_INPUT, EXIT_REFUSED
-from worker import build_worker
+from tests.workflow_harness import file_worker
 from workflows.escalation import TASK_QUEUE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -88,12 +87,7 @@ class Cli:
 async def cli(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Cli]:
     if not ESCALATE.exists():
         pytest.fail(f"{ESCALATE} is missing: install the project (pip install -e .) so the command exists")
-    worker = build_worker(
-        dev_server_env.client,
-        TASK_QUEUE,
-        records=FileRecordStore(tmp_path),
-        notifier=OutboxNotifier(tmp_path),
-    )
+    worker = file_worker(dev_server_env, TASK_QUEUE, tmp_path)
     async with worker:
         yield Cli(dev_server_env.client.service_client.config.target_host, tmp_path)
 

@@ -15,12 +15,11 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.recording import FileRecordStore, OutboxNotifier
-from schemas.escalation import Actor, Concern, Escalate
+from schemas.escalation import Actor, Concern, Escalate, RaiseConcern
 from starter.connection import DATA_CONVERTER
 from starter.escalations import prepare, raise_concern, search_attributes_registered
-from tests.workflow_harness import HISTORIES
-from worker import build_worker, workflow_runner
+from tests.workflow_harness import HISTORIES, file_worker
+from worker import workflow_runner
 from workflows import search_attributes as indexed
 from workflows.escalation import EscalationWorkflow
 
@@ -60,6 +59,19 @@ def test_registration_flags_name_every_attribute_with_its_type() -> None:
     assert set(flags[::2]) == {"--search-attribute"}
 
 
+def _wigan_raise(child: str) -> RaiseConcern:
+    return prepare(
+        authority="wigan",
+        track="iro",
+        category="Quality of practice",
+        child_ref=child,
+        sequence=1,
+        officer=IRO,
+        concern=CONCERN,
+        team="team-a",
+    )
+
+
 async def _found(client: Client, query: str, workflow_id: str, timeout: float = 20.0) -> None:
     """Visibility is eventually consistent: poll until ``query`` lists ``workflow_id``."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -83,17 +95,8 @@ async def test_escalations_are_findable_by_stage_and_status(
     assert await search_attributes_registered(client), "the test dev server registers them"
     queue = f"sa-{uuid.uuid4().hex[:8]}"
     child = "SA" + uuid.uuid4().hex[:8].upper()
-    raise_ = prepare(
-        authority="wigan",
-        track="iro",
-        category="Quality of practice",
-        child_ref=child,
-        sequence=1,
-        officer=IRO,
-        concern=CONCERN,
-        team="team-a",
-    )
-    worker = build_worker(client, queue, records=FileRecordStore(tmp_path), notifier=OutboxNotifier(tmp_path))
+    raise_ = _wigan_raise(child)
+    worker = file_worker(dev_server_env, queue, tmp_path)
     async with worker:
         handle = await raise_concern(client, raise_, task_queue=queue)
         wid = handle.id
@@ -131,17 +134,8 @@ async def test_without_attributes_at_start_the_workflow_upserts_none(
 ) -> None:
     client = dev_server_env.client
     queue = f"sa-{uuid.uuid4().hex[:8]}"
-    raise_ = prepare(
-        authority="wigan",
-        track="iro",
-        category="Quality of practice",
-        child_ref="SA" + uuid.uuid4().hex[:8].upper(),
-        sequence=1,
-        officer=IRO,
-        concern=CONCERN,
-        team="team-a",
-    )
-    worker = build_worker(client, queue, records=FileRecordStore(tmp_path), notifier=OutboxNotifier(tmp_path))
+    raise_ = _wigan_raise("SA" + uuid.uuid4().hex[:8].upper())
+    worker = file_worker(dev_server_env, queue, tmp_path)
     async with worker:
         handle = await client.start_workflow(
             EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=queue

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.recording import FileRecordStore, OutboxNotifier
 from protocols import ProtocolError, load_protocol
 from schemas.escalation import Actor, Concern, Status
 from starter.escalations import prepare
-from worker import build_worker
+from tests.workflow_harness import file_worker
 from workflows import rules
 from workflows.escalation import TASK_QUEUE
 
@@ -54,12 +53,7 @@ async def test_demo_raises_a_concern_on_a_running_service(
     dev_server_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     address = dev_server_env.client.service_client.config.target_host
-    worker = build_worker(
-        dev_server_env.client,
-        TASK_QUEUE,
-        records=FileRecordStore(tmp_path),
-        notifier=OutboxNotifier(tmp_path),
-    )
+    worker = file_worker(dev_server_env, TASK_QUEUE, tmp_path)
     async with worker:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,

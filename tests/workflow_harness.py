@@ -19,7 +19,7 @@ from typing import Any, cast
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, Worker
 
 from activities.recording import FileRecordStore, Notifier, OutboxNotifier, RecordStore
 from schemas.escalation import (
@@ -103,6 +103,11 @@ class Run:
 
     async def result(self) -> EscalationOutcome:
         return cast(EscalationOutcome, await self.handle.result())
+
+
+def file_worker(env: WorkflowEnvironment, queue: str, root: Path) -> Worker:
+    """An escalation worker on ``queue`` recording to files and an outbox under ``root`` (no DB, no SMTP)."""
+    return build_worker(env.client, queue, records=FileRecordStore(root), notifier=OutboxNotifier(root))
 
 
 @asynccontextmanager
