@@ -34,6 +34,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -65,6 +66,9 @@ __all__ = [
 ]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates" / "mail"
+MESSAGE_POLICY = policy.SMTP.clone(max_line_length=998)
+"""CRLF lines; headers folded only past RFC 5322's 998-character limit. Python's folding at 78 can put a
+space on both sides of an encoded word (the em dash in subjects), which mail readers show as two spaces."""
 GENERIC_TEMPLATE = "_generic"
 TOKEN_BYTES = 18
 """``secrets.token_urlsafe(18)``: 24 characters, 144 bits."""
@@ -440,7 +444,7 @@ class SmtpNotifier:
         to_people: list[tuple[Person, str]],
         cc_people: list[tuple[Person, str]],
     ) -> EmailMessage:
-        msg = EmailMessage()
+        msg = EmailMessage(policy=MESSAGE_POLICY)
         try:
             msg["Subject"] = mail.subject
             msg["From"] = self.smtp.mail_from

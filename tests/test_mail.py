@@ -10,7 +10,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from email import message_from_bytes
 from email.message import EmailMessage
+from email.policy import default as default_policy
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from activities.directory import (
     sync_directory,
 )
 from activities.mail import (
+    MESSAGE_POLICY,
     TEMPLATES_DIR,
     InvalidNotification,
     Recipient,
@@ -197,6 +200,7 @@ def test_subject_and_body_state_the_deadline_in_words_and_working_days(
     subject = str(message["Subject"])
     assert subject.startswith("[wigan-C123-0001] Stage 1:")
     assert "answer by Tuesday 29 December 2026" in subject
+    assert "  " not in subject, f"the subject survives header folding as written: {subject!r}"
 
     text_part = message.get_body(preferencelist=("plain",))
     html_part = message.get_body(preferencelist=("html",))
@@ -210,6 +214,16 @@ def test_subject_and_body_state_the_deadline_in_words_and_working_days(
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "Tuesday 29 December 2026" in html and "5 working days" in html
     assert "C123" in text and "Dear " + manager.name in text
+
+
+@pytest.mark.parametrize("pad", range(0, 40, 3))
+def test_a_long_subject_with_a_dash_arrives_exactly_as_written(pad: int) -> None:
+    subject = (
+        "x" * pad + "[dudley-SAMPLE04-0001] Informal resolution: concern raised with you — answer by Monday"
+    )
+    message = EmailMessage(policy=MESSAGE_POLICY)
+    message["Subject"] = subject
+    assert message_from_bytes(message.as_bytes(), policy=default_policy)["Subject"] == subject
 
 
 def test_each_recipient_gets_their_own_reply_token_tied_to_escalation_stage_and_person(
