@@ -385,6 +385,10 @@ async def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+_COMMAND_FOR = {"refer_to_cafcass": "refer-cafcass", "add_note": "note", "record_views": "views"}
+"""The command for an action whose name differs from its update's."""
+
+
 async def cmd_actions(args: argparse.Namespace) -> int:
     actor = _actor(args)
     client = await _client(args)
@@ -396,9 +400,8 @@ async def cmd_actions(args: argparse.Namespace) -> int:
         )
     except (RPCError, WorkflowQueryFailedError) as exc:
         raise CliError(f"cannot read {handle.id}: {exc}", EXIT_UNAVAILABLE) from None
-    print(
-        f"{actor.id} ({actor.role}) may: {', '.join(a.replace('_', '-') for a in allowed) or 'nothing now'}"
-    )
+    commands = [_COMMAND_FOR.get(kind, kind.replace("_", "-")) for kind in allowed]
+    print(f"{actor.id} ({actor.role}) may: {', '.join(commands) or 'nothing now'}")
     return 0
 
 
