@@ -134,16 +134,37 @@ async def smoke(client: Client) -> None:
     print(f"smoke: {outcome.escalation_id} {outcome.status.value} after {outcome.events} events")
 
 
-async def main() -> int:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The worker's own options (``escalate worker`` shares them; it adds ``--address``/``--namespace``)."""
+    parser.add_argument("--task-queue", default=TASK_QUEUE)
+    parser.add_argument("--data-dir", help="Where records and the outbox go (default ESCALATION_DATA_DIR)")
+    parser.add_argument(
+        "--database-url",
+        help="record store (default ESCALATION_DATABASE_URL); keep a URL with a password in the environment",
+    )
+    parser.add_argument("--smtp-host", help="SMTP server (default ESCALATION_SMTP_HOST)")
+    parser.add_argument("--smtp-port", type=int, help="SMTP port (default ESCALATION_SMTP_PORT)")
+    parser.add_argument("--smoke", action="store_true", help="run one short escalation, then exit")
+
+
+async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", help="Temporal frontend (default TEMPORAL_ADDRESS or 127.0.0.1:7233)")
     parser.add_argument("--namespace", help="Temporal namespace (default TEMPORAL_NAMESPACE or default)")
-    parser.add_argument("--task-queue", default=TASK_QUEUE)
-    parser.add_argument("--data-dir", help="Where records and the outbox go (default ESCALATION_DATA_DIR)")
-    parser.add_argument("--smoke", action="store_true", help="run one short escalation, then exit")
-    args = parser.parse_args()
-    if args.data_dir:
-        os.environ["ESCALATION_DATA_DIR"] = args.data_dir
+    add_arguments(parser)
+    return await serve(parser.parse_args(argv))
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Run the worker (or the smoke run) with parsed options; 0 once it has stopped cleanly."""
+    for value, variable in (
+        (args.data_dir, "ESCALATION_DATA_DIR"),
+        (args.database_url, "ESCALATION_DATABASE_URL"),
+        (args.smtp_host, "ESCALATION_SMTP_HOST"),
+        (args.smtp_port, "ESCALATION_SMTP_PORT"),
+    ):
+        if value is not None:
+            os.environ[variable] = str(value)  # a flag wins over the environment; Settings reads both
     client = await connect(args.address, args.namespace)
     if args.smoke:
         await smoke(client)

@@ -35,6 +35,7 @@ from temporalio.client import WorkflowUpdateFailedError as UpdateFailed
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+import worker  # the repository's worker.py, installed as a top-level module
 from activities.working_days import LONDON, WorkingDayCalendar
 from protocols import ProtocolError, available_protocols, load_protocol, load_protocol_file
 from schemas.escalation import (
@@ -800,15 +801,7 @@ async def cmd_calendar_add(args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
-    import worker as worker_module  # the repository's worker.py, installed as a top-level module
-
-    rest = list(args.rest)
-    if args.address and "--address" not in rest:
-        rest += ["--address", args.address]
-    if args.namespace and "--namespace" not in rest:
-        rest += ["--namespace", args.namespace]
-    sys.argv = ["worker.py", *rest]
-    return await worker_module.main()
+    return await worker.serve(args)
 
 
 async def cmd_up(args: argparse.Namespace) -> int:  # "escalate up" is dispatched before parsing, in main
@@ -963,8 +956,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--authority", help="count the authority's closure days too")
     q.set_defaults(run=cmd_calendar_add)
 
-    p = command("worker", cmd_worker, "run a worker (worker.py's options follow)", conn)
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="worker.py options, e.g. --data-dir DIR")
+    p = command("worker", cmd_worker, "run a worker until Ctrl-C (as python worker.py)", conn)
+    worker.add_arguments(p)
     command("up", cmd_up, "run the whole service locally (escalate up --help)")
     return parser
 

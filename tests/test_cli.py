@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -412,3 +413,35 @@ async def test_calendar_and_protocols_need_no_server(tmp_path: Path) -> None:
     assert "track cp:" in shown and "track iro:" in shown
     reason = await cli.fails(3, "status", "wigan-X-0001", "--wait", "5")
     assert reason.startswith("cannot reach Temporal at 127.0.0.1:1")
+
+
+async def test_the_worker_command_runs_a_smoke_escalation(cli: Cli) -> None:
+    out = await cli.ok("worker", "--smoke")
+    assert out.startswith("smoke: ") and "withdrawn" in out
+
+
+async def test_the_worker_command_takes_its_settings_from_flags(cli: Cli, tmp_path: Path) -> None:
+    database = tmp_path / "flagged.db"
+    proc = await asyncio.create_subprocess_exec(
+        str(ESCALATE),
+        "worker",
+        "--address",
+        cli.address,
+        "--task-queue",
+        f"cli-{uuid.uuid4().hex[:8]}",
+        "--database-url",
+        f"sqlite:///{database}",
+        "--smtp-port",
+        "2525",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    first = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)
+    assert f"records in sqlite:///{database}" in first.decode()
+    assert database.exists(), "the record store named by the flag was migrated"
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+    assert proc.returncode == 0, err.decode()
+    assert "worker stopped" in out.decode()
