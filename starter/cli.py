@@ -27,6 +27,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -66,6 +67,8 @@ from schemas.protocol import Protocol, Track
 from starter.clean_exit import run_then_exit
 from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect
 from starter.escalations import prepare, raise_concern
+from starter.local import MAIL_DIR
+from starter.mail_catcher import caught, plain_text, read_caught, summary_line
 from workflows import rules
 from workflows.escalation import REFUSED, TASK_QUEUE
 
@@ -804,6 +807,26 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     return await worker.serve(args)
 
 
+async def cmd_mail(args: argparse.Namespace) -> int:
+    """What ``escalate up``'s mail catcher caught: a listing, or one message's plain text."""
+    folder = args.folder
+    files = caught(folder)
+    if args.number is not None:
+        if not 1 <= args.number <= len(files):
+            raise CliError(
+                f"no message {args.number} in {folder}: there are {len(files)} (escalate mail lists them)"
+            )
+        print(plain_text(read_caught(files[args.number - 1])))
+        return 0
+    if not files:
+        print(f"no mail caught in {folder}")
+        return 0
+    numbered = list(enumerate(files, 1))
+    for number, path in numbered[-args.last :] if args.last else numbered:
+        print(summary_line(number, read_caught(path)))
+    return 0
+
+
 async def cmd_up(args: argparse.Namespace) -> int:  # "escalate up" is dispatched before parsing, in main
     raise AssertionError("unreachable")
 
@@ -958,6 +981,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("worker", cmd_worker, "run a worker until Ctrl-C (as python worker.py)", conn)
     worker.add_arguments(p)
+    p = command("mail", cmd_mail, "read the mail escalate up caught: a list, or message N")
+    p.add_argument("number", nargs="?", type=int, metavar="N", help="show message N's plain text")
+    p.add_argument("--last", type=_count, default=20, help="list only the last N (0 for all; default 20)")
+    p.add_argument("--folder", type=Path, default=MAIL_DIR, help=f"where caught mail is (default {MAIL_DIR})")
     command("up", cmd_up, "run the whole service locally (escalate up --help)")
     return parser
 

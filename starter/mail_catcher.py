@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import time
 from email import message_from_bytes
+from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,33 @@ class SaveToFolder:
         subject = message_from_bytes(content, policy=default_policy).get("Subject", "")
         print(f"mail: {', '.join(envelope.rcpt_tos)}: {subject}", flush=True)
         return "250 Message accepted for delivery"
+
+
+def caught(folder: Path) -> list[Path]:
+    """The caught messages, oldest first (file names start with the time they arrived)."""
+    return sorted(folder.glob("*.eml"))
+
+
+def read_caught(path: Path) -> EmailMessage:
+    return message_from_bytes(path.read_bytes(), _class=EmailMessage, policy=default_policy)
+
+
+def summary_line(number: int, message: EmailMessage) -> str:
+    """``N  date  to  subject``: one line for a listing."""
+    to = message.get_all("X-Envelope-To") or [str(message.get("To", ""))]
+    return f"{number:>4}  {message.get('Date', '')}  {', '.join(to)}  {message.get('Subject', '')}"
+
+
+def plain_text(message: EmailMessage) -> str:
+    """The headers a reader needs and the plain-text body."""
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content() if body is not None else "(no plain-text part)"
+    headers = [
+        f"{name}: {message[name]}"
+        for name in ("Date", "From", "To", "Cc", "Reply-To", "Subject")
+        if message[name]
+    ]
+    return "\n".join(headers) + "\n\n" + str(text)
 
 
 def start_catcher(folder: Path, host: str = "127.0.0.1", port: int = 1025) -> Controller:

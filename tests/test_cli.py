@@ -11,11 +11,13 @@ import asyncio
 import json
 import os
 import signal
+import smtplib
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.working_days import LONDON, WorkingDayCalendar
 from starter.cli import EXIT_BAD_INPUT, EXIT_REFUSED
+from starter.mail_catcher import start_catcher
+from tests.smtp_server import free_port
 from tests.workflow_harness import file_worker
 from workflows.escalation import TASK_QUEUE
 
@@ -445,3 +449,35 @@ async def test_the_worker_command_takes_its_settings_from_flags(cli: Cli, tmp_pa
     out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
     assert proc.returncode == 0, err.decode()
     assert "worker stopped" in out.decode()
+
+
+async def test_mail_lists_and_shows_what_the_catcher_caught(tmp_path: Path) -> None:
+    folder = tmp_path / "mail"
+    port = free_port()
+    catcher = start_catcher(folder, "127.0.0.1", port)
+    try:
+        for n in (1, 2):
+            message = EmailMessage()
+            message["From"] = "escalations@localhost"
+            message["To"] = "gale.dummy@example.org"
+            message["Subject"] = f"[wigan-T1-0001] Stage {n}: concern raised with you — answer by Monday"
+            message.set_content(f"Body {n}.")
+            await asyncio.to_thread(_send, port, message)
+    finally:
+        catcher.stop()
+    cli = Cli("127.0.0.1:1", tmp_path)  # reading caught mail needs no server
+    listing = (await cli.ok("mail", "--folder", str(folder))).splitlines()
+    assert [line.split()[0] for line in listing] == ["1", "2"]
+    assert (
+        "gale.dummy@example.org" in listing[0] and "Stage 1: concern raised with you — answer" in listing[0]
+    )
+    assert (await cli.ok("mail", "--folder", str(folder), "--last", "1")).split()[0] == "2"
+    shown = await cli.ok("mail", "2", "--folder", str(folder))
+    assert "Subject: [wigan-T1-0001] Stage 2" in shown and "Body 2." in shown
+    reason = await cli.fails(EXIT_BAD_INPUT, "mail", "3", "--folder", str(folder))
+    assert "no message 3" in reason and "there are 2" in reason
+
+
+def _send(port: int, message: EmailMessage) -> None:
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        smtp.send_message(message)
