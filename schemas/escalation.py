@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -231,22 +231,10 @@ Action = Annotated[
     Field(discriminator="kind"),
 ]
 
-ACTION_KINDS: tuple[str, ...] = (
-    "respond",
-    "request_extension",
-    "decide_extension",
-    "set_timescale",
-    "accept",
-    "escalate",
-    "bypass",
-    "refer_to_cafcass",
-    "record_consultation",
-    "record_meeting",
-    "withdraw",
-    "close",
-    "add_note",
-    "record_views",
+ACTION_KINDS: tuple[str, ...] = tuple(
+    model.model_fields["kind"].default for model in get_args(get_args(Action)[0])
 )
+"""Every action's ``kind``, in the order of ``Action``."""
 
 
 # --- Workflow input --------------------------------------------------------------------------------------

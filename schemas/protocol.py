@@ -206,3 +206,7 @@ class Protocol(_Strict):
 
     def role_name(self, role: str) -> str:
         return "the raising officer" if role == RAISING_OFFICER else self.roles.get(role, role)
+
+    def role_names(self, roles: list[str]) -> str:
+        """The display names of ``roles``, comma-separated."""
+        return ", ".join(self.role_name(r) for r in roles)

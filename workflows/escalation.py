@@ -413,20 +413,24 @@ async def _activity(name: str, arg: Any) -> None:
 
 
 def _snapshot(s: EscalationState) -> EscalationSnapshot:
-    view = rules.view(s, workflow.now())
+    """The fields of ``rules.view`` that the state table keeps, without building the whole view."""
+    stage = rules.current_stage(s)
+    held_by, _ = rules.addressees(s, stage)
+    sched = rules.running_schedule(s)
+    total = s.total_schedule
     return EscalationSnapshot(
         category=s.category,
         service_area=s.service_area,
         team=s.team,
         raised_by=s.officer,
         raised_at=s.raised_at,
-        stage_name=view.stage_name,
-        stage_number=view.stage_number,
-        formal=view.formal,
-        held_by=view.held_by,
-        deadline=view.deadline,
-        deadline_date=view.deadline_date,
-        total_deadline_date=view.total_deadline_date,
+        stage_name=stage.name,
+        stage_number=s.stage_index + 1,
+        formal=stage.formal,
+        held_by=held_by,
+        deadline=sched.due_at if sched else None,
+        deadline_date=sched.due_date if sched else None,
+        total_deadline_date=total.due_date if total else None,
         flags=[f.value for f in s.flags],
     )
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from schemas.effects import Announcement, Effect, Notify, PlanSchedule, Record, RecordRefusal
+from schemas.effects import Announcement, Effect, Notify, PlanSchedule, Record, RecordRefusal, SchedulePurpose
 from schemas.escalation import (
     ACTION_KINDS,
     Accept,
@@ -84,12 +84,25 @@ def addressees(state: EscalationState, stage: Stage | None = None) -> tuple[list
     return (stage or current_stage(state)).addressees(state.service_area)
 
 
+def running_schedule(state: EscalationState) -> Schedule | None:
+    """The stage's deadline while it runs: only while an answer is awaited."""
+    return state.stage_schedule if state.status is Status.AWAITING_RESPONSE else None
+
+
 def london_today(now: datetime) -> date:
     return now.astimezone(LONDON).date()
 
 
 def _names(state: EscalationState, roles: list[str]) -> str:
-    return ", ".join(state.protocol.role_name(r) for r in roles)
+    return state.protocol.role_names(roles)
+
+
+def _stage_index(track: Track, key: str) -> int:
+    """``track.stage_index``, refusing (with the track's stages listed) when there is no such stage."""
+    try:
+        return track.stage_index(key)
+    except KeyError as exc:
+        raise Refused(str(exc.args[0])) from None
 
 
 def _is_officer(state: EscalationState, actor: Actor) -> bool:
@@ -149,7 +162,9 @@ class _Change:
             self.effects.append(Notify(entry_seq=entry.seq, kind=kind, to=to, cc=cc or []))
         return entry
 
-    def schedule(self, purpose: Any, request: ScheduleRequest, announce: Announcement | None = None) -> None:
+    def schedule(
+        self, purpose: SchedulePurpose, request: ScheduleRequest, announce: Announcement | None = None
+    ) -> None:
         self.effects.append(PlanSchedule(purpose=purpose, request=request, announce=announce))
 
     def request(self, **kwargs: Any) -> ScheduleRequest:
@@ -183,19 +198,14 @@ def start(raise_: RaiseConcern, now: datetime) -> Decision:
     if raise_.officer.role not in track.officer_roles:
         raise Refused(
             f"a {p.role_name(raise_.officer.role)} cannot raise on the {track.name} track; "
-            f"its officers are: {_names_p(p.role_name, track.officer_roles)}"
+            f"its officers are: {p.role_names(track.officer_roles)}"
         )
     if raise_.category not in track.categories:
         raise Refused(f"unknown category {raise_.category!r}; choose one of: {'; '.join(track.categories)}")
     if raise_.service_area is not None and raise_.service_area not in p.service_areas:
         known = ", ".join(p.service_areas) or "none (leave it empty)"
         raise Refused(f"unknown service area {raise_.service_area!r}; {p.authority} has: {known}")
-    target = 0
-    if raise_.start_at_stage:
-        try:
-            target = track.stage_index(raise_.start_at_stage)
-        except KeyError as exc:
-            raise Refused(str(exc.args[0])) from None
+    target = _stage_index(track, raise_.start_at_stage) if raise_.start_at_stage else 0
     if target > 0 and raise_.start_bypass is None:
         raise Refused("starting past the first stage is a bypass: give its reason (start_bypass)")
 
@@ -247,10 +257,6 @@ def start(raise_: RaiseConcern, now: datetime) -> Decision:
         _enter_stage(c, target)
     c.outcome = f"raised at {current_stage(c.s).name}"
     return c.decision()
-
-
-def _names_p(name: Callable[[str], str], roles: list[str]) -> str:
-    return ", ".join(name(r) for r in roles)
 
 
 # --- moving between stages -------------------------------------------------------------------------------
@@ -413,8 +419,8 @@ def next_wakeup(state: EscalationState) -> datetime | None:
     if _total_runs(state):
         assert state.total_schedule is not None
         times.append(state.total_schedule.due_at)
-    sched = state.stage_schedule
-    if state.status is Status.AWAITING_RESPONSE and sched:
+    sched = running_schedule(state)
+    if sched:
         if sched.remind_at and not state.stage_reminded:
             times.append(sched.remind_at)
         times.append(sched.due_at)
@@ -451,8 +457,8 @@ def on_timer(state: EscalationState, now: datetime) -> Decision:
             to=list(s.protocol.breach_notify),
             cc=[RAISING_OFFICER],
         )
-    sched = s.stage_schedule
-    if s.status is Status.AWAITING_RESPONSE and sched:
+    sched = running_schedule(s)
+    if sched:
         if sched.remind_at and not s.stage_reminded and now >= sched.remind_at:
             s.stage_reminded = True
             if now < sched.due_at:
@@ -495,7 +501,6 @@ def on_timer(state: EscalationState, now: datetime) -> Decision:
 
 # --- actions --------------------------------------------------------------------------------------------
 
-A = TypeVar("A")
 _OPEN_FOR_ANSWER = (Status.AWAITING_RESPONSE, Status.AWAITING_DECISION)
 
 
@@ -800,10 +805,7 @@ def _check_bypass_rule(s: EscalationState, a: Bypass) -> None:
 def _apply_bypass(c: _Change, a: Bypass) -> None:
     s = c.s
     track = track_of(s)
-    try:
-        target = track.stage_index(a.to_stage)
-    except KeyError as exc:
-        raise Refused(str(exc.args[0])) from None
+    target = _stage_index(track, a.to_stage)
     if target <= s.stage_index:
         raise Refused(f"{track.stages[target].name} is not later than {current_stage(s).name}")
     _check_bypass_rule(s, a)
@@ -866,10 +868,7 @@ def _apply_record_consultation(c: _Change, a: RecordConsultation) -> None:
 def _apply_consultation(c: _Change, a: RecordConsultation, *, at_start: bool) -> None:
     s = c.s
     track = track_of(s)
-    try:
-        index = track.stage_index(a.stage)
-    except KeyError as exc:
-        raise Refused(str(exc.args[0])) from None
+    index = _stage_index(track, a.stage)
     stage = track.stages[index]
     gate = stage.entry_gate
     if gate is None:
@@ -1044,7 +1043,7 @@ def view(state: EscalationState, now: datetime) -> EscalationView:
     """The state as a supervisor sees it at ``now``."""
     stage = current_stage(state)
     to, cc = addressees(state, stage)
-    sched = state.stage_schedule if state.status is Status.AWAITING_RESPONSE else None
+    sched = running_schedule(state)
     total = state.total_schedule
     return EscalationView(
         escalation_id=state.escalation_id,

@@ -59,7 +59,7 @@ def initial(authority: str, track: str, stage: str, status: Status) -> TypedSear
 
 def current(state: EscalationState) -> dict[str, Any]:
     """The values that change as the escalation moves, keyed by attribute name."""
-    running = state.stage_schedule if state.status is Status.AWAITING_RESPONSE else None  # as rules.view
+    running = rules.running_schedule(state)
     return {
         STAGE.name: rules.current_stage(state).key,
         STATUS.name: state.status.value,
