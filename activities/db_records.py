@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import Engine, String, select
@@ -32,11 +31,11 @@ from sqlalchemy.orm import Session
 
 from activities.db.base import Base, make_engine, session_factory
 from activities.db.record_models import CaseNote, EscalationEvent, EscalationRecord, SignalRefusal
+from activities.working_days import LONDON, long_date
 from schemas.effects import RecordEventInput, RefusalInput
 from schemas.escalation import EventKind, TimelineEntry
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "case_notes"
-LONDON = ZoneInfo("Europe/London")
 
 COLLECTIVE_CHILD_REF = "COLLECTIVE"
 """The ``child_ref`` of a collective alert: about several children, so recorded on no child's file."""
@@ -102,15 +101,9 @@ def _label(value: object) -> str:
     return str(value).replace("_", " ").replace("-", " ")
 
 
-def _day(value: date | str) -> str:
-    if isinstance(value, str):
-        value = date.fromisoformat(value[:10])
-    return f"{value:%A} {value.day} {value:%B %Y}"
-
-
 def _when(value: datetime) -> str:
     local = value.astimezone(LONDON)
-    return f"{_day(local.date())} at {local:%H:%M}"
+    return f"{long_date(local)} at {local:%H:%M}"
 
 
 def _environment() -> Environment:
@@ -120,7 +113,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,  # a required value missing is a bug: fail, do not write a blank
         extensions=["jinja2.ext.do"],
     )
-    filters: dict[str, Callable[..., str]] = {"day": _day, "when": _when, "label": _label}
+    filters: dict[str, Callable[..., str]] = {"day": long_date, "when": _when, "label": _label}
     env.filters.update(filters)
     return env
 
@@ -200,14 +193,10 @@ class DbRecordStore:
                 if self._event_exists(event.escalation_id, event.entry.seq):
                     return False  # a concurrent attempt wrote it first
                 if attempt == 2:
-                    raise InvalidRecord(
-                        f"{_event_name(event)} refused by the database: {_db_message(exc)}"
-                    ) from exc
+                    raise _refused(_event_name(event), exc) from exc
                 # e.g. a concurrent first event created the state row: try once more on the new state
             except DataError as exc:
-                raise InvalidRecord(
-                    f"{_event_name(event)} refused by the database: {_db_message(exc)}"
-                ) from exc
+                raise _refused(_event_name(event), exc) from exc
         raise AssertionError("unreachable")
 
     def _append_event(self, event: RecordEventInput) -> bool:
@@ -295,9 +284,9 @@ class DbRecordStore:
             with self._sessions() as session:
                 if self._refusal_exists(session, refusal):
                     return False
-            raise InvalidRecord(f"{name} refused by the database: {_db_message(exc)}") from exc
+            raise _refused(name, exc) from exc
         except DataError as exc:
-            raise InvalidRecord(f"{name} refused by the database: {_db_message(exc)}") from exc
+            raise _refused(name, exc) from exc
         return True
 
     # -- reading (tests, reports) --
@@ -449,8 +438,10 @@ def _event_name(event: RecordEventInput) -> str:
     return f"event {event.entry.seq} ({event.entry.kind.value}) of escalation {event.escalation_id!r}"
 
 
-def _db_message(exc: IntegrityError | DataError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+def _refused(name: str, exc: IntegrityError | DataError) -> InvalidRecord:
+    """What the database refused, by its first line of explanation."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    return InvalidRecord(f"{name} refused by the database: {reason}")
 
 
 __all__ = [

@@ -28,13 +28,18 @@ from pathlib import Path
 from typing import Annotated, Any
 from typing import Protocol as TypingProtocol
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from activities.db.mail_models import DirectoryAssignment, DirectoryPerson
-from protocols import ProtocolError, load_protocol
+from protocols import (
+    ProtocolError,
+    check_named_after_file,
+    describe_errors,
+    load_protocol,
+    read_yaml_mapping,
+)
 from schemas.protocol import RAISING_OFFICER, Protocol
 
 PersonId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -195,26 +200,12 @@ def load_directory_file(path: str | Path, protocol: Protocol | None = None) -> D
     role keys unless ``protocol`` is given.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DirectoryError(f"{path}: cannot read the file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise DirectoryError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(raw, dict):
-        raise DirectoryError(f"{path}: expected a mapping with 'people' and 'assignments' at the top level")
-    authority = raw.get("authority", path.stem)
-    if authority != path.stem:
-        raise DirectoryError(
-            f"{path}: field 'authority' is {authority!r} but the file is named {path.name}; "
-            f"make them match (authority: {path.stem})"
-        )
+    raw = read_yaml_mapping(path, DirectoryError, "a mapping with 'people' and 'assignments'")
+    check_named_after_file(raw, "authority", path, DirectoryError)
     try:
         directory = Directory.model_validate(raw)
     except ValidationError as exc:
-        raise DirectoryError(f"{path}: " + "; ".join(_describe(e, raw) for e in exc.errors())) from exc
+        raise DirectoryError(f"{path}: " + describe_errors(exc, raw, "directory", _labelled)) from exc
     if protocol is None:
         try:
             protocol = load_protocol(path.stem)
@@ -230,26 +221,10 @@ def load_directory_file(path: str | Path, protocol: Protocol | None = None) -> D
     return directory.model_copy(update={"authority": path.stem})
 
 
-def _describe(err: Any, raw: Any) -> str:
-    parts: list[str] = []
-    node = raw
-    for part in err.get("loc", ()):
-        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
-            item = node[part]
-            label = item.get("id") or item.get("role") if isinstance(item, dict) else None
-            parts.append(f"{part} ({label})" if label else str(part))
-            node = item
-        else:
-            parts.append(str(part))
-            node = node.get(part) if isinstance(node, dict) else None
-    field = ".".join(parts)
-    msg = str(err.get("msg", "")).removeprefix("Value error, ")
-    kind = err.get("type", "")
-    if kind == "missing":
-        return f"field {field!r} is missing: add it"
-    if kind == "extra_forbidden":
-        return f"field {field!r} is not a directory field: remove it or check its spelling"
-    return f"field {field!r}: {msg}" if field else msg
+def _labelled(index: int, item: object) -> str:
+    """A list item in a field's path: ``assignments.0 (team_manager)``, by its person id or role."""
+    label = item.get("id") or item.get("role") if isinstance(item, dict) else None
+    return f"{index} ({label})" if label else str(index)
 
 
 def directory_files(folder: Path) -> list[Path]:

@@ -33,7 +33,7 @@ import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from activities.db.mail_models import ReplyToken, SentMail
 from activities.directory import Person, Resolver, RoleUnfilled, resolve, valid_email
 from activities.settings import SmtpSettings
+from activities.working_days import long_date
 from protocols import load_protocol
 from schemas.effects import NotificationInput
 from schemas.escalation import EventKind, Status
@@ -72,7 +73,8 @@ space on both sides of an encoded word (the em dash in subjects), which mail rea
 GENERIC_TEMPLATE = "_generic"
 TOKEN_BYTES = 18
 """``secrets.token_urlsafe(18)``: 24 characters, 144 bits."""
-TOKEN_CHARS = 24
+TOKEN_CHARS = TOKEN_BYTES // 3 * 4
+"""Its length: base64, 4 characters for every 3 bytes (a multiple of 3 bytes: no padding)."""
 
 ANSWER_KINDS = frozenset(
     {EventKind.SENT_TO_STAGE, EventKind.REMINDER, EventKind.TIMESCALE_SET, EventKind.EXTENSION_DECIDED}
@@ -89,17 +91,6 @@ class InvalidNotification(ValueError):
 
 
 # --- rendering ------------------------------------------------------------------------------------------
-
-
-def long_date(value: date | datetime | str | None) -> str:
-    """``Tuesday 29 December 2026`` (a datetime is taken as it is; ISO strings are accepted)."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        value = date.fromisoformat(value[:10])
-    if isinstance(value, datetime):
-        value = value.date()
-    return f"{value:%A} {value.day} {value:%B %Y}"
 
 
 def working_days_words(days: int | None) -> str:
@@ -333,8 +324,8 @@ class SmtpNotifier:
         n = notification
         protocol = self.protocols(n.authority)
         recipients, to_people, cc_people = self._recipients(n, protocol)
-        for r in recipients:
-            _address(r.person)
+        to_addresses = [_address(p) for p, _ in to_people]
+        cc_addresses = [_address(p) for p, _ in cc_people]
         ids = {
             r.person.id: message_id_for(n.idempotency_key, r.person.id, self.smtp.reply_domain)
             for r in recipients
@@ -361,7 +352,7 @@ class SmtpNotifier:
                 form_url=self.form_url,
                 env=self.env,
             )
-            message = self._message(n, r, mail, ids[r.person.id], reply, to_people, cc_people)
+            message = self._message(n, mail, ids[r.person.id], reply, to_addresses, cc_addresses)
             messages.append((r, mail, message))
         sent = 0
         with self._connect() as smtp:
@@ -402,12 +393,11 @@ class SmtpNotifier:
 
     def _token(self, n: NotificationInput, r: Recipient) -> str:
         """The recipient's reply token for this notification: the stored one on a retry, else a new one."""
+        stored = select(ReplyToken.token).where(
+            ReplyToken.idempotency_key == n.idempotency_key, ReplyToken.person_id == r.person.id
+        )
         with Session(self.engine) as session:
-            existing = session.scalars(
-                select(ReplyToken.token).where(
-                    ReplyToken.idempotency_key == n.idempotency_key, ReplyToken.person_id == r.person.id
-                )
-            ).first()
+            existing = session.scalars(stored).first()
             if existing:
                 return existing
             token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -427,30 +417,25 @@ class SmtpNotifier:
                 session.commit()
             except IntegrityError:  # a concurrent attempt stored one first: use it
                 session.rollback()
-                return session.scalars(
-                    select(ReplyToken.token).where(
-                        ReplyToken.idempotency_key == n.idempotency_key, ReplyToken.person_id == r.person.id
-                    )
-                ).one()
+                return session.scalars(stored).one()
             return token
 
     def _message(
         self,
         n: NotificationInput,
-        r: Recipient,
         mail: RenderedMail,
         message_id: str,
         reply: str,
-        to_people: list[tuple[Person, str]],
-        cc_people: list[tuple[Person, str]],
+        to_addresses: list[Address],
+        cc_addresses: list[Address],
     ) -> EmailMessage:
         msg = EmailMessage(policy=MESSAGE_POLICY)
         try:
             msg["Subject"] = mail.subject
             msg["From"] = self.smtp.mail_from
-            msg["To"] = [_address(p) for p, _ in to_people]
-            if cc_people:
-                msg["Cc"] = [_address(p) for p, _ in cc_people]
+            msg["To"] = to_addresses
+            if cc_addresses:
+                msg["Cc"] = cc_addresses
             msg["Reply-To"] = reply
         except (ValueError, IndexError) as exc:
             raise InvalidNotification(f"cannot address the {n.kind.value!r} notification: {exc}") from exc

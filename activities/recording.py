@@ -53,8 +53,11 @@ class FileRecordStore:
                 return False
             return _append_line(self._events_file(event.escalation_id), event.model_dump_json())
 
+    def _refusals_file(self, authority: str) -> Path:
+        return self.root / "refusals" / f"{authority}.jsonl"
+
     def refusals(self, authority: str) -> list[RefusalInput]:
-        return _read_lines(self.root / "refusals" / f"{authority}.jsonl", RefusalInput)
+        return _read_lines(self._refusals_file(authority), RefusalInput)
 
     def append_refusal(self, refusal: RefusalInput) -> bool:
         with self._lock:
@@ -62,9 +65,7 @@ class FileRecordStore:
             for r in self.refusals(refusal.authority):
                 if (r.escalation_id, r.refusal.at, r.refusal.action) == key:
                     return False
-            return _append_line(
-                self.root / "refusals" / f"{refusal.authority}.jsonl", refusal.model_dump_json()
-            )
+            return _append_line(self._refusals_file(refusal.authority), refusal.model_dump_json())
 
 
 class OutboxNotifier:

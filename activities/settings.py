@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from activities.db.base import DEFAULT_DATABASE_URL
+from activities.db.base import database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ class SmtpSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = field(default_factory=lambda: _env("ESCALATION_DATABASE_URL", DEFAULT_DATABASE_URL))
+    database_url: str = field(default_factory=database_url)
     data_dir: Path = field(default_factory=lambda: Path(_env("ESCALATION_DATA_DIR", ".data")))
     directory_dir: Path = field(
         default_factory=lambda: Path(

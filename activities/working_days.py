@@ -12,6 +12,7 @@ so British Summer Time is handled by the tz database rather than by fixed offset
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -26,6 +27,7 @@ __all__ = [
     "end_of_day",
     "local_time",
     "london_date",
+    "long_date",
     "plan_schedule",
 ]
 
@@ -36,29 +38,26 @@ _WEEKEND = {5: "Saturday", 6: "Sunday"}
 _CLOSURE = "authority closure day"
 
 
+@functools.cache
+def _bank_holidays_of(year: int) -> dict[date, str]:
+    """England-and-Wales bank holidays of ``year`` (substitute days included), by date. Read only."""
+    table = holidays.country_holidays("GB", subdiv="ENG", years=year, language="en_GB")
+    return {day: "; ".join(table.get_list(day)) for day in table}
+
+
 class WorkingDayCalendar:
     """Working days in England: weekdays that are neither bank holidays nor authority closure days.
 
-    Bank holidays are looked up lazily, one calendar year at a time, and cached in the instance, so
+    Bank holidays are looked up lazily, one calendar year at a time, and cached for the process, so
     construction is cheap.
     """
 
     def __init__(self, closure_days: Iterable[date] = ()) -> None:
         self._closure_days: frozenset[date] = frozenset(closure_days)
-        self._bank_holidays: dict[int, dict[date, str]] = {}
-
-    def _bank_holidays_of(self, year: int) -> dict[date, str]:
-        """England-and-Wales bank holidays of ``year`` (substitute days included), by date."""
-        found = self._bank_holidays.get(year)
-        if found is None:
-            table = holidays.country_holidays("GB", subdiv="ENG", years=year, language="en_GB")
-            found = {day: "; ".join(table.get_list(day)) for day in table}
-            self._bank_holidays[year] = found
-        return found
 
     def bank_holiday(self, day: date) -> str | None:
         """The name of the bank holiday on ``day`` (e.g. "Boxing Day (observed)"), or None."""
-        return self._bank_holidays_of(day.year).get(day)
+        return _bank_holidays_of(day.year).get(day)
 
     def why_not_working(self, day: date) -> str | None:
         """Why ``day`` is not a working day, or None if it is one.
@@ -155,6 +154,17 @@ def local_time(day: date, hour: int) -> datetime:
 def end_of_day(day: date) -> datetime:
     """The UTC instant at which London ``day`` ends: local midnight at the start of the next day."""
     return local_time(day + _ONE_DAY, 0)
+
+
+def long_date(value: date | datetime | str | None) -> str:
+    """``Tuesday 29 December 2026`` (a datetime is taken as it is; ISO strings are accepted)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        value = value.date()
+    return f"{value:%A} {value.day} {value:%B %Y}"
 
 
 def plan_schedule(request: ScheduleRequest) -> Schedule:

@@ -6,10 +6,13 @@ A new authority is a new file here (or in a folder named by ``ESCALATION_PROTOCO
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from schemas.protocol import Protocol
 
@@ -69,26 +72,13 @@ def load_protocol_file(path: str | Path) -> Protocol:
 
 
 def _parse(path: Path) -> Protocol:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProtocolError(f"{path}: cannot read the file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ProtocolError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(raw, dict):
-        raise ProtocolError(f"{path}: expected a mapping of protocol fields at the top level")
-    if raw.get("key", path.stem) != path.stem:
-        raise ProtocolError(
-            f"{path}: field 'key' is {raw.get('key')!r} but the file is named {path.name}; "
-            f"make them match (key: {path.stem})"
-        )
+    raw = read_yaml_mapping(path, ProtocolError, "a mapping of protocol fields")
+    check_named_after_file(raw, "key", path, ProtocolError)
     raw.setdefault("key", path.stem)
     try:
         return Protocol.model_validate(raw)
     except ValidationError as exc:
-        raise ProtocolError(f"{path}: " + "; ".join(_describe(err, raw) for err in exc.errors())) from exc
+        raise ProtocolError(f"{path}: " + describe_errors(exc, raw, "protocol", _key_of, _HINTS)) from exc
 
 
 _HINTS = {
@@ -96,33 +86,78 @@ _HINTS = {
 }
 
 
-def _field_path(loc: tuple[object, ...], raw: object) -> str:
+def _key_of(index: int, item: object) -> str:
     """``tracks.0.stages.3.to`` becomes ``tracks.iro.stages.stage-4.to``: list items named by their key."""
+    key = item.get("key") if isinstance(item, dict) else None
+    return key if isinstance(key, str) else str(index)
+
+
+# --- shared with the directory files (``activities.directory``) ------------------------------------------
+
+
+def read_yaml_mapping(path: Path, error: type[ValueError], expected: str) -> dict[str, Any]:
+    """The top-level mapping of the YAML file ``path``; else ``error`` naming the file and the problem."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{path}: cannot read the file ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise error(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(raw, dict):
+        raise error(f"{path}: expected {expected} at the top level")
+    return raw
+
+
+def check_named_after_file(raw: dict[str, Any], field: str, path: Path, error: type[ValueError]) -> None:
+    """Refuse a ``field`` (the authority's key) that is given and differs from the file's name."""
+    value = raw.get(field, path.stem)
+    if value != path.stem:
+        raise error(
+            f"{path}: field {field!r} is {value!r} but the file is named {path.name}; "
+            f"make them match ({field}: {path.stem})"
+        )
+
+
+def describe_errors(
+    exc: ValidationError,
+    raw: object,
+    noun: str,
+    name_item: Callable[[int, object], str],
+    hints: Mapping[str, str] | None = None,
+) -> str:
+    """Each of ``exc``'s errors as ``field 'a.b': what is wrong``, with the fix where there is a usual one.
+
+    ``name_item(index, item)`` names a list item in the field's path; ``hints`` adds a fix by field name.
+    """
+    return "; ".join(_describe(err, raw, noun, name_item, hints or {}) for err in exc.errors())
+
+
+def _describe(
+    err: ErrorDetails,
+    raw: object,
+    noun: str,
+    name_item: Callable[[int, object], str],
+    hints: Mapping[str, str],
+) -> str:
+    loc = tuple(err["loc"])
     parts: list[str] = []
     node = raw
     for part in loc:
         if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
-            item = node[part]
-            named = isinstance(item, dict) and isinstance(item.get("key"), str)
-            parts.append(item["key"] if named else str(part))
-            node = item
+            parts.append(name_item(part, node[part]))
+            node = node[part]
         else:
             parts.append(str(part))
             node = node.get(part) if isinstance(node, dict) else None
-    return ".".join(parts)
-
-
-def _describe(err: object, raw: object) -> str:
-    assert isinstance(err, dict)
-    loc = tuple(err.get("loc", ()))
-    field = _field_path(loc, raw)
-    kind = err.get("type", "")
-    msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    field = ".".join(parts)
+    msg = err["msg"].removeprefix("Value error, ")
     if not field:  # a rule across fields: its message names the fields itself
         return msg
-    if kind == "missing":
+    if err["type"] == "missing":
         return f"field {field!r} is missing: add it"
-    if kind == "extra_forbidden":
-        return f"field {field!r} is not a protocol field: remove it or check its spelling"
-    hint = _HINTS.get(str(loc[-1])) if loc else None
+    if err["type"] == "extra_forbidden":
+        return f"field {field!r} is not a {noun} field: remove it or check its spelling"
+    hint = hints.get(str(loc[-1]))
     return f"field {field!r}: {msg}" + (f" ({hint})" if hint else "")

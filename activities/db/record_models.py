@@ -32,8 +32,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from activities.db.base import Base
 
-CASE_NOTE_STATUSES = ("pending", "delivered", "failed")
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
