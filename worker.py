@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import tempfile
@@ -35,12 +34,9 @@ from activities.settings import Settings
 from protocols import load_protocol
 from schemas.escalation import Actor, Concern, RaiseConcern, Withdraw, escalation_id_for
 from starter.clean_exit import run_then_exit
-from starter.connection import connect
+from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect
+from starter.worker_options import add_arguments, apply_settings
 from workflows.escalation import TASK_QUEUE, EscalationWorkflow
-
-
-def data_dir() -> Path:
-    return Settings().data_dir
 
 
 def prepare_database(settings: Settings) -> Engine:
@@ -134,37 +130,21 @@ async def smoke(client: Client) -> None:
     print(f"smoke: {outcome.escalation_id} {outcome.status.value} after {outcome.events} events")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The worker's own options (``escalate worker`` shares them; it adds ``--address``/``--namespace``)."""
-    parser.add_argument("--task-queue", default=TASK_QUEUE)
-    parser.add_argument("--data-dir", help="Where records and the outbox go (default ESCALATION_DATA_DIR)")
-    parser.add_argument(
-        "--database-url",
-        help="record store (default ESCALATION_DATABASE_URL); keep a URL with a password in the environment",
-    )
-    parser.add_argument("--smtp-host", help="SMTP server (default ESCALATION_SMTP_HOST)")
-    parser.add_argument("--smtp-port", type=int, help="SMTP port (default ESCALATION_SMTP_PORT)")
-    parser.add_argument("--smoke", action="store_true", help="run one short escalation, then exit")
-
-
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--address", help="Temporal frontend (default TEMPORAL_ADDRESS or 127.0.0.1:7233)")
-    parser.add_argument("--namespace", help="Temporal namespace (default TEMPORAL_NAMESPACE or default)")
+    parser.add_argument(
+        "--address", help=f"Temporal frontend (default TEMPORAL_ADDRESS or {DEFAULT_ADDRESS})"
+    )
+    parser.add_argument(
+        "--namespace", help=f"Temporal namespace (default TEMPORAL_NAMESPACE or {DEFAULT_NAMESPACE})"
+    )
     add_arguments(parser)
     return await serve(parser.parse_args(argv))
 
 
 async def serve(args: argparse.Namespace) -> int:
     """Run the worker (or the smoke run) with parsed options; 0 once it has stopped cleanly."""
-    for value, variable in (
-        (args.data_dir, "ESCALATION_DATA_DIR"),
-        (args.database_url, "ESCALATION_DATABASE_URL"),
-        (args.smtp_host, "ESCALATION_SMTP_HOST"),
-        (args.smtp_port, "ESCALATION_SMTP_PORT"),
-    ):
-        if value is not None:
-            os.environ[variable] = str(value)  # a flag wins over the environment; Settings reads both
+    apply_settings(args)
     client = await connect(args.address, args.namespace)
     if args.smoke:
         await smoke(client)

@@ -36,7 +36,6 @@ from temporalio.client import WorkflowUpdateFailedError as UpdateFailed
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-import worker  # the repository's worker.py, installed as a top-level module
 from activities.working_days import LONDON, WorkingDayCalendar
 from protocols import ProtocolError, available_protocols, load_protocol, load_protocol_file
 from schemas.escalation import (
@@ -64,11 +63,11 @@ from schemas.escalation import (
     escalation_id_for,
 )
 from schemas.protocol import Protocol, Track
+from starter import worker_options
 from starter.clean_exit import run_then_exit
-from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect
+from starter.connection import connect, temporal_address, temporal_namespace
 from starter.escalations import prepare, raise_concern
-from starter.local import MAIL_DIR
-from starter.mail_catcher import caught, plain_text, read_caught, summary_line
+from starter.mail_catcher import MAIL_DIR, caught, plain_text, read_caught, summary_line
 from workflows import rules
 from workflows.escalation import REFUSED, TASK_QUEUE
 
@@ -80,6 +79,7 @@ DEFAULT_WAIT_S = 30.0
 LAST_EVENTS = 5
 
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
 
 
 class CliError(Exception):
@@ -183,10 +183,6 @@ def _model(cls: type[M], **fields: Any) -> M:
 # --- connecting, reading and acting ----------------------------------------------------------------------
 
 
-def _address(args: argparse.Namespace) -> str:
-    return str(args.address or os.environ.get("TEMPORAL_ADDRESS", DEFAULT_ADDRESS))
-
-
 async def _client(args: argparse.Namespace) -> Client:
     try:
         return await asyncio.wait_for(connect(args.address, args.namespace), timeout=args.wait)
@@ -194,17 +190,13 @@ async def _client(args: argparse.Namespace) -> Client:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "Connection refused" in reason or isinstance(exc, TimeoutError):
             reason = "nothing answers there; is the service running (`escalate up`, or `make run`)?"
-        raise CliError(f"cannot reach Temporal at {_address(args)}: {reason}", EXIT_UNAVAILABLE) from None
-
-
-def _namespace(args: argparse.Namespace) -> str:
-    return str(args.namespace or os.environ.get("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE))
+        address = temporal_address(args.address)
+        raise CliError(f"cannot reach Temporal at {address}: {reason}", EXIT_UNAVAILABLE) from None
 
 
 def _unknown(args: argparse.Namespace, escalation_id: str) -> CliError:
-    return CliError(
-        f"unknown escalation {escalation_id!r}: no such escalation in namespace {_namespace(args)!r}"
-    )
+    namespace = temporal_namespace(args.namespace)
+    return CliError(f"unknown escalation {escalation_id!r}: no such escalation in namespace {namespace!r}")
 
 
 def _no_worker(args: argparse.Namespace, doing: str) -> CliError:
@@ -215,13 +207,19 @@ def _no_worker(args: argparse.Namespace, doing: str) -> CliError:
     )
 
 
-async def _state(args: argparse.Namespace, handle: WorkflowHandle[Any, Any]) -> EscalationView:
-    """The escalation's state query, with every expected failure turned into a one-line reason."""
+async def _query(
+    args: argparse.Namespace,
+    handle: WorkflowHandle[Any, Any],
+    query: str,
+    *query_args: Any,
+    result_type: type[R],
+) -> R:
+    """One of the escalation's queries, with every expected failure turned into a one-line reason."""
     try:
-        view: EscalationView = await handle.query(
-            "state", result_type=EscalationView, rpc_timeout=timedelta(seconds=args.wait)
+        result: R = await handle.query(
+            query, args=query_args, result_type=result_type, rpc_timeout=timedelta(seconds=args.wait)
         )
-        return view
+        return result
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise _unknown(args, handle.id) from None
@@ -230,6 +228,11 @@ async def _state(args: argparse.Namespace, handle: WorkflowHandle[Any, Any]) -> 
         raise CliError(f"cannot read {handle.id}: {exc.message}", EXIT_UNAVAILABLE) from None
     except WorkflowQueryFailedError as exc:
         raise CliError(f"cannot read {handle.id}: {exc}") from None
+
+
+async def _state(args: argparse.Namespace, handle: WorkflowHandle[Any, Any]) -> EscalationView:
+    """The escalation's state query."""
+    return await _query(args, handle, "state", result_type=EscalationView)
 
 
 async def _ensure_open(args: argparse.Namespace, handle: WorkflowHandle[Any, Any]) -> None:
@@ -277,11 +280,15 @@ async def _act(args: argparse.Namespace, action: Action) -> int:
     return 0
 
 
-def _actor(args: argparse.Namespace) -> Actor:
+_WHO_ACTS = "say who acts: --as-id and --as-role (or set ESCALATE_AS_ID and ESCALATE_AS_ROLE)"
+_WHO_RAISES = "say who raises: --officer-id and --officer-role (or ESCALATE_AS_ID/ESCALATE_AS_ROLE)"
+
+
+def _actor(args: argparse.Namespace, missing: str = _WHO_ACTS) -> Actor:
     actor_id = args.as_id or os.environ.get("ESCALATE_AS_ID")
     role = args.as_role or os.environ.get("ESCALATE_AS_ROLE")
     if not actor_id or not role:
-        raise CliError("say who acts: --as-id and --as-role (or set ESCALATE_AS_ID and ESCALATE_AS_ROLE)")
+        raise CliError(missing)
     return _model(Actor, id=actor_id, role=role)
 
 
@@ -397,13 +404,7 @@ async def cmd_actions(args: argparse.Namespace) -> int:
     actor = _actor(args)
     client = await _client(args)
     handle = client.get_workflow_handle(args.id)
-    await _state(args, handle)  # unknown id and worker trouble, reported as for every read
-    try:
-        allowed = await handle.query(
-            "available_actions", actor, result_type=list[str], rpc_timeout=timedelta(seconds=args.wait)
-        )
-    except (RPCError, WorkflowQueryFailedError) as exc:
-        raise CliError(f"cannot read {handle.id}: {exc}", EXIT_UNAVAILABLE) from None
+    allowed = await _query(args, handle, "available_actions", actor, result_type=list[str])
     commands = [_COMMAND_FOR.get(kind, kind.replace("_", "-")) for kind in allowed]
     print(f"{actor.id} ({actor.role}) may: {', '.join(commands) or 'nothing now'}")
     return 0
@@ -513,15 +514,11 @@ async def _settled(args: argparse.Namespace, handle: WorkflowHandle[Any, Any], t
 
 
 async def cmd_raise(args: argparse.Namespace) -> int:
-    officer_id = args.as_id or os.environ.get("ESCALATE_AS_ID")
-    officer_role = args.as_role or os.environ.get("ESCALATE_AS_ROLE")
-    if not officer_id or not officer_role:
-        raise CliError("say who raises: --officer-id and --officer-role (or ESCALATE_AS_ID/ESCALATE_AS_ROLE)")
+    officer = _actor(args, _WHO_RAISES)
     try:
         protocol = load_protocol(args.authority)
     except ProtocolError as exc:
         raise CliError(str(exc)) from None
-    officer = _model(Actor, id=officer_id, role=officer_role)
     track = _track_for(protocol, args.track, officer.role)
     if args.start_at_stage and not args.bypass_reason:
         raise CliError("--start-at-stage is a bypass at the start: give --bypass-reason too")
@@ -804,6 +801,8 @@ async def cmd_calendar_add(args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
+    import worker  # only here: the worker's imports are heavy (see starter.worker_options)
+
     return await worker.serve(args)
 
 
@@ -827,8 +826,9 @@ async def cmd_mail(args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_up(args: argparse.Namespace) -> int:  # "escalate up" is dispatched before parsing, in main
-    raise AssertionError("unreachable")
+async def cmd_up(args: argparse.Namespace) -> int:
+    """Reached only with options before ``up``: ``main`` hands ``escalate up ...`` to ``starter.local``."""
+    raise CliError("`up` takes no connection options: run `escalate up [--with-sample-data]`")
 
 
 # --- the parser ------------------------------------------------------------------------------------------
@@ -980,7 +980,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(run=cmd_calendar_add)
 
     p = command("worker", cmd_worker, "run a worker until Ctrl-C (as python worker.py)", conn)
-    worker.add_arguments(p)
+    worker_options.add_arguments(p)
     p = command("mail", cmd_mail, "read the mail escalate up caught: a list, or message N")
     p.add_argument("number", nargs="?", type=int, metavar="N", help="show message N's plain text")
     p.add_argument("--last", type=_count, default=20, help="list only the last N (0 for all; default 20)")
@@ -1002,19 +1002,13 @@ async def _main(argv: Sequence[str]) -> int:
         return exc.code
 
 
-def _run_up(argv: list[str]) -> NoReturn:
-    """``escalate up``: the local service has its own options and its own clean exit (``starter.local``)."""
-    from starter.local import cli as up
-
-    up(argv)
-    raise AssertionError("unreachable: starter.local.cli exits the process")
-
-
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """The ``escalate`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["up"]:
-        _run_up(args[1:])
+    if args[:1] == ["up"]:  # the local service has its own options and its own clean exit
+        from starter.local import cli as up
+
+        up(args[1:])
     run_then_exit(lambda: _main(args))
 
 

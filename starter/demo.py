@@ -8,17 +8,13 @@ from __future__ import annotations
 import argparse
 import uuid
 
-from activities.directory import load_directory_file
-from activities.settings import Settings
 from protocols import load_protocol
-from schemas.escalation import Actor, Concern, EscalationView
+from schemas.escalation import Concern, EscalationView
 from starter.clean_exit import run_then_exit
 from starter.connection import connect
 from starter.escalations import prepare, raise_concern
+from starter.sample_data import TEAM, person
 from workflows.escalation import EscalationWorkflow
-
-TEAM = "team-a"
-"""The sample directories (protocols/directories) fill every role for team-a and team-b."""
 
 
 async def main() -> int:
@@ -28,9 +24,6 @@ async def main() -> int:
     args = parser.parse_args()
     track = load_protocol(args.authority).tracks[0]
     ref = "D" + uuid.uuid4().hex[:8].upper()
-    directory = load_directory_file(Settings().directory_dir / f"{args.authority}.yaml")
-    role = track.officer_roles[0]
-    officer_id = next(a.person for a in directory.assignments if a.role == role and a.team == TEAM)
     raise_ = prepare(
         authority=args.authority,
         track=track.key,
@@ -38,7 +31,7 @@ async def main() -> int:
         child_ref=ref,
         sequence=1,
         team=TEAM,
-        officer=Actor(id=officer_id, role=role),
+        officer=person(args.authority, track.officer_roles[0]),
         concern=Concern(
             summary="The care plan has not been updated since the last review.",
             impact_on_child="Decisions about school and contact are drifting.",

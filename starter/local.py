@@ -17,21 +17,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from temporalio.client import Client
 
 from starter.clean_exit import flush_all, run_then_exit
 from starter.connection import DATA_CONVERTER
-from starter.mail_catcher import start_catcher
+from starter.mail_catcher import MAIL_DIR, start_catcher
 from starter.temporal_binaries import temporal_cli_path
 from workflows import search_attributes
+from workflows.escalation import TASK_QUEUE
 
 HOST = "127.0.0.1"
 PORT = 7233
 UI_PORT = 8233
 SMTP_PORT = 1025
-MAIL_DIR = Path(".data/mail")
-TASK_QUEUE = "escalations"
 DATA_DIR = Path(".data")
 DB_FILE = DATA_DIR / "temporal.db"
 
@@ -247,7 +247,7 @@ async def main(with_sample_data: bool = False) -> int:
             catcher.stop()
 
 
-def cli(argv: list[str] | None = None) -> None:
+def cli(argv: list[str] | None = None) -> NoReturn:
     """``escalate up`` / ``python -m starter.local``: parse the options, run, exit cleanly."""
     import argparse
 

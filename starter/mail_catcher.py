@@ -19,6 +19,9 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+MAIL_DIR = Path(".data/mail")
+"""Where ``escalate up`` keeps caught mail (and ``escalate mail`` reads it)."""
+
 
 class SaveToFolder:
     """aiosmtpd handler: write each accepted message, with its envelope recipients, to a file."""
@@ -85,7 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
-    parser.add_argument("--folder", type=Path, default=Path(".data/mail"))
+    parser.add_argument("--folder", type=Path, default=MAIL_DIR)
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args.folder, args.host, args.port))

@@ -31,9 +31,11 @@ from starter.escalations import prepare, raise_concern
 from workflows.escalation import EscalationWorkflow
 
 TEAM = "team-a"
+"""The sample directories (protocols/directories) fill every role for team-a and team-b."""
 
 
-def _person(authority: str, role: str) -> Actor:
+def person(authority: str, role: str) -> Actor:
+    """Who holds ``role`` for the sample team in ``authority``'s sample directory."""
     directory = load_directory_file(Settings().directory_dir / f"{authority}.yaml")
     held = [a for a in directory.assignments if a.role == role and a.team in (TEAM, None)]
     held.sort(key=lambda a: a.team is None)  # the team's holder before an authority-wide one
@@ -53,7 +55,7 @@ async def _start(
 ) -> WorkflowHandle[Any, Any] | None:
     protocol = load_protocol(authority)
     track = protocol.tracks[0]
-    officer = _person(authority, track.officer_roles[0])
+    officer = person(authority, track.officer_roles[0])
     raise_ = prepare(
         authority=authority,
         track=track.key,
@@ -96,7 +98,7 @@ async def load_sample_data(client: Client, say: Callable[[str], None] = print) -
     # Waltham Forest: bypassed straight to the head of service after the line-manager discussion.
     wf = load_protocol("waltham-forest").tracks[0]
     target = wf.stages[2]
-    wf_officer = _person("waltham-forest", wf.officer_roles[0])
+    wf_officer = person("waltham-forest", wf.officer_roles[0])
     consultations = []
     if target.entry_gate:
         consultations.append(
@@ -129,7 +131,7 @@ async def load_sample_data(client: Client, say: Callable[[str], None] = print) -
         await handle.execute_update(
             EscalationWorkflow.respond,
             Respond(
-                actor=_person("wigan", stage.to[0]), answer="A plan is agreed: visits weekly from Monday."
+                actor=person("wigan", stage.to[0]), answer="A plan is agreed: visits weekly from Monday."
             ),
         )
 
@@ -143,7 +145,7 @@ async def load_sample_data(client: Client, say: Callable[[str], None] = print) -
         await handle.execute_update(
             EscalationWorkflow.request_extension,
             RequestExtension(
-                actor=_person("dudley", stage.to[0]),
+                actor=person("dudley", stage.to[0]),
                 until=view.deadline_date + timedelta(days=3),
                 reason="Waiting for the health assessment.",
             ),
