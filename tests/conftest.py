@@ -12,11 +12,19 @@ import sys
 
 import pytest
 
+from tests.databases import db_url
 from tests.postgres_server import postgres_url
 from tests.smtp_server import smtp_server
 from tests.temporal_servers import dev_server_env, require_or_skip, time_skipping_env
 
-__all__ = ["dev_server_env", "postgres_url", "require_or_skip", "smtp_server", "time_skipping_env"]
+__all__ = [
+    "db_url",
+    "dev_server_env",
+    "postgres_url",
+    "require_or_skip",
+    "smtp_server",
+    "time_skipping_env",
+]
 
 _session: pytest.Session | None = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from activities.working_days import plan_schedule
-from protocols import load_protocol
+from protocols import available_protocols, load_protocol
 from schemas.effects import Effect, Notify, PlanSchedule, Record
 from schemas.escalation import (
     Action,
@@ -24,6 +24,11 @@ from schemas.escalation import (
 )
 from schemas.protocol import Protocol, Track
 from workflows import rules
+
+
+def all_tracks() -> list[tuple[str, str]]:
+    """Every ``(authority, track)`` pair of the protocols on disk, for parametrizing."""
+    return [(key, t.key) for key in available_protocols() for t in load_protocol(key).tracks]
 
 
 def officer_for(

@@ -20,7 +20,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -31,7 +30,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.temporal_servers import require_or_skip
+from tests.temporal_servers import free_port, require_or_skip
 
 __all__ = ["find_postgres_bin", "fresh_database", "postgres_url"]
 
@@ -51,12 +50,6 @@ def find_postgres_bin() -> Path | None:
         return tuple(int(n) for n in re.findall(r"\d+", folder.parent.name)) or (0,)
 
     return max(candidates, key=version) if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Cluster:
@@ -167,7 +160,7 @@ def postgres_url() -> Iterator[str]:
         try:
             cluster.init()
             for attempt in range(3):  # the free port may be taken between choosing and binding it
-                cluster.port = _free_port()
+                cluster.port = free_port()
                 try:
                     cluster.start()
                     break

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.temporal_servers import require_or_skip
+from tests.temporal_servers import free_port, require_or_skip
 
 
 @dataclass
@@ -46,12 +45,6 @@ class Capture:
         with self._lock:
             self.deliveries.append(Delivery(envelope.mail_from, list(envelope.rcpt_tos), message))
         return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_capture(handler: Capture, **kwargs: Any) -> Controller:

@@ -16,6 +16,7 @@ fail them in CI (``CI=true``), through ``require_or_skip``.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import NoReturn
@@ -28,7 +29,7 @@ from starter.connection import DATA_CONVERTER
 from starter.temporal_binaries import temporal_cli_path, test_server_path
 from workflows import search_attributes
 
-__all__ = ["dev_server_env", "in_ci", "require_or_skip", "time_skipping_env"]
+__all__ = ["dev_server_env", "free_port", "in_ci", "require_or_skip", "time_skipping_env"]
 
 # Generous: CI machines have two cores and may be busy with another server or subprocesses.
 _STARTUP_TIMEOUT = timedelta(seconds=60)
@@ -44,6 +45,13 @@ def require_or_skip(reason: str) -> NoReturn:
     if in_ci():
         pytest.fail(f"required component unavailable (CI=true, so not skipping): {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -28,8 +28,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.working_days import LONDON, WorkingDayCalendar
 from starter.cli import EXIT_BAD_INPUT, EXIT_REFUSED
 from starter.mail_catcher import start_catcher
-from tests.smtp_server import free_port
-from tests.workflow_harness import file_worker
+from tests.temporal_servers import free_port
+from tests.workflow_harness import file_worker, unique_ref
 from workflows.escalation import TASK_QUEUE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -97,10 +97,6 @@ async def cli(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> AsyncItera
         yield Cli(dev_server_env.client.service_client.config.target_host, tmp_path)
 
 
-def _child() -> str:
-    return "T" + uuid.uuid4().hex[:8].upper()
-
-
 def _today() -> date:
     return datetime.now(UTC).astimezone(LONDON).date()
 
@@ -137,7 +133,7 @@ def _raise_args(authority: str, track: str, category: str, child: str, officer: 
 
 
 async def test_a_whole_escalation_through_the_command(cli: Cli, dev_server_env: WorkflowEnvironment) -> None:
-    child = _child()
+    child = unique_ref()
     iro = {"ESCALATE_AS_ID": "glo-iro-a", "ESCALATE_AS_ROLE": "iro"}
     out = await cli.ok(*_raise_args("gloucestershire", "iro-cp", "4", child, "glo-iro-a", "iro"))
     escalation_id = f"gloucestershire-{child}-0001"
@@ -268,7 +264,7 @@ async def test_a_whole_escalation_through_the_command(cli: Cli, dev_server_env: 
 
 
 async def test_gates_meetings_and_cafcass_through_the_command(cli: Cli) -> None:
-    child = _child()
+    child = unique_ref()
     iro = {"ESCALATE_AS_ID": "wig-iro-a", "ESCALATE_AS_ROLE": "iro"}
     await cli.ok(*_raise_args("wigan", "iro", "1", child, "wig-iro-a", "iro"))
     escalation_id = f"wigan-{child}-0001"
@@ -345,7 +341,7 @@ async def test_gates_meetings_and_cafcass_through_the_command(cli: Cli) -> None:
 
 
 async def test_withdraw_and_the_next_free_sequence(cli: Cli) -> None:
-    child = _child()
+    child = unique_ref()
     args = _raise_args("dudley", "iro-cp", "1", child, "dud-iro-a", "iro")
     assert (await cli.ok(*args)).startswith(f"raised dudley-{child}-0001")
     assert (await cli.ok(*args)).startswith(f"raised dudley-{child}-0002")
@@ -364,7 +360,7 @@ async def test_withdraw_and_the_next_free_sequence(cli: Cli) -> None:
 
 
 async def test_bad_input_gets_one_line_and_changes_nothing(cli: Cli, tmp_path: Path) -> None:
-    child = _child()
+    child = unique_ref()
     reason = await cli.fails(EXIT_BAD_INPUT, *_raise_args("atlantis", "iro", "1", child, "x", "iro"))
     assert "unknown authority 'atlantis'" in reason
     reason = await cli.fails(EXIT_BAD_INPUT, "status", f"wigan-{child}-0001")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -30,14 +29,13 @@ from activities.db_records import (
     InvalidRecord,
     render_case_note,
 )
-from activities.recording import OutboxNotifier, RecordStore
+from activities.recording import RecordStore
 from schemas.effects import EscalationSnapshot, RecordEventInput, RefusalInput
 from schemas.escalation import Accept, Actor, EventKind, Refusal, Respond, Status, TimelineEntry
+from tests.databases import migrated_engine
 from tests.driver import make_raise
-from tests.postgres_server import fresh_database
-from tests.workflow_harness import with_unique_id
-from worker import build_worker
-from workflows.escalation import EscalationWorkflow
+from tests.temporal_servers import free_port
+from tests.workflow_harness import running, with_unique_id
 
 RECORD_TABLES = {"escalation_events", "escalations", "case_notes", "signal_refusals"}
 
@@ -139,28 +137,13 @@ def tables(url: str) -> set[str]:
         engine.dispose()
 
 
-# --- fixtures: every test runs on SQLite and on PostgreSQL --------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, or a new database on the session's PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'records.db'}"
-        return
-    server = request.getfixturevalue("postgres_url")
-    with fresh_database(server) as url:
-        yield url
+# --- fixtures: every test runs on SQLite and on PostgreSQL (``db_url``, from tests/databases.py) ------------
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
-    try:
+    with migrated_engine(db_url) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
@@ -512,11 +495,7 @@ def test_invalid_records_are_refused_naming_the_problem(store: DbRecordStore, en
 
 
 def test_database_unreachable_raises_operational_error() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once closed
+    port = free_port()  # nothing listens there
     engine = make_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/escalations")
     try:
         with pytest.raises(OperationalError):
@@ -618,17 +597,12 @@ async def test_an_escalation_run_by_the_worker_is_recorded_in_the_database(
     url = f"sqlite:///{tmp_path / 'records.db'}"
     store = DbRecordStore.open(url)
     raise_ = with_unique_id(make_raise("waltham-forest", "iro"))
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    worker = build_worker(time_skipping_env.client, queue, records=store, notifier=OutboxNotifier(tmp_path))
-    async with worker:
-        handle = await time_skipping_env.client.start_workflow(
-            EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=queue
-        )
-        view = await handle.query(EscalationWorkflow.state)
+    async with running(time_skipping_env, raise_, tmp_path, records=store) as run:
+        view = await run.view()
         recipient = Actor(id="sw-1", role=view.held_by[0])
-        await handle.execute_update(EscalationWorkflow.respond, Respond(actor=recipient, answer="Done."))
-        await handle.execute_update(EscalationWorkflow.accept, Accept(actor=raise_.officer, note="Thanks."))
-        outcome = await handle.result()
+        await run.update("respond", Respond(actor=recipient, answer="Done."))
+        await run.update("accept", Accept(actor=raise_.officer, note="Thanks."))
+        outcome = await run.result()
     events = store.events(raise_.escalation_id)
     assert len(events) == outcome.events
     assert [e.seq for e in events] == list(range(1, outcome.events + 1))

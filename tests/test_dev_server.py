@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.recording import FileRecordStore, OutboxNotifier
@@ -32,8 +31,7 @@ from schemas.escalation import (
     Withdraw,
 )
 from tests.driver import make_raise
-from tests.workflow_harness import Run, running, with_unique_id
-from workflows.escalation import REFUSED
+from tests.workflow_harness import running, with_unique_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -83,15 +81,6 @@ def activity_types(events: list[HistoryEvent]) -> list[str]:
     ]
 
 
-async def refused_update(run: Run, name: str, action: object) -> str:
-    with pytest.raises(WorkflowUpdateFailedError) as info:
-        await run.update(name, action)
-    cause = info.value.cause
-    assert isinstance(cause, ApplicationError), f"expected ApplicationError, got {cause!r}"
-    assert cause.type == REFUSED
-    return cause.message
-
-
 def steady(view: EscalationView) -> dict[str, Any]:
     return view.model_dump(exclude=VIEW_FIELDS_THAT_MOVE)
 
@@ -109,10 +98,10 @@ async def test_refused_update_leaves_history_exactly_unchanged(
         assert view.held_by == ["team_manager"]
         before = await settled_events(run.handle)
 
-        message = await refused_update(run, "refer_to_cafcass", ReferToCafcass(actor=CHAIR, reason="x"))
+        message = await run.refused("refer_to_cafcass", ReferToCafcass(actor=CHAIR, reason="x"))
         assert "may not refer to CAFCASS" in message
         outsider = Actor(id="dcs-1", role="director_of_childrens_services")
-        message = await refused_update(run, "respond", Respond(actor=outsider, answer="Not my stage."))
+        message = await run.refused("respond", Respond(actor=outsider, answer="Not my stage."))
         assert "only the stage's recipients" in message and "Team Manager" in message
 
         after = list((await run.handle.fetch_history()).events)

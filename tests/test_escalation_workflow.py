@@ -6,11 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from protocols import available_protocols, load_protocol
+from protocols import load_protocol
 from schemas.escalation import (
     Accept,
     Actor,
@@ -30,26 +28,17 @@ from schemas.escalation import (
     Withdraw,
 )
 from schemas.protocol import RAISING_OFFICER
-from tests.driver import make_raise, officer_for
-from tests.workflow_harness import Run, history_name, running, with_unique_id
+from tests.driver import all_tracks, make_raise, officer_for
+from tests.workflow_harness import history_name, running, with_unique_id
 from workflows import rules
-from workflows.escalation import REFUSED
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-TRACKS = [(key, t.key) for key in available_protocols() for t in load_protocol(key).tracks]
+TRACKS = all_tracks()
 
 
 def recipient(view_held_by: list[str]) -> Actor:
     return Actor(id="manager-1", role=view_held_by[0])
-
-
-async def refused(run: Run, name: str, action: object) -> str:
-    with pytest.raises(WorkflowUpdateFailedError) as info:
-        await run.update(name, action)
-    cause = info.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == REFUSED
-    return cause.message
 
 
 @pytest.mark.parametrize(("authority", "track"), TRACKS)
@@ -118,18 +107,13 @@ async def test_no_answer_climbs_to_the_top_on_real_timers(
     assert len(breach) == 1 and breach[0].to_roles == protocol.breach_notify
 
 
-async def _at_first_formal(env: WorkflowEnvironment, tmp_path: Path, authority: str, name: str):  # type: ignore[no-untyped-def]
-    raise_ = with_unique_id(make_raise(authority))
-    first_formal = next(s for s in raise_.protocol.tracks[0].stages if s.formal)
-    return raise_, first_formal, running(env, raise_, tmp_path, record_as=name)
-
-
 async def test_extension_approved_declined_and_past_the_total_limit(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    raise_, formal, ctx = await _at_first_formal(time_skipping_env, tmp_path, "gloucestershire", "extensions")
+    raise_ = with_unique_id(make_raise("gloucestershire"))
+    formal = next(s for s in raise_.protocol.tracks[0].stages if s.formal)
     officer = raise_.officer
-    async with ctx as run:
+    async with running(time_skipping_env, raise_, tmp_path, record_as="extensions") as run:
         await run.update("escalate", Escalate(actor=officer, reason="Informal route did not work."))
         view = await run.view()
         assert view.stage == formal.key and view.deadline_date is not None
@@ -161,7 +145,7 @@ async def test_extension_approved_declined_and_past_the_total_limit(
             "request_extension", RequestExtension(actor=manager, until=beyond, reason="Court date.")
         )
         before = await run.recorded_changes()
-        message = await refused(run, "decide_extension", DecideExtension(actor=officer, approve=True))
+        message = await run.refused("decide_extension", DecideExtension(actor=officer, approve=True))
         assert "exceed_total_limit" in message
         assert await run.recorded_changes() == before  # a refused update writes nothing to history
         await run.update(
@@ -223,7 +207,7 @@ async def test_cafcass_by_an_iro_accepted_and_by_a_cp_chair_refused(
     async with running(time_skipping_env, raise_cp, tmp_path / "cp", record_as="cafcass-cp-refused") as run:
         await run.view()
         before = await run.recorded_changes()
-        message = await refused(run, "refer_to_cafcass", ReferToCafcass(actor=chair, reason="x"))
+        message = await run.refused("refer_to_cafcass", ReferToCafcass(actor=chair, reason="x"))
         assert "may not refer to CAFCASS" in message
         assert await run.recorded_changes() == before
         # The same action as a signal (e-mail) is recorded by Temporal, changes nothing, and says why.
@@ -284,7 +268,7 @@ async def test_consultation_gate_and_meeting_managed_stages(
         )
         view = await run.view()
         assert view.stage == stages[target].key and view.status is Status.AWAITING_RESPONSE
-        message = await refused(run, "respond", Respond(actor=recipient(view.held_by), answer="x"))
+        message = await run.refused("respond", Respond(actor=recipient(view.held_by), answer="x"))
         assert "record the meeting" in message
         today = rules.london_today(await run.now())
         await run.update(

@@ -51,17 +51,17 @@ from activities.mail import (
     render,
     template_names,
 )
-from activities.settings import PROJECT_ROOT, SmtpSettings
+from activities.settings import SmtpSettings
 from protocols import available_protocols, load_protocol
 from schemas.effects import NotificationInput, Notify
 from schemas.escalation import Actor, EventKind, Status, TimelineEntry
 from schemas.protocol import RAISING_OFFICER
+from tests.databases import DIRECTORIES, migrated_engine
 from tests.driver import Driver, make_raise
-from tests.postgres_server import fresh_database
-from tests.smtp_server import Capture, free_port, start_capture
+from tests.smtp_server import Capture, start_capture
+from tests.temporal_servers import free_port
 from workflows.escalation import _notification
 
-DIRECTORIES = PROJECT_ROOT / "protocols" / "directories"
 MAIL_TABLES = {"directory_people", "directory_assignments", "sent_mail", "reply_tokens"}
 LONDON = ZoneInfo("Europe/London")
 FRIDAY = datetime(2026, 12, 18, 10, 0, tzinfo=LONDON)
@@ -72,38 +72,18 @@ OFFICER = Actor(id="wig-iro-a", role="iro")
 # --- the database ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'mail.db'}"
-        return
-    server = request.getfixturevalue("postgres_url")
-    with fresh_database(server) as url:
-        yield url
-
-
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
-    try:
-        sync_directories(engine, DIRECTORIES)
+    """On SQLite and on PostgreSQL (``db_url``), migrated, with the sample directories."""
+    with migrated_engine(db_url, directories=DIRECTORIES) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     """SQLite only, for tests about rendering and the directory file rather than the database."""
-    url = f"sqlite:///{tmp_path / 'mail.db'}"
-    migrate.upgrade(url)
-    engine = make_engine(url)
-    try:
-        sync_directories(engine, DIRECTORIES)
+    with migrated_engine(f"sqlite:///{tmp_path / 'mail.db'}", directories=DIRECTORIES) as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 def notifier(engine: Engine, port: int, **kwargs: Any) -> SmtpNotifier:

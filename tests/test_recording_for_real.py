@@ -12,40 +12,25 @@ import pytest
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
-from activities.db import migrate
-from activities.db.base import make_engine
 from activities.db_records import DbRecordStore
-from activities.directory import sync_directories
 from activities.mail import SmtpNotifier
-from activities.settings import PROJECT_ROOT, SmtpSettings
+from activities.settings import SmtpSettings
 from schemas.effects import NotificationInput
 from schemas.escalation import Accept, Actor, EventKind, Respond, Status
+from tests.databases import DIRECTORIES, migrated_engine
 from tests.driver import make_raise
-from tests.postgres_server import fresh_database
 from tests.smtp_server import Capture
 from tests.workflow_harness import running, with_unique_id
 
-DIRECTORIES = PROJECT_ROOT / "protocols" / "directories"
 OFFICER = Actor(id="glo-iro-a", role="iro")
 TEAM_MANAGER = Actor(id="glo-team-manager-a", role="team_manager")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'records.db'}"
-        migrate.upgrade(url)
-        engine = make_engine(url)
-        sync_directories(engine, DIRECTORIES)
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """On SQLite and on PostgreSQL (``db_url``), migrated, with the sample directories."""
+    with migrated_engine(db_url, directories=DIRECTORIES) as engine:
         yield engine
-        engine.dispose()
-        return
-    with fresh_database(request.getfixturevalue("postgres_url")) as url:
-        migrate.upgrade(url)
-        engine = make_engine(url)
-        sync_directories(engine, DIRECTORIES)
-        yield engine
-        engine.dispose()
 
 
 class FlakyAfterSending(SmtpNotifier):

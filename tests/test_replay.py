@@ -17,9 +17,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from starter.connection import DATA_CONVERTER
-from tests.workflow_harness import HISTORIES
-from worker import workflow_runner
-from workflows.escalation import EscalationWorkflow
+from tests.workflow_harness import HISTORIES, replayer
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
 
@@ -35,10 +33,7 @@ def test_histories_are_committed() -> None:
 @pytest.mark.asyncio(loop_scope="session")
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
 async def test_recorded_history_replays_on_current_code(path: Path) -> None:
-    replayer = Replayer(
-        workflows=[EscalationWorkflow], data_converter=DATA_CONVERTER, workflow_runner=workflow_runner()
-    )
-    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
+    result = await replayer().replay_workflow(_history(path), raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 

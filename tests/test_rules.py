@@ -29,7 +29,7 @@ from schemas.escalation import (
     Withdraw,
 )
 from schemas.protocol import RAISING_OFFICER
-from tests.driver import Driver, make_raise, officer_for
+from tests.driver import Driver, all_tracks, make_raise, officer_for
 from workflows import rules
 
 MONDAY = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # Monday 2 March 2026, 10:00 GMT
@@ -42,10 +42,6 @@ def stranger(role: str = "social_worker") -> Actor:
 
 def driver(authority: str, track: str | None = None, **kwargs: object) -> Driver:
     return Driver(make_raise(authority, track, **kwargs), MONDAY)  # type: ignore[arg-type]
-
-
-def all_tracks() -> list[tuple[str, str]]:
-    return [(key, t.key) for key in available_protocols() for t in load_protocol(key).tracks]
 
 
 # --- starting ---------------------------------------------------------------------------------------

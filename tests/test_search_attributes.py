@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,13 +12,10 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 
 from schemas.escalation import Actor, Concern, Escalate, RaiseConcern
-from starter.connection import DATA_CONVERTER
 from starter.escalations import prepare, raise_concern, search_attributes_registered
-from tests.workflow_harness import HISTORIES, file_worker
-from worker import workflow_runner
+from tests.workflow_harness import file_worker, replay, unique_ref
 from workflows import search_attributes as indexed
 from workflows.escalation import EscalationWorkflow
 
@@ -94,7 +90,7 @@ async def test_escalations_are_findable_by_stage_and_status(
     client = dev_server_env.client
     assert await search_attributes_registered(client), "the test dev server registers them"
     queue = f"sa-{uuid.uuid4().hex[:8]}"
-    child = "SA" + uuid.uuid4().hex[:8].upper()
+    child = unique_ref()
     raise_ = _wigan_raise(child)
     worker = file_worker(dev_server_env, queue, tmp_path)
     async with worker:
@@ -120,12 +116,7 @@ async def test_escalations_are_findable_by_stage_and_status(
         e for e in history.events if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
     ]
     assert upserts, "the workflow keeps its attributes current"
-    replayer = Replayer(
-        workflows=[EscalationWorkflow], data_converter=DATA_CONVERTER, workflow_runner=workflow_runner()
-    )
-    await replayer.replay_workflow(history)
-    if os.environ.get("RECORD_HISTORIES") == "1":
-        (HISTORIES / "search-attributes.json").write_text(history.to_json(), encoding="utf-8")
+    await replay(history, record_as="search-attributes")
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -134,7 +125,7 @@ async def test_without_attributes_at_start_the_workflow_upserts_none(
 ) -> None:
     client = dev_server_env.client
     queue = f"sa-{uuid.uuid4().hex[:8]}"
-    raise_ = _wigan_raise("SA" + uuid.uuid4().hex[:8].upper())
+    raise_ = _wigan_raise(unique_ref())
     worker = file_worker(dev_server_env, queue, tmp_path)
     async with worker:
         handle = await client.start_workflow(

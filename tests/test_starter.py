@@ -11,7 +11,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from protocols import ProtocolError, load_protocol
-from schemas.escalation import Actor, Concern, Status
+from schemas.escalation import Actor, Concern, RaiseConcern, Status
 from starter.escalations import prepare
 from tests.workflow_harness import file_worker
 from workflows import rules
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONCERN = Concern(summary="No visits.", impact_on_child="Not seen.", requested_action="Visit this week.")
 
 
-def _prepare(**overrides: object) -> object:
+def _prepare(**overrides: object) -> RaiseConcern:
     fields: dict[str, object] = {
         "authority": "wigan",
         "track": "iro",
@@ -38,8 +38,8 @@ def _prepare(**overrides: object) -> object:
 def test_prepare_snapshots_the_protocol_and_names_the_escalation_without_personal_data() -> None:
     categories = load_protocol("wigan").track("iro").categories
     raise_ = _prepare(category=categories[0])
-    assert raise_.escalation_id == "wigan-C123-0007"  # type: ignore[attr-defined]
-    assert raise_.protocol.key == "wigan"  # type: ignore[attr-defined]
+    assert raise_.escalation_id == "wigan-C123-0007"
+    assert raise_.protocol.key == "wigan"
     with pytest.raises(rules.Refused, match="choose one of"):
         _prepare(category="Not a category")
     with pytest.raises(rules.Refused, match="cannot raise"):

@@ -16,8 +16,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
@@ -32,7 +40,7 @@ from schemas.escalation import (
 )
 from starter.connection import DATA_CONVERTER
 from worker import build_worker, workflow_runner
-from workflows.escalation import EscalationWorkflow
+from workflows.escalation import REFUSED, EscalationWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -68,6 +76,15 @@ class Run:
 
     async def update(self, name: str, action: Any) -> ActionResult:
         return cast(ActionResult, await self.handle.execute_update(name, action, result_type=ActionResult))
+
+    async def refused(self, name: str, action: Any) -> str:
+        """The reason the workflow gives for refusing the update ``name``: it must be refused."""
+        with pytest.raises(WorkflowUpdateFailedError) as info:
+            await self.update(name, action)
+        cause = info.value.cause
+        assert isinstance(cause, ApplicationError), f"expected ApplicationError, got {cause!r}"
+        assert cause.type == REFUSED
+        return cause.message
 
     async def signal(self, name: str, action: Any) -> None:
         await self.handle.signal(name, action)
@@ -138,10 +155,19 @@ async def running(
             if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                 await handle.terminate("test ended with the escalation still open")
         history = await handle.fetch_history()
-    replayer = Replayer(
+    await replay(history, record_as=record_as)
+
+
+def replayer() -> Replayer:
+    """A replayer for EscalationWorkflow as the worker runs it today."""
+    return Replayer(
         workflows=[EscalationWorkflow], data_converter=DATA_CONVERTER, workflow_runner=workflow_runner()
     )
-    await replayer.replay_workflow(history)
+
+
+async def replay(history: WorkflowHistory, *, record_as: str | None = None) -> None:
+    """Replay ``history`` on the current code; with ``RECORD_HISTORIES=1``, also save it as ``record_as``."""
+    await replayer().replay_workflow(history)
     if record_as and os.environ.get("RECORD_HISTORIES") == "1":
         HISTORIES.mkdir(exist_ok=True)
         (HISTORIES / f"{record_as}.json").write_text(history.to_json(), encoding="utf-8")
