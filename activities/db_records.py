@@ -32,8 +32,10 @@ from sqlalchemy.orm import Session
 from activities.db.base import Base, make_engine, session_factory
 from activities.db.record_models import CaseNote, EscalationEvent, EscalationRecord, SignalRefusal
 from activities.working_days import LONDON, long_date
+from protocols import ProtocolError, load_protocol
 from schemas.effects import RecordEventInput, RefusalInput
 from schemas.escalation import EventKind, TimelineEntry
+from schemas.protocol import CaseNoteNaming
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "case_notes"
 
@@ -44,8 +46,6 @@ NO_CASE_NOTE_KINDS = frozenset(
     {EventKind.TOLD_IN_ADVANCE, EventKind.REMINDER, EventKind.ESCALATION_DUE_REMINDER}
 )
 """Events that only tell someone something: they go in the event log but not on the child's file."""
-
-GOOD_PRACTICE_NOTE = "CPC/IRO good practice highlight"
 
 
 class InvalidRecord(ValueError):
@@ -60,18 +60,32 @@ def is_collective(child_ref: str, data: dict[str, Any]) -> bool:
     return child_ref.strip().upper() == COLLECTIVE_CHILD_REF or data.get("collective") is True
 
 
-def officer_label(role: str) -> str:
-    """How the case systems name the raising officer's notes: IRO (any kind of IRO) or Child Protection."""
-    words = role.lower().split("_")
-    if "iro" in words:
-        return "IRO"
-    if words[0] in ("cp", "cpc"):
-        return "Child Protection"
-    return role.replace("_", " ")
+def officer_label(authority: str, role: str) -> str:
+    """How the authority's case system names the raising officer's notes (its protocol's ``case_notes``).
+
+    An authority whose protocol no longer loads still gets its notes, labelled with the role's words.
+    """
+    try:
+        return load_protocol(authority).case_note_label(role)
+    except ProtocolError:
+        return role.replace("_", " ")
+
+
+def _good_practice_type(authority: str) -> str:
+    try:
+        return load_protocol(authority).case_notes.good_practice
+    except ProtocolError:
+        return CaseNoteNaming().good_practice
 
 
 def case_note_type(
-    kind: EventKind, data: dict[str, Any], *, officer_role: str, formal: bool, stage_number: int
+    kind: EventKind,
+    data: dict[str, Any],
+    *,
+    authority: str,
+    officer_role: str,
+    formal: bool,
+    stage_number: int,
 ) -> str:
     """The case note's type, following the protocols' wording where they have one.
 
@@ -79,14 +93,14 @@ def case_note_type(
     Waltham Forest: "informal alert (case note)"); formal stages "formal alert stage N" (Waltham Forest's
     formal management alert, Gloucestershire's formal levels, Wigan's MiCare dispute-resolution workflow).
     An entry may name its own type in ``data["case_note_type"]``; ``data["good_practice"]`` marks a good
-    practice note (Gloucestershire 3, Waltham Forest 2: compliments).
+    practice note (Gloucestershire 3, Waltham Forest 2: compliments). The labels are protocol data.
     """
     explicit = data.get("case_note_type")
     if isinstance(explicit, str) and explicit.strip():
         return explicit.strip()
     if data.get("good_practice") is True:
-        return GOOD_PRACTICE_NOTE
-    officer = officer_label(officer_role)
+        return _good_practice_type(authority)
+    officer = officer_label(authority, officer_role)
     if kind is EventKind.CAFCASS_REFERRAL:
         return f"{officer} CAFCASS referral"
     if not formal:
@@ -243,6 +257,7 @@ class DbRecordStore:
         note_type = case_note_type(
             entry.kind,
             entry.data,
+            authority=event.authority,
             officer_role=state.raised_by_role,
             formal=state.formal,
             stage_number=state.stage_number,

@@ -119,6 +119,19 @@ class ExtensionRule(_Strict):
     note: str = ""
 
 
+class CaseNoteNaming(_Strict):
+    """How the authority's case system names the notes an escalation puts on the child's file."""
+
+    officer_labels: dict[Slug, str] = Field(
+        default_factory=dict,
+        description="Raising officer's role -> the label its notes start with ('IRO informal alert'); a role "
+        "without one uses its display name.",
+    )
+    good_practice: str = Field(
+        default="CPC/IRO good practice highlight", description="The type of a good practice note."
+    )
+
+
 class TimescaleRule(_Strict):
     officer_may_shorten: bool = True
     informal_may_agree_longer: bool = Field(
@@ -144,6 +157,7 @@ class Protocol(_Strict):
     cafcass: CafcassRule
     extensions: ExtensionRule = ExtensionRule()
     timescales: TimescaleRule = TimescaleRule()
+    case_notes: CaseNoteNaming = CaseNoteNaming()
     closure_days: list[date] = Field(default_factory=list)
     tracks: list[Track] = Field(min_length=1)
 
@@ -173,6 +187,7 @@ class Protocol(_Strict):
         check("cafcass.consult", self.cafcass.consult)
         check("cafcass.inform", self.cafcass.inform)
         check("extensions.approved_by", [self.extensions.approved_by])
+        check("case_notes.officer_labels", list(self.case_notes.officer_labels))
         track_keys = [t.key for t in self.tracks]
         if len(set(track_keys)) != len(track_keys):
             problems.append(f"tracks: keys must be unique, got {track_keys}")
@@ -206,6 +221,10 @@ class Protocol(_Strict):
 
     def role_name(self, role: str) -> str:
         return "the raising officer" if role == RAISING_OFFICER else self.roles.get(role, role)
+
+    def case_note_label(self, officer_role: str) -> str:
+        """The label that starts the raising officer's case notes ('IRO', 'Child Protection')."""
+        return self.case_notes.officer_labels.get(officer_role) or self.role_name(officer_role)
 
     def role_names(self, roles: list[str]) -> str:
         """The display names of ``roles``, comma-separated."""

@@ -341,6 +341,21 @@ def test_error_unknown_role_in_stage_to(tmp_path: Path) -> None:
     assert "declare it under 'roles'" in message
 
 
+def test_error_unknown_role_in_case_note_labels(tmp_path: Path) -> None:
+    raw = _raw()
+    raw["case_notes"]["officer_labels"]["irp"] = "IRO"
+    message = _error(_write(tmp_path, raw))
+    assert "case_notes.officer_labels: unknown role 'irp'" in message
+
+
+def test_every_officer_role_has_a_case_note_label() -> None:
+    for key in available_protocols():
+        p = load_protocol(key)
+        for track in p.tracks:
+            missing = [r for r in track.officer_roles if r not in p.case_notes.officer_labels]
+            assert not missing, f"{key} track {track.key}: no case_notes.officer_labels for {missing}"
+
+
 def test_error_zero_response_days(tmp_path: Path) -> None:
     raw = _raw()
     raw["tracks"][0]["stages"][3]["response_working_days"] = 0
