@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, make_url
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.case_notes import FileCaseNoteAdapter, deliver_pending
@@ -32,11 +32,12 @@ from activities.mail import SmtpNotifier
 from activities.recording import FileRecordStore, Notifier, OutboxNotifier, RecordStore
 from activities.settings import Settings
 from protocols import load_protocol
-from schemas.escalation import Actor, Concern, RaiseConcern, Withdraw, escalation_id_for
+from schemas.escalation import Actor, Concern, EscalationOutcome, RaiseConcern, Withdraw, escalation_id_for
 from starter.clean_exit import run_then_exit
 from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect
 from starter.worker_options import add_arguments, apply_settings
-from workflows.escalation import TASK_QUEUE, EscalationWorkflow
+from workflows.activation_order import ActivationOrderRunner
+from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE, EscalationWorkflow
 
 
 def prepare_database(settings: Settings) -> Engine:
@@ -47,14 +48,18 @@ def prepare_database(settings: Settings) -> Engine:
     return engine
 
 
-PURE_MODULES = ("schemas", "workflows.rules", "zoneinfo")
+PURE_MODULES = ("schemas", "workflows.rules", "workflows.boundary", "zoneinfo")
 """Deterministic project modules shared with the sandbox instead of re-imported for every workflow run."""
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox the worker (and the replay tests) run EscalationWorkflow in."""
+def workflow_runner() -> WorkflowRunner:
+    """The sandbox the worker (and the replay tests) run EscalationWorkflow in.
+
+    Wrapped so that histories recorded before ``workflows.escalation.BOUNDED`` replay (see
+    ``workflows.activation_order``).
+    """
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*PURE_MODULES)
-    return SandboxedWorkflowRunner(restrictions=restrictions)
+    return ActivationOrderRunner(SandboxedWorkflowRunner(restrictions=restrictions))
 
 
 def build_worker(
@@ -121,11 +126,13 @@ async def smoke(client: Client) -> None:
             client, queue, records=FileRecordStore(files), notifier=OutboxNotifier(files)
         ):
             handle = await client.start_workflow(
-                EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=queue
+                WORKFLOW_TYPE,
+                raise_,
+                id=raise_.escalation_id,
+                task_queue=queue,
+                result_type=EscalationOutcome,
             )
-            await handle.execute_update(
-                EscalationWorkflow.withdraw, Withdraw(actor=officer, reason="smoke test")
-            )
+            await handle.execute_update("withdraw", Withdraw(actor=officer, reason="smoke test"))
             outcome = await handle.result()
     print(f"smoke: {outcome.escalation_id} {outcome.status.value} after {outcome.events} events")
 

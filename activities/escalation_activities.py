@@ -2,11 +2,20 @@
 
 Errors are sorted for Temporal's retries: a database or mail server that is down, or a role nobody holds
 yet, is retried until it recovers (the escalation waits; nobody is skipped); data that can never be
-written or sent fails at once with a non-retryable error that names the problem.
+written or sent (a ``ValueError``, including a date past the calendar's end) and errors in this code (a
+``TypeError``, ``KeyError``, ``AttributeError`` or ``ArithmeticError``) fail at once with a non-retryable
+``InvalidInput`` error that names the problem. Anything else (``OSError``, a database driver's operational
+error, an SMTP error) is retried.
+
+Every activity heartbeats every few seconds from a side thread while it works, so that the workflow's
+heartbeat timeout notices a worker that died within seconds instead of waiting out the start-to-close
+timeout.
 """
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,14 +33,48 @@ INVALID_INPUT = "InvalidInput"
 ROLE_UNFILLED = "RoleUnfilled"
 
 
+HEARTBEAT_EVERY_S = 2.0
+
+_NEVER_RETRIED = (ValueError, TypeError, KeyError, AttributeError, ArithmeticError)
+"""Bad data or a bug: the same input fails the same way every time."""
+
+
 @contextmanager
 def _sorted_errors() -> Iterator[None]:
+    """Heartbeat while the work runs; sort what it raises into retryable or not."""
+    with _heartbeating():
+        try:
+            yield
+        except RoleUnfilled as exc:
+            raise ApplicationError(str(exc), type=ROLE_UNFILLED, non_retryable=False) from exc
+        except _NEVER_RETRIED as exc:  # InvalidRecord, InvalidNotification, bad schedule requests, bugs
+            message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+            raise ApplicationError(message, type=INVALID_INPUT, non_retryable=True) from exc
+
+
+@contextmanager
+def _heartbeating() -> Iterator[None]:
+    """Heartbeat from a side thread until the block ends (outside an activity, do nothing)."""
+    if not activity.in_activity():
+        yield
+        return
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_EVERY_S):
+            try:
+                context.run(activity.heartbeat)
+            except Exception:  # the activity is finishing or cancelled: nothing more to say
+                return
+
+    thread = threading.Thread(target=beat, name="activity-heartbeat", daemon=True)
+    thread.start()
     try:
         yield
-    except RoleUnfilled as exc:
-        raise ApplicationError(str(exc), type=ROLE_UNFILLED, non_retryable=False) from exc
-    except ValueError as exc:  # InvalidRecord, InvalidNotification, bad schedule requests
-        raise ApplicationError(str(exc), type=INVALID_INPUT, non_retryable=True) from exc
+    finally:
+        done.set()
+        thread.join()
 
 
 @activity.defn(name="plan_schedule")

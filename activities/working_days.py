@@ -167,6 +167,12 @@ def long_date(value: date | datetime | str | None) -> str:
     return f"{value:%A} {value.day} {value:%B %Y}"
 
 
+MAX_SPAN_DAYS = 800
+"""The longest deadline the calendar places: past it a request is refused, not computed (a date near the
+year 9999 overflows, and one centuries ahead makes a schedule of megabytes). The boundary allows dates up
+to a year ahead; the formal process's total limit is 20 working days."""
+
+
 def plan_schedule(request: ScheduleRequest) -> Schedule:
     """Place a stage's deadline on the working-day calendar.
 
@@ -179,8 +185,12 @@ def plan_schedule(request: ScheduleRequest) -> Schedule:
       working days before the last working day on or before ``due_date``; None when the lead is 0 or
       the instant is not after ``received_at``.
 
+    An ``until`` on or after the day of receipt but before ``counts_from`` (due "today", on a weekend)
+    runs out at the end of that day.
+
     Raises ValueError for a naive ``received_at``, for anything but exactly one of ``working_days`` and
-    ``until``, and for an ``until`` before ``counts_from``.
+    ``until``, for an ``until`` before the day of receipt, and for a deadline more than ``MAX_SPAN_DAYS``
+    after ``counts_from``.
     """
     _require_aware(request.received_at, "received_at")
     if (request.working_days is None) == (request.until is None):
@@ -192,16 +202,24 @@ def plan_schedule(request: ScheduleRequest) -> Schedule:
     counts_from = calendar.next_working_day(received_on)
 
     if request.until is not None:
-        if request.until < counts_from:
+        if request.until < received_on:
             raise ValueError(
                 f"until ({request.until.isoformat()}) is before the day the time counts from "
                 f"({counts_from.isoformat()}, for receipt on {received_on.isoformat()} London time)"
             )
+        # A date on or after receipt but before the next working day (due "today", a Saturday): the
+        # time runs out at the end of that day, with no working day in between.
+        counts_from = min(counts_from, request.until)
         due_date = request.until
     else:
         assert request.working_days is not None
         due_date = calendar.add_working_days(counts_from, request.working_days)
 
+    if (due_date - counts_from).days > MAX_SPAN_DAYS:
+        raise ValueError(
+            f"the deadline {due_date.isoformat()} is more than {MAX_SPAN_DAYS} days after the time counts "
+            f"from ({counts_from.isoformat()}): give a nearer date or fewer working days"
+        )
     remind_at: datetime | None = None
     lead = request.reminder_lead_working_days
     if lead > 0:

@@ -13,6 +13,9 @@ from schemas.schedule import ScheduleRequest
 SchedulePurpose = Literal["stage", "reschedule", "total", "hold"]
 
 
+_RUN_ID = "The escalation's first run id (stable across continue-as-new): with its id, unique for ever."
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -124,9 +127,15 @@ class NotificationInput(_Model):
     working_days: int | None
     concern_summary: str
     idempotency_key: str
+    run_id: str = Field(
+        default="", description="The escalation's first run id: with its id, unique for ever."
+    )
 
 
 class RefusalInput(_Model):
     escalation_id: str
     authority: str
     refusal: Refusal
+    run_id: str = Field(
+        default="", description="The escalation's first run id: with its id, unique for ever."
+    )

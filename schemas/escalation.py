@@ -6,18 +6,121 @@ input is ``RaiseConcern``; the ``state`` query returns ``EscalationView``.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo
 
 from schemas.protocol import Protocol
 from schemas.schedule import Schedule
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+# --- Bounded inputs ---------------------------------------------------------------------------------------
+# Every field a person can fill has a type below: a length, a character set and, for dates, a range, so
+# that nothing a person or a mail client sends can grow an escalation's history or state without bound.
+
+TEXT_MAX = 20_000
+"""Longest free text (an answer, an outcome, a note): about eight pages."""
+SHORT_TEXT_MAX = 200
+"""Longest short text (a category, a meeting attendee)."""
+LIST_MAX = 30
+"""Most items in a list a person gives (meeting attendees, roles consulted)."""
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+LEGACY = "legacy"
+"""Validation context key: set (True) to decode payloads recorded before these bounds existed.
+
+Histories recorded earlier hold updates and signals that were accepted under looser models; replaying them
+must decode them exactly as then. New input is always checked in full (the default).
+"""
+
+_T = TypeVar("_T")
+
+
+def _bound(check: Callable[[_T], None]) -> AfterValidator:
+    """A check that applies to new input, and is skipped when decoding a legacy payload."""
+
+    def validate(value: _T, info: ValidationInfo) -> _T:
+        if not (info.context or {}).get(LEGACY):
+            check(value)
+        return value
+
+    return AfterValidator(validate)
+
+
+def _no_control_characters(text: str) -> None:
+    found = _CONTROL.search(text)
+    if found:
+        raise ValueError(
+            f"contains the control character U+{ord(found.group()):04X} at position {found.start() + 1}: "
+            "remove it (tabs and line breaks are fine)"
+        )
+
+
+def _at_most(limit: int, what: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if len(value) > limit:
+            raise ValueError(f"has {len(value):,} {what}; at most {limit:,} are allowed")
+
+    return check
+
+
+def _is_key(text: str) -> None:
+    if not _KEY.match(text):
+        raise ValueError(
+            "must be a key from the protocol: lower-case letters, digits, '_' and '-', at most 64 characters"
+        )
+
+
+def _within_supported_years(day: date) -> None:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValueError(f"must be between {EARLIEST_DATE.year} and {LATEST_DATE.year}")
+
+
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_MAX),
+    _bound(_no_control_characters),
+]
+"""Free text that must be given: 1 to 20,000 characters, no control characters but tabs and line breaks."""
+OptionalText = Annotated[str, _bound(_at_most(TEXT_MAX, "characters")), _bound(_no_control_characters)]
+"""Free text that may be empty."""
+
+
+def _given(text: str) -> None:
+    if not text.strip():
+        raise ValueError("must not be empty")
+
+
+ShortText = Annotated[
+    str, _bound(_given), _bound(_at_most(SHORT_TEXT_MAX, "characters")), _bound(_no_control_characters)
+]
+"""A short text that must be given: at most 200 characters, no control characters."""
 Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """An opaque reference: letters, digits, '.', '_' and '-'; never a name."""
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _is_ref(text: str) -> None:
+    if not _REF.match(text):
+        raise ValueError(
+            "must be an opaque reference: letters, digits, '.', '_' and '-', at most 64 characters, "
+            "starting with a letter or digit"
+        )
+
+
+TeamRef = Annotated[str, _bound(_is_ref)]
+"""A team's reference in the directory (an opaque reference, like ``team-a``)."""
+Key = Annotated[str, _bound(_is_key)]
+"""A key from the protocol (a role, stage, track or service area): lower case, digits, '_' and '-'."""
+BoundedDate = Annotated[date, _bound(_within_supported_years)]
+"""A calendar date between 2000 and 2100; the boundary narrows it further, relative to today."""
 
 
 class _Model(BaseModel):
@@ -28,7 +131,7 @@ class Actor(_Model):
     """Who does something: an opaque staff reference and the role they act in."""
 
     id: Ref
-    role: str = Field(min_length=1, max_length=64)
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64), _bound(_is_key)]
 
 
 class Status(StrEnum):
@@ -59,6 +162,8 @@ class Flag(StrEnum):
     """A stage's deadline passed without an answer."""
     EMERGENCY_BYPASS = "emergency_bypass"
     ACTION_PLAN_DUE = "action_plan_due"
+    NEEDS_ATTENTION = "needs_attention"
+    """A record or notice failed for good; see ``problems``."""
 
 
 class EventKind(StrEnum):
@@ -100,13 +205,13 @@ class Respond(_Model):
     actor: Actor
     answer: Text
     action_plan: Text | None = None
-    action_plan_due: date | None = None
+    action_plan_due: BoundedDate | None = None
 
 
 class RequestExtension(_Model):
     kind: Literal["request_extension"] = "request_extension"
     actor: Actor
-    until: date
+    until: BoundedDate
     reason: Text
 
 
@@ -114,7 +219,7 @@ class DecideExtension(_Model):
     kind: Literal["decide_extension"] = "decide_extension"
     actor: Actor
     approve: bool
-    reason: str = ""
+    reason: OptionalText = ""
     exceed_total_limit: bool = Field(
         default=False, description="Explicitly let the new date pass the total formal limit."
     )
@@ -126,7 +231,7 @@ class SetTimescale(_Model):
     kind: Literal["set_timescale"] = "set_timescale"
     actor: Actor
     working_days: int | None = Field(default=None, ge=0, le=60)
-    until: date | None = None
+    until: BoundedDate | None = None
     reason: Text
 
 
@@ -138,9 +243,9 @@ class Accept(_Model):
 
     kind: Literal["accept"] = "accept"
     actor: Actor
-    note: str = ""
+    note: OptionalText = ""
     action_plan: Text | None = None
-    action_plan_due: date | None = None
+    action_plan_due: BoundedDate | None = None
 
 
 class Escalate(_Model):
@@ -152,17 +257,19 @@ class Escalate(_Model):
 class Bypass(_Model):
     kind: Literal["bypass"] = "bypass"
     actor: Actor
-    to_stage: str
+    to_stage: Key
     reason: Text
     emergency: bool = False
-    discussed_with: str | None = Field(default=None, description="Role the officer discussed it with first.")
+    discussed_with: Key | None = Field(default=None, description="Role the officer discussed it with first.")
 
 
 class ReferToCafcass(_Model):
     kind: Literal["refer_to_cafcass"] = "refer_to_cafcass"
     actor: Actor
     reason: Text
-    consulted: list[str] = Field(default_factory=list, description="Roles consulted before referring.")
+    consulted: Annotated[list[Key], _bound(_at_most(LIST_MAX, "roles"))] = Field(
+        default_factory=list, description="Roles consulted before referring."
+    )
 
 
 class RecordConsultation(_Model):
@@ -170,8 +277,8 @@ class RecordConsultation(_Model):
 
     kind: Literal["record_consultation"] = "record_consultation"
     actor: Actor
-    stage: str
-    with_role: str
+    stage: Key
+    with_role: Key
     agreed: bool | None = None
     summary: Text
 
@@ -179,8 +286,8 @@ class RecordConsultation(_Model):
 class RecordMeeting(_Model):
     kind: Literal["record_meeting"] = "record_meeting"
     actor: Actor
-    held_on: date
-    attendees: list[str] = Field(min_length=1)
+    held_on: BoundedDate
+    attendees: Annotated[list[ShortText], _bound(_at_most(LIST_MAX, "attendees"))] = Field(min_length=1)
     outcome: Text
 
 
@@ -254,16 +361,25 @@ class RaiseConcern(_Model):
 
     escalation_id: str = Field(pattern=r"^[a-z0-9-]+-[A-Za-z0-9]+-\d{4,}$")
     protocol: Protocol
-    track: str
-    category: str
-    service_area: str | None = None
+    track: Key
+    category: ShortText
+    service_area: Key | None = None
     child_ref: Ref
-    team: str | None = None
+    team: TeamRef | None = None
     officer: Actor
     concern: Concern
     start_at_stage: str | None = Field(default=None, description="Bypass at start: begin at this stage.")
     start_bypass: Bypass | None = Field(default=None, description="Why and how the start bypasses stages.")
-    consultations: list[RecordConsultation] = Field(default_factory=list)
+    consultations: Annotated[list[RecordConsultation], _bound(_at_most(LIST_MAX, "consultations"))] = Field(
+        default_factory=list
+    )
+    history_events_before_continuing: int = Field(
+        default=10_000, ge=200, description="Continue as new once the history holds this many events."
+    )
+    carried: EscalationState | None = Field(
+        default=None,
+        description="Set only when the escalation continues as new: the state it carries on from.",
+    )
 
 
 def escalation_id_for(authority: str, child_ref: str, sequence: int) -> str:
@@ -350,7 +466,11 @@ class EscalationState(_Model):
     consultations: list[Consultation] = Field(default_factory=list)
     flags: list[Flag] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
-    refusals: list[Refusal] = Field(default_factory=list)
+    refusals: list[Refusal] = Field(default_factory=list, description="The newest refused signals.")
+    refusals_total: int = 0
+    problems: list[str] = Field(
+        default_factory=list, description="Records or notices that failed for good: for the engineers."
+    )
 
 
 # --- Query results --------------------------------------------------------------------------------------
@@ -382,6 +502,7 @@ class EscalationView(_Model):
     flags: list[Flag]
     timeline: list[TimelineEntry]
     refusals: list[Refusal]
+    problems: list[str] = Field(default_factory=list)
     busy: bool = Field(default=False, description="Still carrying out the last change (recording, sending).")
 
 
@@ -401,3 +522,6 @@ class EscalationOutcome(_Model):
     stage: str
     flags: list[Flag]
     events: int
+
+
+RaiseConcern.model_rebuild()

@@ -14,7 +14,7 @@ class ScheduleRequest(BaseModel):
     """
 
     received_at: datetime = Field(description="When the stage was sent (timezone-aware, any zone).")
-    working_days: int | None = Field(default=None, ge=0, description="Count of working days allowed.")
+    working_days: int | None = Field(default=None, ge=0, le=600, description="Count of working days allowed.")
     until: date | None = Field(default=None, description="A fixed last day (an agreed or extended date).")
     closure_days: list[date] = Field(default_factory=list, description="Authority closure days.")
     reminder_lead_working_days: int = Field(default=1, ge=0)

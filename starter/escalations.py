@@ -7,6 +7,7 @@ is refused with the rules' own reason and nothing is started.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
@@ -25,7 +26,7 @@ from schemas.escalation import (
 )
 from workflows import rules
 from workflows import search_attributes as indexed
-from workflows.escalation import TASK_QUEUE, EscalationWorkflow
+from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE
 
 
 def prepare(
@@ -64,7 +65,7 @@ def prepare(
 
 async def raise_concern(
     client: Client, raise_: RaiseConcern, task_queue: str = TASK_QUEUE
-) -> WorkflowHandle[EscalationWorkflow, EscalationOutcome]:
+) -> WorkflowHandle[Any, EscalationOutcome]:
     """Start the escalation's workflow; its id is the escalation id (no personal data).
 
     Where the namespace has the escalation search attributes registered, the workflow starts with them
@@ -77,11 +78,12 @@ async def raise_concern(
         first = raise_.start_at_stage or track.stages[0].key
         attributes = indexed.initial(protocol.key, track.key, first, Status.AWAITING_RESPONSE)
     return await client.start_workflow(
-        EscalationWorkflow.run,
+        WORKFLOW_TYPE,
         raise_,
         id=raise_.escalation_id,
         task_queue=task_queue,
         search_attributes=attributes,
+        result_type=EscalationOutcome,
     )
 
 

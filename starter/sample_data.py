@@ -129,7 +129,7 @@ async def load_sample_data(client: Client, say: Callable[[str], None] = print) -
     async def wigan_answer(handle: WorkflowHandle[Any, Any]) -> None:
         stage = load_protocol("wigan").tracks[0].stages[0]
         await handle.execute_update(
-            EscalationWorkflow.respond,
+            "respond",
             Respond(
                 actor=person("wigan", stage.to[0]), answer="A plan is agreed: visits weekly from Monday."
             ),
@@ -143,7 +143,7 @@ async def load_sample_data(client: Client, say: Callable[[str], None] = print) -
         stage = load_protocol("dudley").tracks[0].stages[0]
         assert view.deadline_date is not None, "Dudley's first stage has a deadline"
         await handle.execute_update(
-            EscalationWorkflow.request_extension,
+            "request_extension",
             RequestExtension(
                 actor=person("dudley", stage.to[0]),
                 until=view.deadline_date + timedelta(days=3),

@@ -108,7 +108,7 @@ def stage_sent(team: str = "team-a", text_extra: str = "") -> NotificationInput:
     raise_ = make_raise("wigan", "iro", officer=OFFICER, child_ref="C123").model_copy(update={"team": team})
     driver = Driver(raise_, FRIDAY)
     [notice] = driver.notices(EventKind.SENT_TO_STAGE)
-    n = _notification(driver.state, notice)
+    n = _notification(driver.state, notice, "")
     entry = n.entry.model_copy(update={"text": n.entry.text + text_extra})
     # Copy the officer and an authority-wide role in, to see cc resolution (stage 1 has no cc of its own).
     return n.model_copy(update={"entry": entry, "cc_roles": [RAISING_OFFICER, "iro_team_manager"]})
@@ -689,7 +689,7 @@ def test_every_notice_of_a_full_climb_renders(authority: str) -> None:
         notices = [e for e in driver.effects if isinstance(e, Notify)]
         assert notices
         for notice in notices:
-            n = _notification(driver.state, notice)
+            n = _notification(driver.state, notice, "")
             people = [
                 (Person(id=f"p-{r}", name=f"Person {r}", email=f"{r}@example.org"), r) for r in n.to_roles
             ]

@@ -520,7 +520,7 @@ def test_a_refused_action_leaves_the_state_untouched() -> None:
     with pytest.raises(rules.Refused):
         d.act(Withdraw(actor=stranger(), reason="x"))
     assert d.state.model_dump() == before
-    decision = rules.refuse(d.state, Withdraw(actor=stranger(), reason="x"), "not yours", d.now)
+    decision = rules.refuse(d.state, "withdraw", stranger(), "not yours", d.now)
     assert decision.state.timeline == d.state.timeline
     assert decision.state.status is d.state.status
     assert decision.state.refusals[-1].reason == "not yours"

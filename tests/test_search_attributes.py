@@ -17,7 +17,7 @@ from schemas.escalation import Actor, Concern, Escalate, RaiseConcern
 from starter.escalations import prepare, raise_concern, search_attributes_registered
 from tests.workflow_harness import file_worker, replay, unique_ref
 from workflows import search_attributes as indexed
-from workflows.escalation import EscalationWorkflow
+from workflows.escalation import WORKFLOW_TYPE
 
 IRO = Actor(id="wig-iro-a", role="iro")
 CONCERN = Concern(summary="Drift.", impact_on_child="Waiting.", requested_action="Act.")
@@ -102,7 +102,7 @@ async def test_escalations_are_findable_by_stage_and_status(
             f"{base} AND EscalationStage = 'stage-1' AND EscalationDeadline > '2000-01-01T00:00:00Z'",
             wid,
         )
-        await handle.execute_update(EscalationWorkflow.escalate, Escalate(actor=IRO, reason="No answer."))
+        await handle.execute_update("escalate", Escalate(actor=IRO, reason="No answer."))
         # Stage 2 needs the IRO team manager's agreement first: the escalation waits as "escalation due".
         await _found(client, f"{base} AND EscalationStatus = 'escalation_due'", wid)
         described = await handle.describe()
@@ -128,9 +128,7 @@ async def test_without_attributes_at_start_the_workflow_upserts_none(
     raise_ = _wigan_raise(unique_ref())
     worker = file_worker(dev_server_env, queue, tmp_path)
     async with worker:
-        handle = await client.start_workflow(
-            EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=queue
-        )
-        await handle.execute_update(EscalationWorkflow.escalate, Escalate(actor=IRO, reason="No answer."))
+        handle = await client.start_workflow(WORKFLOW_TYPE, raise_, id=raise_.escalation_id, task_queue=queue)
+        await handle.execute_update("escalate", Escalate(actor=IRO, reason="No answer."))
         await handle.terminate("test over")
     assert EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES not in await _event_types(handle)

@@ -40,7 +40,7 @@ from schemas.escalation import (
 )
 from starter.connection import DATA_CONVERTER
 from worker import build_worker, workflow_runner
-from workflows.escalation import REFUSED, EscalationWorkflow
+from workflows.escalation import REFUSED, WORKFLOW_TYPE, EscalationWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -90,7 +90,7 @@ class Run:
         await self.handle.signal(name, action)
 
     async def actions_for(self, actor: Actor) -> list[str]:
-        return await self.handle.query(EscalationWorkflow.available_actions, actor)
+        return cast(list[str], await self.handle.query("available_actions", actor, result_type=list[str]))
 
     async def now(self) -> datetime:
         return await self.env.get_current_time()
@@ -147,7 +147,7 @@ async def running(
     )
     async with worker:
         handle = await env.client.start_workflow(
-            EscalationWorkflow.run, raise_, id=raise_.escalation_id, task_queue=queue
+            WORKFLOW_TYPE, raise_, id=raise_.escalation_id, task_queue=queue, result_type=EscalationOutcome
         )
         try:
             yield Run(env, handle, root)

@@ -3,17 +3,32 @@
 It feeds the rules (``workflows.rules``) with actions (updates and signals), timer firings and schedules
 computed by the clock activity, and carries out what they return: record, notify, schedule. Every state
 change is an activity result or an accepted update/signal, so it is all in the workflow history.
+
+What it guarantees (escalations started since ``BOUNDED``; older ones replay exactly as they ran):
+
+* Nothing sent can fail a workflow task or the workflow: updates and signals arrive as raw payloads and are
+  decoded and bounded here (``workflows.boundary``); a payload that cannot be read is refused with a
+  reason naming the field, never a decoding error.
+* An action is carried out whole or not adopted: its deadlines are computed before the state changes, so
+  a date the calendar cannot place refuses the action; a record or notice that fails for good after that
+  is kept in ``problems`` (and flagged) instead of failing the escalation.
+* An update is accepted only in a workflow task in which the escalation has not yet acted; otherwise it
+  is refused as ``Busy`` (transient: send it again). This keeps the order of commands in history the
+  same whichever way the SDK groups an update with an activity result (see ``workflows.activation_order``).
+* A long-lived escalation continues as new, carrying its state, before its history grows large.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RawValue, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from schemas.effects import (
@@ -28,35 +43,29 @@ with workflow.unsafe.imports_passed_through():
         RefusalInput,
     )
     from schemas.escalation import (
-        Accept,
+        LEGACY,
         Action,
         ActionResult,
         Actor,
-        AddNote,
-        Bypass,
-        Close,
-        DecideExtension,
-        Escalate,
         EscalationOutcome,
         EscalationState,
         EscalationView,
         RaiseConcern,
-        RecordConsultation,
-        RecordMeeting,
-        RecordViews,
-        ReferToCafcass,
-        RequestExtension,
-        Respond,
-        SetTimescale,
-        Withdraw,
     )
     from schemas.schedule import Schedule
-    from workflows import rules
+    from workflows import boundary, rules
     from workflows import search_attributes as indexed
 
 TASK_QUEUE = "escalations"
+WORKFLOW_TYPE = "EscalationWorkflow"
+"""Clients start it by name: its handlers take raw payloads (see the module docstring)."""
 REFUSED = "Refused"
 """ApplicationError type of a refused action; its message is the reason."""
+BUSY = "Busy"
+"""ApplicationError type of an update refused because the escalation is mid-change: send it again."""
+BOUNDED = "bounded-inputs-2026-11"
+"""Patch id: escalations started with it decode and bound every input, pre-compute deadlines before
+adopting an action, keep failed records as problems, and continue as new."""
 
 _ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -65,20 +74,28 @@ _ACTIVITY_RETRY = RetryPolicy(
     non_retryable_error_types=["InvalidInput"],
 )
 _ACTIVITY_TIMEOUT = timedelta(seconds=60)
+_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+"""The activities heartbeat every few seconds: a worker that dies is noticed in seconds, not a minute."""
+_HISTORY_SIZE_LIMIT = 8 * 1024 * 1024
+"""Continue as new before the history passes this many bytes (Temporal's hard limit is 50 MB)."""
+_REFUSALS_KEPT = 50
 
 
-@workflow.defn(name="EscalationWorkflow")
+@workflow.defn(name=WORKFLOW_TYPE)
 class EscalationWorkflow:
     """One escalation of one concern about one child, from raising to closing."""
 
     @workflow.init
-    def __init__(self, raise_: RaiseConcern) -> None:
+    def __init__(self, raise_: RawValue) -> None:
         self._lock = asyncio.Lock()
         self._version = 0
         self._started = False
+        self._bounded = False
+        self._acted_in: tuple[int, Any] | None = None
         self._state: EscalationState | None = None
         self._start: rules.Decision | None = None
         self._start_refused = ""
+        self._input: RaiseConcern | None = None
         # Kept up to date only if the starter set them (see workflows.search_attributes): from history.
         started_with = workflow.info().typed_search_attributes
         self._indexed = started_with.get(indexed.STATUS) is not None
@@ -87,14 +104,22 @@ class EscalationWorkflow:
             indexed.STATUS.name: started_with.get(indexed.STATUS),
         }
         try:
-            # Decided here so that queries and validators arriving with the start see the state.
-            self._start = rules.start(raise_, workflow.now())
+            # The start input was bounded by the front door; it is read as leniently as it was recorded.
+            self._input = RaiseConcern.model_validate(_json(raise_), context={LEGACY: True})
+            if self._input.carried is not None:  # continued as new: carry on where the last run stopped
+                self._start = rules.Decision(state=self._input.carried)
+            else:
+                # Decided here so that queries and validators arriving with the start see the state.
+                self._start = rules.start(self._input, workflow.now())
             self._state = self._start.state
         except rules.Refused as refused:
             self._start_refused = refused.reason
+        except (ValueError, TypeError) as exc:
+            self._start_refused = f"the escalation's input could not be read: {exc}"
 
     @workflow.run
-    async def run(self, raise_: RaiseConcern) -> EscalationOutcome:
+    async def run(self, raise_: RawValue) -> EscalationOutcome:
+        self._bounded = workflow.patched(BOUNDED)
         if self._start is None:
             raise ApplicationError(self._start_refused, type=REFUSED, non_retryable=True)
         async with self._lock:
@@ -102,6 +127,8 @@ class EscalationWorkflow:
             self._started = True
         while not self.state_model.status.is_closed:
             await self._wait_for_change_or_timer()
+            if self._bounded and self._history_is_long():
+                await self._continue_as_new()
         await workflow.wait_condition(workflow.all_handlers_finished)
         s = self.state_model
         return EscalationOutcome(
@@ -121,178 +148,54 @@ class EscalationWorkflow:
         return view.model_copy(update={"busy": self._lock.locked()})
 
     @workflow.query
-    def available_actions(self, actor: Actor) -> list[str]:
+    def available_actions(self, actor: RawValue) -> list[str]:
         """The actions ``actor`` may take now."""
-        return rules.available_actions(self.state_model, actor)
+        try:
+            who = Actor.model_validate(_json(actor))
+        except ValueError as exc:
+            raise ApplicationError(f"available_actions needs an actor (id and role): {exc}") from None
+        return rules.available_actions(self.state_model, who)
 
-    # --- updates (validated; a refusal writes nothing to history) and signals of the same meaning -------
+    # --- every action: an update (validated; a refusal writes nothing to history) and a signal -----------
 
-    @workflow.update
-    async def respond(self, action: Respond) -> ActionResult:
-        return await self._apply(action)
+    @workflow.update(dynamic=True)
+    async def act(self, name: str, args: Sequence[RawValue]) -> ActionResult:
+        await workflow.wait_condition(lambda: self._started)
+        return await self._apply(self._decode(name, args, legacy=not self._bounded))
 
-    @respond.validator
-    def _v_respond(self, action: Respond) -> None:
-        self._validate(action)
+    @act.validator
+    def _validate(self, name: str, args: Sequence[RawValue]) -> None:
+        if self._acted_in == self._task_mark():
+            raise ApplicationError(
+                "the escalation is carrying out its last change; send this again in a moment",
+                type=BUSY,
+                non_retryable=True,
+            )
+        try:
+            action = self._decode(name, args, legacy=False)
+            boundary.check_action(self.state_model, action, workflow.now())
+            rules.check(self.state_model, action, workflow.now())
+        except (boundary.OutOfBounds, rules.Refused) as refused:
+            raise ApplicationError(str(refused), type=REFUSED, non_retryable=True) from None
 
-    @workflow.signal(name="respond")
-    async def respond_signal(self, action: Respond) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def request_extension(self, action: RequestExtension) -> ActionResult:
-        return await self._apply(action)
-
-    @request_extension.validator
-    def _v_request_extension(self, action: RequestExtension) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="request_extension")
-    async def request_extension_signal(self, action: RequestExtension) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def decide_extension(self, action: DecideExtension) -> ActionResult:
-        return await self._apply(action)
-
-    @decide_extension.validator
-    def _v_decide_extension(self, action: DecideExtension) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="decide_extension")
-    async def decide_extension_signal(self, action: DecideExtension) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def set_timescale(self, action: SetTimescale) -> ActionResult:
-        return await self._apply(action)
-
-    @set_timescale.validator
-    def _v_set_timescale(self, action: SetTimescale) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="set_timescale")
-    async def set_timescale_signal(self, action: SetTimescale) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def accept(self, action: Accept) -> ActionResult:
-        return await self._apply(action)
-
-    @accept.validator
-    def _v_accept(self, action: Accept) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="accept")
-    async def accept_signal(self, action: Accept) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def escalate(self, action: Escalate) -> ActionResult:
-        return await self._apply(action)
-
-    @escalate.validator
-    def _v_escalate(self, action: Escalate) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="escalate")
-    async def escalate_signal(self, action: Escalate) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def bypass(self, action: Bypass) -> ActionResult:
-        return await self._apply(action)
-
-    @bypass.validator
-    def _v_bypass(self, action: Bypass) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="bypass")
-    async def bypass_signal(self, action: Bypass) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def refer_to_cafcass(self, action: ReferToCafcass) -> ActionResult:
-        return await self._apply(action)
-
-    @refer_to_cafcass.validator
-    def _v_refer_to_cafcass(self, action: ReferToCafcass) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="refer_to_cafcass")
-    async def refer_to_cafcass_signal(self, action: ReferToCafcass) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def record_consultation(self, action: RecordConsultation) -> ActionResult:
-        return await self._apply(action)
-
-    @record_consultation.validator
-    def _v_record_consultation(self, action: RecordConsultation) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="record_consultation")
-    async def record_consultation_signal(self, action: RecordConsultation) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def record_meeting(self, action: RecordMeeting) -> ActionResult:
-        return await self._apply(action)
-
-    @record_meeting.validator
-    def _v_record_meeting(self, action: RecordMeeting) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="record_meeting")
-    async def record_meeting_signal(self, action: RecordMeeting) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def withdraw(self, action: Withdraw) -> ActionResult:
-        return await self._apply(action)
-
-    @withdraw.validator
-    def _v_withdraw(self, action: Withdraw) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="withdraw")
-    async def withdraw_signal(self, action: Withdraw) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def close(self, action: Close) -> ActionResult:
-        return await self._apply(action)
-
-    @close.validator
-    def _v_close(self, action: Close) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="close")
-    async def close_signal(self, action: Close) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def add_note(self, action: AddNote) -> ActionResult:
-        return await self._apply(action)
-
-    @add_note.validator
-    def _v_add_note(self, action: AddNote) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="add_note")
-    async def add_note_signal(self, action: AddNote) -> None:
-        await self._apply_signal(action)
-
-    @workflow.update
-    async def record_views(self, action: RecordViews) -> ActionResult:
-        return await self._apply(action)
-
-    @record_views.validator
-    def _v_record_views(self, action: RecordViews) -> None:
-        self._validate(action)
-
-    @workflow.signal(name="record_views")
-    async def record_views_signal(self, action: RecordViews) -> None:
+    @workflow.signal(dynamic=True)
+    async def act_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        await workflow.wait_condition(lambda: self._started)
+        if not self._bounded:
+            try:  # as before bounds existed: an unreadable signal was dropped
+                action = self._decode(name, args, legacy=True)
+            except boundary.OutOfBounds:
+                return
+            await self._apply_signal(action)
+            return
+        try:
+            action = self._decode(name, args, legacy=False)
+            boundary.check_action(self.state_model, action, workflow.now())
+        except boundary.OutOfBounds as refused:
+            async with self._lock:
+                refusal = rules.refuse(self.state_model, name, _actor_in(args), str(refused), workflow.now())
+                await self._carry_out(refusal)
+            return
         await self._apply_signal(action)
 
     # --- the shell ---------------------------------------------------------------------------------------
@@ -303,33 +206,47 @@ class EscalationWorkflow:
             raise ApplicationError(f"the escalation did not start: {self._start_refused}", type=REFUSED)
         return self._state
 
-    def _validate(self, action: Action) -> None:
-        try:
-            rules.check(self.state_model, action, workflow.now())
-        except rules.Refused as refused:
-            raise ApplicationError(refused.reason, type=REFUSED, non_retryable=True) from None
+    def _decode(self, name: str, args: Sequence[RawValue], *, legacy: bool) -> Action:
+        if len(args) != 1:
+            raise boundary.OutOfBounds(f"{name}: send exactly one payload, the action (got {len(args)})")
+        payload = args[0].payload
+        encoding = payload.metadata.get("encoding", b"")
+        if encoding == b"binary/null":
+            raise boundary.OutOfBounds(f"the {name} action must be a JSON object with its fields, not null")
+        if encoding != b"json/plain":
+            raise boundary.OutOfBounds(
+                f"{name}: the payload is not JSON ({encoding.decode(errors='replace')})"
+            )
+        return boundary.decode_action(name, payload.data, legacy=legacy)
+
+    def _task_mark(self) -> tuple[int, Any]:
+        """Identifies the current workflow task: its history length and start time."""
+        return (workflow.info().get_current_history_length(), workflow.now())
+
+    def _mark_acted(self) -> None:
+        self._acted_in = self._task_mark()
 
     async def _apply(self, action: Action) -> ActionResult:
-        await workflow.wait_condition(lambda: self._started)
         async with self._lock:
             try:
                 decision = rules.handle(self.state_model, action, workflow.now())
+                await self._carry_out(decision, refusable=True)
             except rules.Refused as refused:
-                # The state moved between validation and handling: fail this update, change nothing.
+                # The state moved between validation and handling, or a deadline could not be placed:
+                # fail this update, adopt nothing.
                 raise ApplicationError(refused.reason, type=REFUSED, non_retryable=True) from None
-            await self._carry_out(decision)
             s = self.state_model
             return ActionResult(outcome=decision.outcome, status=s.status, stage=rules.current_stage(s).key)
 
     async def _apply_signal(self, action: Action) -> None:
-        await workflow.wait_condition(lambda: self._started)
         async with self._lock:
             now = workflow.now()
             try:
                 decision = rules.handle(self.state_model, action, now)
+                await self._carry_out(decision, refusable=self._bounded)
             except rules.Refused as refused:
-                decision = rules.refuse(self.state_model, action, refused.reason, now)
-            await self._carry_out(decision)
+                refusal = rules.refuse(self.state_model, action.kind, action.actor, refused.reason, now)
+                await self._carry_out(refusal)
 
     async def _wait_for_change_or_timer(self) -> None:
         seen = self._version
@@ -350,13 +267,38 @@ class EscalationWorkflow:
             return
         await workflow.wait_condition(lambda: self._version != seen)
 
-    async def _carry_out(self, decision: rules.Decision) -> None:
-        """Adopt the decided state, then carry out its effects in order (caller holds the lock)."""
+    async def _carry_out(self, decision: rules.Decision, *, refusable: bool = False) -> None:
+        """Adopt the decided state, then carry out its effects in order (caller holds the lock).
+
+        Bounded escalations place every deadline first: if one cannot be placed, an action that may be
+        refused (``refusable``) raises ``rules.Refused`` with nothing adopted; otherwise it is a problem.
+        """
+        self._mark_acted()
+        placed: dict[int, Schedule] = {}
+        if self._bounded:
+            for index, effect in enumerate(decision.effects):
+                if isinstance(effect, PlanSchedule):
+                    try:
+                        placed[index] = await self._plan(effect)
+                    except ActivityError as failed:
+                        reason = f"the {effect.purpose} deadline cannot be placed: {_cause(failed)}"
+                        if refusable:
+                            raise rules.Refused(reason) from None
+                        self._problem(reason)
         self._state = decision.state
         self._version += 1
-        for effect in decision.effects:
-            await self._perform(effect)
+        for index, effect in enumerate(decision.effects):
+            try:
+                await self._perform(effect, placed.get(index))
+            except ActivityError as failed:
+                if not self._bounded:
+                    raise
+                self._problem(f"{_effect_name(effect)} failed and will not be retried: {_cause(failed)}")
         self._update_search_attributes()
+
+    def _problem(self, text: str) -> None:
+        workflow.logger.error("escalation %s: %s", self.state_model.escalation_id, text)
+        self._state = rules.with_problem(self.state_model, text)
 
     def _update_search_attributes(self) -> None:
         if not self._indexed:
@@ -367,10 +309,24 @@ class EscalationWorkflow:
             workflow.upsert_search_attributes(changed)
             self._index = now
 
-    async def _perform(self, effect: Effect) -> None:
+    async def _plan(self, effect: PlanSchedule) -> Schedule:
+        schedule = await workflow.execute_activity(
+            "plan_schedule",
+            effect.request,
+            result_type=Schedule,
+            start_to_close_timeout=_ACTIVITY_TIMEOUT,
+            heartbeat_timeout=_HEARTBEAT_TIMEOUT if self._bounded else None,
+            retry_policy=_ACTIVITY_RETRY,
+            summary=f"deadline for {effect.purpose}",
+        )
+        self._mark_acted()
+        return Schedule.model_validate(schedule)
+
+    async def _perform(self, effect: Effect, placed: Schedule | None = None) -> None:
         s = self.state_model
+        run_id = workflow.info().first_execution_run_id or workflow.info().run_id
         if isinstance(effect, Record):
-            await _activity(
+            await self._activity(
                 "record_event",
                 RecordEventInput(
                     escalation_id=s.escalation_id,
@@ -380,36 +336,92 @@ class EscalationWorkflow:
                     status=s.status,
                     stage=effect.entry.stage or rules.current_stage(s).key,
                     entry=effect.entry,
-                    run_id=workflow.info().run_id,
+                    run_id=run_id,
                     snapshot=_snapshot(s),
                 ),
             )
         elif isinstance(effect, Notify):
-            await _activity("send_notification", _notification(s, effect))
+            await self._activity("send_notification", _notification(s, effect, run_id))
         elif isinstance(effect, RecordRefusal):
-            await _activity(
+            await self._activity(
                 "record_refusal",
-                RefusalInput(escalation_id=s.escalation_id, authority=s.protocol.key, refusal=effect.refusal),
+                RefusalInput(
+                    escalation_id=s.escalation_id,
+                    authority=s.protocol.key,
+                    refusal=effect.refusal,
+                    run_id=run_id,
+                ),
             )
         elif isinstance(effect, PlanSchedule):
-            schedule = await workflow.execute_activity(
-                "plan_schedule",
-                effect.request,
-                result_type=Schedule,
-                start_to_close_timeout=_ACTIVITY_TIMEOUT,
-                retry_policy=_ACTIVITY_RETRY,
-                summary=f"deadline for {effect.purpose}",
-            )
-            await self._carry_out(rules.on_scheduled(s, effect, schedule, workflow.now()))
+            schedule = placed or await self._plan(effect)
+            await self._carry_out(rules.on_scheduled(self.state_model, effect, schedule, workflow.now()))
+
+    async def _activity(self, name: str, arg: Any) -> None:
+        await workflow.execute_activity(
+            name,
+            arg,
+            start_to_close_timeout=_ACTIVITY_TIMEOUT,
+            heartbeat_timeout=_HEARTBEAT_TIMEOUT if self._bounded else None,
+            retry_policy=_ACTIVITY_RETRY,
+        )
+        self._mark_acted()
+
+    # --- continuing as new -------------------------------------------------------------------------------
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        assert self._input is not None
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._input.history_events_before_continuing
+            or info.get_current_history_size() >= _HISTORY_SIZE_LIMIT
+        )
+
+    async def _continue_as_new(self) -> None:
+        """Carry the state into a new run once no action is in progress (updates must not be cut off)."""
+        await workflow.wait_condition(lambda: not self._lock.locked() and workflow.all_handlers_finished())
+        if self.state_model.status.is_closed:
+            return
+        assert self._input is not None
+        carried = self._input.model_copy(update={"carried": self.state_model})
+        workflow.continue_as_new(carried)
 
 
-async def _activity(name: str, arg: Any) -> None:
-    await workflow.execute_activity(
-        name,
-        arg,
-        start_to_close_timeout=_ACTIVITY_TIMEOUT,
-        retry_policy=_ACTIVITY_RETRY,
-    )
+def _json(raw: RawValue) -> Any:
+    """The JSON value inside a payload, or ValueError if it holds none."""
+    payload = raw.payload
+    encoding = payload.metadata.get("encoding", b"")
+    if encoding == b"binary/null":
+        return None
+    if encoding != b"json/plain":
+        raise ValueError(f"payload encoding {encoding.decode(errors='replace')!r} is not JSON")
+    try:
+        return json.loads(payload.data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _actor_in(args: Sequence[RawValue]) -> Actor:
+    """Who sent an unreadable signal, if the payload says so plainly; otherwise ``unknown``."""
+    try:
+        return Actor.model_validate(_json(args[0])["actor"])
+    except Exception:
+        return Actor(id="unknown", role="unknown")
+
+
+def _cause(failed: ActivityError) -> str:
+    cause = failed.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or failed)
+
+
+def _effect_name(effect: Effect) -> str:
+    if isinstance(effect, Record):
+        return f"recording event {effect.entry.seq}"
+    if isinstance(effect, Notify):
+        return f"the notice of event {effect.entry_seq}"
+    if isinstance(effect, RecordRefusal):
+        return "recording a refusal"
+    return f"placing the {effect.purpose} deadline"
 
 
 def _snapshot(s: EscalationState) -> EscalationSnapshot:
@@ -435,7 +447,7 @@ def _snapshot(s: EscalationState) -> EscalationSnapshot:
     )
 
 
-def _notification(s: EscalationState, effect: Notify) -> NotificationInput:
+def _notification(s: EscalationState, effect: Notify, run_id: str) -> NotificationInput:
     entry = s.timeline[effect.entry_seq - 1]
     stage = rules.current_stage(s)
     sched = s.stage_schedule
@@ -458,4 +470,5 @@ def _notification(s: EscalationState, effect: Notify) -> NotificationInput:
         working_days=sched.working_days_left(entry.at) if sched else None,
         concern_summary=s.concern.summary,
         idempotency_key=f"{s.escalation_id}/{entry.seq}",
+        run_id=run_id,
     )

@@ -124,6 +124,7 @@ def _copy(state: EscalationState) -> EscalationState:
             "timeline": list(state.timeline),
             "refusals": list(state.refusals),
             "consultations": list(state.consultations),
+            "problems": list(state.problems),
         }
     )
 
@@ -1019,12 +1020,26 @@ def check(state: EscalationState, action: Action, now: datetime) -> None:
     handle(state, action, now)
 
 
-def refuse(state: EscalationState, action: Action, reason: str, now: datetime) -> Decision:
+REFUSALS_KEPT = 50
+"""The refusals an escalation's state keeps (the newest); every one is also recorded by its effect."""
+
+
+def refuse(state: EscalationState, action: str, actor: Actor, reason: str, now: datetime) -> Decision:
     """A refused signal: keep the refusal (not an escalation event) so the sender can be told."""
     s = _copy(state)
-    refusal = Refusal(at=now, action=action.kind, actor=action.actor, reason=reason)
-    s.refusals.append(refusal)
+    refusal = Refusal(at=now, action=action[:64], actor=actor, reason=reason[:2_000])
+    s.refusals = [*s.refusals[-(REFUSALS_KEPT - 1) :], refusal]
+    s.refusals_total = max(s.refusals_total, len(state.refusals)) + 1
     return Decision(state=s, effects=[RecordRefusal(refusal=refusal)], outcome=f"refused: {reason}")
+
+
+def with_problem(state: EscalationState, text: str) -> EscalationState:
+    """The state with a problem the engineers must look at (a record or notice that failed for good)."""
+    s = _copy(state)
+    s.problems = [*s.problems[-19:], text[:1_000]]
+    if Flag.NEEDS_ATTENTION not in s.flags:
+        s.flags.append(Flag.NEEDS_ATTENTION)
+    return s
 
 
 def available_actions(state: EscalationState, actor: Actor) -> list[str]:
@@ -1069,6 +1084,7 @@ def view(state: EscalationState, now: datetime) -> EscalationView:
         flags=list(state.flags),
         timeline=list(state.timeline),
         refusals=list(state.refusals),
+        problems=list(state.problems),
     )
 
 
