@@ -28,7 +28,7 @@ SHORT_TEXT_MAX = 200
 LIST_MAX = 30
 """Most items in a list a person gives (meeting attendees, roles consulted)."""
 EARLIEST_DATE = date(2000, 1, 1)
-LATEST_DATE = date(2100, 12, 31)
+LATEST_DATE = date(2999, 12, 31)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -120,7 +120,8 @@ TeamRef = Annotated[str, _bound(_is_ref)]
 Key = Annotated[str, _bound(_is_key)]
 """A key from the protocol (a role, stage, track or service area): lower case, digits, '_' and '-'."""
 BoundedDate = Annotated[date, _bound(_within_supported_years)]
-"""A calendar date between 2000 and 2100; the boundary narrows it further, relative to today."""
+"""A calendar date between 2000 and 2999 (a guard against overflow); the boundary narrows it to a year
+from today."""
 
 
 class _Model(BaseModel):
