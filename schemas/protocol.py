@@ -7,6 +7,7 @@ CAFCASS referral are event sub-processes. Roles are names, never people: the dir
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from enum import StrEnum
 from typing import Literal
@@ -139,6 +140,38 @@ class TimescaleRule(_Strict):
     )
 
 
+DEFAULT_CHILD_REF_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
+
+
+class ChildRefFormat(_Strict):
+    """How the authority's case system numbers a child: the only child reference an escalation holds.
+
+    It travels in workflow ids and records, so it must be an opaque case number, never a name: the default
+    allows capital letters, digits and '-' (3 to 32 characters), which refuses ``JaydenSmith2016``.
+    """
+
+    pattern: str = Field(default=DEFAULT_CHILD_REF_PATTERN, description="A regular expression, anchored.")
+    example: str = Field(default="C4F2A9", description="A made-up reference of that form, for messages.")
+
+    @model_validator(mode="after")
+    def _example_fits(self) -> ChildRefFormat:
+        try:
+            compiled = re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"child_ref.pattern is not a regular expression: {exc}") from None
+        if not compiled.fullmatch(self.example):
+            raise ValueError(f"child_ref.example {self.example!r} does not match child_ref.pattern")
+        return self
+
+    def check(self, ref: str) -> None:
+        """Raise ValueError unless ``ref`` is a reference of this form."""
+        if not re.fullmatch(self.pattern, ref):
+            raise ValueError(
+                f"child reference {ref!r} is not a case number of the form this authority uses (like "
+                f"{self.example}); give the child's case number from the case system, never a name"
+            )
+
+
 class Protocol(_Strict):
     """One authority's protocol. Loaded from ``protocols/<key>.yaml``."""
 
@@ -159,6 +192,7 @@ class Protocol(_Strict):
     timescales: TimescaleRule = TimescaleRule()
     case_notes: CaseNoteNaming = CaseNoteNaming()
     closure_days: list[date] = Field(default_factory=list)
+    child_ref: ChildRefFormat = ChildRefFormat()
     tracks: list[Track] = Field(min_length=1)
 
     @field_validator("roles")

@@ -59,6 +59,10 @@ def prepare(
         start_bypass=start_bypass,
         consultations=consultations or [],
     )
+    try:
+        raise_.protocol.child_ref.check(child_ref)
+    except ValueError as exc:
+        raise rules.Refused(str(exc)) from None
     rules.start(raise_, datetime.now(UTC))  # the same check the workflow makes; nothing is kept
     return raise_
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from schemas.escalation import TEXT_MAX, Actor, AddNote, EventKind, RaiseConcern, Respond, TimelineEntry
+from schemas.escalation import (
+    TEXT_MAX,
+    Actor,
+    AddNote,
+    Concern,
+    EventKind,
+    RaiseConcern,
+    Respond,
+    TimelineEntry,
+)
 from tests.driver import Driver, make_raise
 from workflows import boundary, rules
 
@@ -120,3 +130,27 @@ def test_meeting_dates_are_bounded_in_the_past() -> None:
     with pytest.raises(boundary.OutOfBounds, match="held_on: 1 January 2001 is more than a year ago"):
         boundary.check_action(d.state, action, d.now)
     assert date(2001, 1, 1) < rules.london_today(d.now)
+
+
+def test_a_child_reference_must_be_a_case_number_never_a_name() -> None:
+    from schemas.protocol import ChildRefFormat
+    from starter.escalations import prepare
+
+    fields: dict[str, Any] = {
+        "authority": "wigan",
+        "track": "iro",
+        "category": "Quality of practice",
+        "sequence": 1,
+        "officer": Actor(id="wig-iro-a", role="iro"),
+        "concern": Concern(summary="S.", impact_on_child="I.", requested_action="R."),
+    }
+    with pytest.raises(rules.Refused, match=r"'JaydenSmith2016' is not a case number .* never a name"):
+        prepare(child_ref="JaydenSmith2016", **fields)
+    assert prepare(child_ref="C4F2A9", **fields).escalation_id == "wigan-C4F2A9-0001"
+    # An authority may set its case system's own format in its protocol file.
+    digits = ChildRefFormat(pattern=r"\d{6,8}", example="1234567")
+    digits.check("7654321")
+    with pytest.raises(ValueError, match="like 1234567"):
+        digits.check("C4F2A9")
+    with pytest.raises(ValueError, match="does not match"):
+        ChildRefFormat(pattern=r"\d{6,8}", example="C4F2A9")

@@ -299,12 +299,19 @@ def test_until_the_day_time_counts_from() -> None:
     ("received_at", "until"),
     [
         (utc(2026, 11, 2, 10), date(2026, 10, 30)),
-        (utc(2026, 11, 7, 10), date(2026, 11, 7)),  # Saturday receipt counts from Monday 9th
+        (utc(2026, 11, 7, 10), date(2026, 11, 6)),  # before a Saturday receipt
     ],
 )
-def test_until_before_the_day_time_counts_from_is_refused(received_at: datetime, until: date) -> None:
+def test_until_before_the_day_of_receipt_is_refused(received_at: datetime, until: date) -> None:
     with pytest.raises(ValueError, match="is before the day the time counts from"):
         plan(received_at, until=until)
+
+
+def test_until_the_day_of_receipt_on_a_weekend_runs_out_that_day() -> None:
+    """Due "today" on a Saturday: no working day in between, the time ends at midnight (issue 9)."""
+    schedule = plan(utc(2026, 11, 7, 10), until=date(2026, 11, 7))
+    assert schedule.due_date == schedule.counts_from == date(2026, 11, 7)
+    assert schedule.working_day_ends == []
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"working_days": 3, "until": date(2026, 11, 20)}])

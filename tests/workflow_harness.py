@@ -174,7 +174,7 @@ async def replay(history: WorkflowHistory, *, record_as: str | None = None) -> N
 
 
 def unique_ref() -> str:
-    return "T" + uuid.uuid4().hex[:10].upper()
+    return f"T{uuid.uuid4().int % 10**10:010d}"
 
 
 def with_unique_id(raise_: RaiseConcern) -> RaiseConcern:
