@@ -24,6 +24,7 @@ import argparse
 import hmac
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -46,6 +47,7 @@ DEFAULT_ORIGINS = ("http://127.0.0.1:8233", "http://localhost:8233")
 MAX_BODY_BYTES = 16 * 1024 * 1024
 OPERATIONS = ("decode", "encode")
 PROG = "codec server"
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
 
 @dataclass(frozen=True)
@@ -133,10 +135,9 @@ class _Handler(BaseHTTPRequestHandler):
         if length < 0 or length > MAX_BODY_BYTES:
             self._reply(413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"})
             return None
-        raw = self.rfile.read(length)
         try:
-            return json_format.Parse(raw.decode("utf-8"), Payloads())
-        except (json_format.ParseError, UnicodeDecodeError) as exc:
+            return _parse_payloads(self.rfile.read(length))
+        except (ValueError, json_format.ParseError) as exc:  # UnicodeDecodeError is a ValueError
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self._reply(400, {"error": f'body is not {{"payloads": [...]}} in protobuf JSON: {detail}'})
             return None
@@ -169,6 +170,22 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         if self.config.log:
             sys.stderr.write(f"{PROG}: {format % args}\n")
+
+
+def _parse_payloads(raw: bytes) -> Payloads:
+    """Strictly: a JSON object with a list of payloads, whose bytes fields are base64 (protobuf's own
+    parser accepts a top-level list and skips characters that are not base64)."""
+    document = json.loads(raw.decode("utf-8"))
+    if not isinstance(document, dict) or not isinstance(document.get("payloads", []), list):
+        raise ValueError('expected an object {"payloads": [...]}')
+    for number, payload in enumerate(document.get("payloads", []), start=1):
+        if not isinstance(payload, dict):
+            raise ValueError(f"payload {number} is not an object")
+        metadata = payload.get("metadata", {})
+        values = [payload.get("data", ""), *(metadata.values() if isinstance(metadata, dict) else [])]
+        if not all(isinstance(v, str) and _BASE64.fullmatch(v) for v in values):
+            raise ValueError(f"payload {number}: data and metadata values must be base64 strings")
+    return json_format.ParseDict(document, Payloads())
 
 
 class CodecServer:
