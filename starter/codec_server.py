@@ -60,9 +60,10 @@ class _Config:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server_version = "escalation-codec"
-    sys_version = ""
     config: _Config  # set on the subclass made for each server
+
+    def version_string(self) -> str:
+        return "escalation-codec"
 
     # --- HTTP methods ---------------------------------------------------------------------------------
 
