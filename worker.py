@@ -34,6 +34,7 @@ from activities.settings import Settings
 from protocols import load_protocol
 from schemas.escalation import Actor, Concern, EscalationOutcome, RaiseConcern, Withdraw, escalation_id_for
 from starter.clean_exit import run_then_exit
+from starter.codec import PayloadKeyError
 from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect
 from starter.worker_options import add_arguments, apply_settings
 from workflows.activation_order import ActivationOrderRunner
@@ -152,7 +153,11 @@ async def main(argv: list[str] | None = None) -> int:
 async def serve(args: argparse.Namespace) -> int:
     """Run the worker (or the smoke run) with parsed options; 0 once it has stopped cleanly."""
     apply_settings(args)
-    client = await connect(args.address, args.namespace)
+    try:
+        client = await connect(args.address, args.namespace)
+    except PayloadKeyError as exc:
+        print(f"worker: {exc}", file=sys.stderr, flush=True)
+        return 2
     if args.smoke:
         await smoke(client)
         return 0

@@ -65,6 +65,7 @@ from schemas.escalation import (
 from schemas.protocol import Protocol, Track
 from starter import worker_options
 from starter.clean_exit import run_then_exit
+from starter.codec import PayloadKeyError
 from starter.connection import connect, temporal_address, temporal_namespace
 from starter.escalations import prepare, raise_concern
 from starter.mail_catcher import MAIL_DIR, caught, plain_text, read_caught, summary_line
@@ -186,6 +187,8 @@ def _model(cls: type[M], **fields: Any) -> M:
 async def _client(args: argparse.Namespace) -> Client:
     try:
         return await asyncio.wait_for(connect(args.address, args.namespace), timeout=args.wait)
+    except PayloadKeyError as exc:
+        raise CliError(str(exc)) from None
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "Connection refused" in reason or isinstance(exc, TimeoutError):

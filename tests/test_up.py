@@ -1,18 +1,26 @@
-"""``escalate up`` as a person runs it: the whole service, sample data, and state kept across a restart."""
+"""``escalate up`` as a person runs it: the whole service, sample data, state kept across a restart, and
+its payloads encrypted, with a development key when none is configured."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
 
 from schemas.escalation import EscalationView, Status
+from starter.codec import KEY_ID_METADATA, Keyring
 from starter.connection import connect
 from workflows.escalation import EscalationWorkflow
 
@@ -30,9 +38,14 @@ SAMPLES = {
 class Service:
     """``escalate up`` (the installed command) in its own folder, read line by line."""
 
-    def __init__(self, cwd: Path, *args: str) -> None:
+    def __init__(self, cwd: Path, *args: str, env_changes: dict[str, str | None] | None = None) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("ESCALATION_DATABASE_URL", None)
+        for name, value in (env_changes or {}).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("escalate")), "up", *args],
             cwd=cwd,
@@ -112,3 +125,42 @@ async def test_up_refuses_clearly_when_a_port_is_taken(tmp_path: Path) -> None:
         out = service.proc.stdout.read()
     assert code == 1
     assert "port 8233" in out and "already in use" in out
+
+
+async def test_up_without_a_key_makes_a_development_key_and_gives_the_ui_its_codec_server(
+    tmp_path: Path,
+) -> None:
+    token = "up-test-token"
+    service = Service(
+        tmp_path, env_changes={"ESCALATION_PAYLOAD_KEYS": None, "ESCALATION_CODEC_TOKEN": token}
+    )
+    key_file = tmp_path / ".data" / "payload-keys"
+    try:
+        await service.wait_for("worker running")
+        settings = await asyncio.to_thread(_get_json, "http://127.0.0.1:8233/api/v1/settings")
+        keyring = Keyring.parse(key_file.read_text(encoding="utf-8"))
+        plain = Payload(metadata={"encoding": b"json/plain"}, data=b'"a concern"')
+        sealed = keyring.encrypt(plain)
+        body = json_format.MessageToJson(Payloads(payloads=[sealed])).encode()
+        answer = await asyncio.to_thread(_post, f"http://127.0.0.1:8234/{token}/decode", body)
+    finally:
+        assert await service.stop() == 0, "".join(service.lines)
+    output = "".join(service.lines)
+    assert "created a development key in .data/payload-keys" in output
+    assert "codec server at http://127.0.0.1:8234" in output
+    assert token not in output
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert settings["Codec"]["Endpoint"] == f"http://127.0.0.1:8234/{token}"
+    assert sealed.metadata[KEY_ID_METADATA] == keyring.active.encode()
+    assert json_format.Parse(answer, Payloads()).payloads[0] == plain
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return cast(dict[str, Any], json.loads(response.read()))
+
+
+def _post(url: str, body: bytes) -> bytes:
+    request = urllib.request.Request(url, data=body, method="POST", headers={"X-Namespace": "default"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return cast(bytes, response.read())
