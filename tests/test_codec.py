@@ -44,7 +44,7 @@ from starter.temporal_binaries import temporal_cli_path
 from tests.temporal_servers import free_port, require_or_skip
 from tests.workflow_harness import unique_ref
 from worker import build_worker
-from workflows.escalation import EscalationWorkflow
+from workflows.escalation import WORKFLOW_TYPE
 
 ROOT = Path(__file__).resolve().parents[1]
 K1, K2 = new_key(), new_key()
@@ -372,18 +372,17 @@ async def _server_files_after_a_run(folder: Path, data_converter: DataConverter,
             env.client, queue, records=FileRecordStore(files), notifier=OutboxNotifier(files)
         ):
             handle = await env.client.start_workflow(
-                EscalationWorkflow.run,
+                WORKFLOW_TYPE,
                 raise_,
                 id=raise_.escalation_id,
                 task_queue=queue,
                 memo={"concern": f"memo about {marker}"},
+                result_type=EscalationOutcome,
             )
             await handle.execute_update(
-                EscalationWorkflow.add_note, AddNote(actor=officer, text=f"{marker} spoke to me today")
+                "add_note", AddNote(actor=officer, text=f"{marker} spoke to me today")
             )
-            await handle.execute_update(
-                EscalationWorkflow.withdraw, Withdraw(actor=officer, reason=f"{marker} moved away")
-            )
+            await handle.execute_update("withdraw", Withdraw(actor=officer, reason=f"{marker} moved away"))
             outcome: EscalationOutcome = await handle.result()
         assert outcome.escalation_id == raise_.escalation_id
         described = await handle.describe()
