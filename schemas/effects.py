@@ -90,7 +90,7 @@ class EscalationSnapshot(_Model):
 
 
 class RecordEventInput(_Model):
-    """One event of an escalation's life; written once, keyed on (escalation_id, entry.seq)."""
+    """One event of an escalation's life; written once, keyed on (escalation_id, run_id, entry.seq)."""
 
     escalation_id: str
     run_id: str = ""
@@ -124,9 +124,13 @@ class NotificationInput(_Model):
     working_days: int | None
     concern_summary: str
     idempotency_key: str
+    run_id: str = ""
+    """The escalation's first run id (empty in histories recorded before it was added)."""
 
 
 class RefusalInput(_Model):
     escalation_id: str
     authority: str
     refusal: Refusal
+    run_id: str = ""
+    """The escalation's first run id (empty in histories recorded before it was added)."""
