@@ -3,7 +3,8 @@
 ``DbRecordStore`` writes one row per note into ``case_notes`` (the outbox), in the same transaction as the
 event it records. ``deliver_pending(engine, adapter)`` later hands pending (and earlier failed) notes to a
 ``CaseSystemAdapter`` and marks each ``delivered`` (with the system's reference) or ``failed`` (attempts,
-last error); a failed note is tried again on the next run. Run it from a scheduled job or a loop in the
+last error); a failed note is tried again on the next run. Those delivery columns are all that ever changes:
+the database refuses to delete a note or change its content. Run it from a scheduled job or a loop in the
 worker process; it never blocks the escalation's workflow.
 
 Writing an adapter for a real case system
@@ -17,7 +18,8 @@ An adapter is any object with ``deliver(note: CaseNoteMessage) -> str``:
   ``last_error`` and the note is tried again later, so make the message useful and free of personal data
   (never include ``note.body``).
 * **Be idempotent**: a note can be handed over twice (a crash after the case system accepted it but before
-  the outbox row was marked). Send ``note.idempotency_key`` (``<escalation id>-<seq>``) as the external or
+  the outbox row was marked). Send ``note.idempotency_key`` (``<escalation id>-<run id>-<seq>``; notes
+  written before run ids were recorded: ``<escalation id>-<seq>``) as the external or
   correlation id if the system has one, or look for a note with that key before creating one, and return
   the existing reference.
 * **Map ``note.note_type``** to the system's own forms. The seeds say where notes go: Waltham Forest records
@@ -61,6 +63,7 @@ class CaseNoteMessage:
 
     id: int
     escalation_id: str
+    run_id: str
     seq: int
     authority: str
     child_ref: str
@@ -71,7 +74,12 @@ class CaseNoteMessage:
 
     @property
     def idempotency_key(self) -> str:
-        """Unique per note for ever: the escalation and the event's sequence number."""
+        """Unique per note for ever: the escalation (id and first run) and the event's sequence number.
+
+        An escalation id can be used again after Temporal's retention; its run id tells the two apart.
+        Notes recorded without a run id keep the key they were first handed over with."""
+        if self.run_id:
+            return f"{self.escalation_id}-{self.run_id}-{self.seq}"
         return f"{self.escalation_id}-{self.seq}"
 
     @classmethod
@@ -79,6 +87,7 @@ class CaseNoteMessage:
         return cls(
             id=row.id,
             escalation_id=row.escalation_id,
+            run_id=row.run_id,
             seq=row.seq,
             authority=row.authority,
             child_ref=row.child_ref,
@@ -96,7 +105,7 @@ class CaseSystemAdapter(Protocol):
 
 
 class FileCaseNoteAdapter:
-    """Case notes as JSON files, ``<folder>/<escalation id>-<seq>.json``: for local running, tests and
+    """Case notes as JSON files, ``<folder>/<idempotency key>.json``: for local running, tests and
     authorities whose case system imports notes from a folder."""
 
     def __init__(self, folder: Path) -> None:
@@ -115,6 +124,7 @@ class FileCaseNoteAdapter:
         document = {
             "idempotency_key": note.idempotency_key,
             "escalation_id": note.escalation_id,
+            "run_id": note.run_id,
             "seq": note.seq,
             "authority": note.authority,
             "child_ref": note.child_ref,

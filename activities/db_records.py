@@ -3,12 +3,15 @@
 One transaction per event writes the event row (append-only), brings the escalation's state row up to date
 from the event's snapshot, and adds the child's-record case note to the outbox (``case_notes``), which
 ``activities.case_notes.deliver_pending`` later hands to the case system. Everything is keyed on
-(escalation_id, seq), the workflow's event sequence: a retried activity writes nothing twice and gets False.
+(escalation_id, run_id, seq): the escalation, its first run id (an escalation id may be used again once
+Temporal's retention removed the first one's history) and the workflow's event sequence. A retried activity
+writes nothing twice and gets False.
 
 Errors: data that cannot be recorded (a first event without a snapshot, an empty required value, a naive
 time, text too long for its column) raises ``InvalidRecord``, which names the problem and should not be
-retried. Database trouble (connection lost, locked) propagates as SQLAlchemy's ``OperationalError``, for the
-activity's retry policy.
+retried. NUL characters, which PostgreSQL cannot store, are replaced with U+FFFD rather than refused
+(``activities.db.checks``). Database trouble (connection lost, locked, a privilege missing) propagates as
+SQLAlchemy's ``OperationalError``/``ProgrammingError``, which the activity retries.
 
 Collective alerts (one concern about several children; Waltham Forest 4: "Collective alerts will not be
 recorded on files") never produce a case note: an event is collective when its ``child_ref`` is
@@ -18,18 +21,18 @@ recorded on files") never produce a case note: an event is collective when its `
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlalchemy import Engine, String, select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from activities.db.base import Base, make_engine, session_factory
+from activities.db.checks import check_row, without_nul
 from activities.db.record_models import CaseNote, EscalationEvent, EscalationRecord, SignalRefusal
 from activities.working_days import LONDON, long_date
 from protocols import ProtocolError, load_protocol
@@ -200,11 +203,12 @@ class DbRecordStore:
 
     def append_event(self, event: RecordEventInput) -> bool:
         """Write the event, the state and the case note in one transaction; False if already written."""
+        event = without_nul(event)
         for attempt in (1, 2):
             try:
                 return self._append_event(event)
             except IntegrityError as exc:
-                if self._event_exists(event.escalation_id, event.entry.seq):
+                if self._event_exists(event.escalation_id, event.run_id, event.entry.seq):
                     return False  # a concurrent attempt wrote it first
                 if attempt == 2:
                     raise _refused(_event_name(event), exc) from exc
@@ -217,9 +221,9 @@ class DbRecordStore:
         entry = event.entry
         name = _event_name(event)
         with self._sessions.begin() as session:
-            if _exists(session, EscalationEvent, event.escalation_id, entry.seq):
+            if _exists(session, EscalationEvent, event.escalation_id, event.run_id, entry.seq):
                 return False
-            state = session.get(EscalationRecord, event.escalation_id, with_for_update=True)
+            state = session.get(EscalationRecord, (event.escalation_id, event.run_id), with_for_update=True)
             now = datetime.now(UTC)
             row = EscalationEvent(
                 escalation_id=event.escalation_id,
@@ -264,6 +268,7 @@ class DbRecordStore:
         )
         return CaseNote(
             escalation_id=event.escalation_id,
+            run_id=event.run_id,
             seq=entry.seq,
             authority=event.authority,
             child_ref=event.child_ref,
@@ -276,9 +281,11 @@ class DbRecordStore:
 
     def append_refusal(self, refusal: RefusalInput) -> bool:
         """Keep a refused signal's reason; False if this refusal was already kept."""
+        refusal = without_nul(refusal)
         r = refusal.refusal
         row = SignalRefusal(
             escalation_id=refusal.escalation_id,
+            run_id=refusal.run_id,
             authority=refusal.authority,
             at=r.at,
             action=r.action,
@@ -306,13 +313,24 @@ class DbRecordStore:
 
     # -- reading (tests, reports) --
 
-    def events(self, escalation_id: str) -> list[EscalationEvent]:
+    def events(self, escalation_id: str, run_id: str | None = None) -> list[EscalationEvent]:
+        """The escalation's events in sequence; with several runs of the id and no ``run_id``, run by run
+        in the order they were first recorded."""
         with self._sessions() as session:
             query = select(EscalationEvent).where(EscalationEvent.escalation_id == escalation_id)
-            return list(session.scalars(query.order_by(EscalationEvent.seq)))
+            if run_id is not None:
+                query = query.where(EscalationEvent.run_id == run_id)
+            rows = list(session.scalars(query.order_by(EscalationEvent.id)))
+        first: dict[str, int] = {}
+        for row in rows:
+            first.setdefault(row.run_id, row.id)
+        return sorted(rows, key=lambda e: (first[e.run_id], e.seq))
 
-    def timeline(self, escalation_id: str) -> list[TimelineEntry]:
-        """The recorded events as the workflow's timeline entries."""
+    def timeline(self, escalation_id: str, run_id: str | None = None) -> list[TimelineEntry]:
+        """The recorded events as the workflow's timeline entries (of the latest run unless ``run_id``)."""
+        if run_id is None:
+            latest = self.state(escalation_id)
+            run_id = latest.run_id if latest is not None else ""
         return [
             TimelineEntry.model_validate(
                 {
@@ -327,21 +345,30 @@ class DbRecordStore:
                     "data": e.data,
                 }
             )
-            for e in self.events(escalation_id)
+            for e in self.events(escalation_id, run_id)
         ]
 
-    def state(self, escalation_id: str) -> EscalationRecord | None:
+    def state(self, escalation_id: str, run_id: str | None = None) -> EscalationRecord | None:
+        """The escalation's state row: of ``run_id``, or of the latest escalation with this id."""
         with self._sessions() as session:
-            return session.get(EscalationRecord, escalation_id)
+            if run_id is not None:
+                return session.get(EscalationRecord, (escalation_id, run_id))
+            query = select(EscalationRecord).where(EscalationRecord.escalation_id == escalation_id)
+            latest = query.order_by(EscalationRecord.raised_at.desc(), EscalationRecord.updated_at.desc())
+            return session.scalars(latest.limit(1)).first()
 
-    def case_notes(self, status: str | None = None, escalation_id: str | None = None) -> list[CaseNote]:
+    def case_notes(
+        self, status: str | None = None, escalation_id: str | None = None, run_id: str | None = None
+    ) -> list[CaseNote]:
         with self._sessions() as session:
             query = select(CaseNote)
             if status is not None:
                 query = query.where(CaseNote.status == status)
             if escalation_id is not None:
                 query = query.where(CaseNote.escalation_id == escalation_id)
-            return list(session.scalars(query.order_by(CaseNote.escalation_id, CaseNote.seq)))
+            if run_id is not None:
+                query = query.where(CaseNote.run_id == run_id)
+            return list(session.scalars(query.order_by(CaseNote.escalation_id, CaseNote.id)))
 
     def refusals(self, escalation_id: str | None = None) -> list[SignalRefusal]:
         with self._sessions() as session:
@@ -352,14 +379,15 @@ class DbRecordStore:
 
     # -- helpers --
 
-    def _event_exists(self, escalation_id: str, seq: int) -> bool:
+    def _event_exists(self, escalation_id: str, run_id: str, seq: int) -> bool:
         with self._sessions() as session:
-            return _exists(session, EscalationEvent, escalation_id, seq)
+            return _exists(session, EscalationEvent, escalation_id, run_id, seq)
 
     @staticmethod
     def _refusal_exists(session: Session, refusal: RefusalInput) -> bool:
         query = select(SignalRefusal.id).where(
             SignalRefusal.escalation_id == refusal.escalation_id,
+            SignalRefusal.run_id == refusal.run_id,
             SignalRefusal.at == refusal.refusal.at,
             SignalRefusal.action == refusal.refusal.action,
         )
@@ -367,9 +395,15 @@ class DbRecordStore:
 
 
 def _exists(
-    session: Session, model: type[EscalationEvent] | type[CaseNote], escalation_id: str, seq: int
+    session: Session,
+    model: type[EscalationEvent] | type[CaseNote],
+    escalation_id: str,
+    run_id: str,
+    seq: int,
 ) -> bool:
-    query = select(model.id).where(model.escalation_id == escalation_id, model.seq == seq)
+    query = select(model.id).where(
+        model.escalation_id == escalation_id, model.run_id == run_id, model.seq == seq
+    )
     return session.scalar(query.limit(1)) is not None
 
 
@@ -386,6 +420,7 @@ def _updated_state(
             )
         state = EscalationRecord(
             escalation_id=event.escalation_id,
+            run_id=event.run_id,
             authority=event.authority,
             track=event.track,
             child_ref=event.child_ref,
@@ -424,33 +459,12 @@ def _updated_state(
 
 
 def _check_row(row: Base, name: str) -> None:
-    """Refuse, naming the field, what the database would refuse (or SQLite would silently keep)."""
-    table = Base.metadata.tables[row.__tablename__]
-    for column in table.columns:
-        value = getattr(row, column.key, None)
-        where = f"{name}: {table.name}.{column.key}"
-        if value is None:
-            has_default = column.default is not None or column.server_default is not None
-            if not column.nullable and not has_default and not (column.primary_key and column.autoincrement):
-                raise InvalidRecord(f"{where} is required but missing")
-            continue
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise InvalidRecord(f"{where} contains a NUL character")
-            length = column.type.length if isinstance(column.type, String) else None
-            if length is not None and len(value) > length:
-                raise InvalidRecord(f"{where} is {len(value)} characters long; at most {length} fit")
-            if not value.strip() and not column.nullable and column.server_default is None:
-                raise InvalidRecord(f"{where} is required but empty")
-        elif isinstance(value, datetime):
-            if value.tzinfo is None or value.utcoffset() is None:
-                raise InvalidRecord(f"{where} is a naive time {value.isoformat()}; give a timezone")
-        elif isinstance(value, dict | list) and "\\u0000" in json.dumps(value):
-            raise InvalidRecord(f"{where} contains a NUL character")
+    check_row(row, name, InvalidRecord)
 
 
 def _event_name(event: RecordEventInput) -> str:
-    return f"event {event.entry.seq} ({event.entry.kind.value}) of escalation {event.escalation_id!r}"
+    run = f" (run {event.run_id})" if event.run_id else ""
+    return f"event {event.entry.seq} ({event.entry.kind.value}) of escalation {event.escalation_id!r}{run}"
 
 
 def _refused(name: str, exc: IntegrityError | DataError) -> InvalidRecord:

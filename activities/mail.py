@@ -6,21 +6,30 @@
    officer, by person id). A role nobody holds raises ``RoleUnfilled`` before anything is sent;
 2. renders one message per distinct recipient from ``activities/templates/mail/`` (plain text and HTML).
    The To and Cc headers show the full lists, the envelope goes to that one recipient, and each message has
-   its own Reply-To ``<reply_local>+<token>@<reply_domain>``: an opaque single-purpose token stored in
-   ``reply_tokens`` and tied to the escalation, the stage and the recipient (reused if the send is retried);
+   its own Reply-To ``<reply_local>+<token>@<reply_domain>``: an opaque, random, single-purpose token tied
+   to the escalation, the stage and the recipient. Only its SHA-256 is stored (``reply_tokens``), with an
+   expiry (``ESCALATION_REPLY_TOKEN_DAYS``); ``find_reply_token`` finds what a token was issued for. A
+   retried send makes new tokens for the messages it sends: a stored hash cannot give the token back;
 3. sends each message that the ``sent_mail`` log does not already hold, and logs it straight after the SMTP
    server accepted it.
 
-Exactly once, and its limit: each message has a stable Message-ID derived from (idempotency key, recipient),
-and the log is checked before and written after each message, so a retried send never delivers a logged
-message again. The one remaining window is a crash (or lost database connection) after the SMTP server has
+Exactly once, and its limit: each message has a stable Message-ID derived from (idempotency key, run id,
+recipient), and the log is checked before and written after each message, so a retried send never delivers
+a logged message again. The run id (the escalation's first run id) keeps the Message-IDs of an escalation id
+used again after Temporal's retention apart from the first one's; from histories recorded before it was
+added it is empty, and the Message-ID is derived as it was then.
+
+The one remaining window is a crash (or lost database connection) after the SMTP server has
 accepted a message and before its log row is committed: that message is sent again on retry, with the same
 Message-ID, which lets mail servers and clients that deduplicate on Message-ID drop the copy. The window is
 kept to one message: each log row is committed on its own.
 
-Errors: SMTP and connection errors propagate (retryable); ``RoleUnfilled`` propagates (retryable: the
-notice waits until the directory is filled in); a template that cannot be rendered or an address that is not
-an e-mail address (or that the server refuses permanently) raises ``InvalidNotification`` (not retryable).
+Errors: SMTP, connection and database errors propagate (retryable); ``RoleUnfilled`` propagates (retryable:
+the notice waits until the directory is filled in); so does ``ProtocolUnavailable`` (the authority's protocol
+file cannot be loaded on this worker: retried until it is fixed). A template that cannot be rendered, an
+address that is not an e-mail address (or that the server refuses permanently), or a value too long to log
+raises ``InvalidNotification`` (not retryable), before anything is sent. NUL characters in the notification's
+text are replaced with U+FFFD (SMTP and PostgreSQL refuse them).
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -46,11 +55,12 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from activities.db.checks import check_row, without_nul
 from activities.db.mail_models import ReplyToken, SentMail
 from activities.directory import Person, Resolver, RoleUnfilled, resolve, valid_email
 from activities.settings import SmtpSettings
 from activities.working_days import long_date
-from protocols import load_protocol
+from protocols import ProtocolError, load_protocol
 from schemas.effects import NotificationInput
 from schemas.escalation import EventKind, Status
 from schemas.protocol import RAISING_OFFICER, Protocol
@@ -58,9 +68,13 @@ from schemas.protocol import RAISING_OFFICER, Protocol
 __all__ = [
     "TEMPLATES_DIR",
     "InvalidNotification",
+    "ProtocolUnavailable",
     "RenderedMail",
+    "ReplyTokenInfo",
     "RoleUnfilled",
     "SmtpNotifier",
+    "find_reply_token",
+    "hash_token",
     "long_date",
     "message_id_for",
     "render",
@@ -88,6 +102,11 @@ _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 class InvalidNotification(ValueError):
     """The notification cannot be sent as it is (template error, invalid address): retrying will not help."""
+
+
+class ProtocolUnavailable(RuntimeError):
+    """The authority's protocol file cannot be loaded here (missing or broken on this worker): retryable,
+    the notice waits until the file is fixed."""
 
 
 # --- rendering ------------------------------------------------------------------------------------------
@@ -261,10 +280,60 @@ def _tidy_text(text: str) -> str:
 # --- identities -----------------------------------------------------------------------------------------
 
 
-def message_id_for(idempotency_key: str, person_id: str, domain: str) -> str:
-    """A stable Message-ID for one notification to one recipient: the same on every retry."""
-    digest = hashlib.sha256(f"{idempotency_key}\x00{person_id}".encode()).hexdigest()[:40]
+def message_id_for(idempotency_key: str, person_id: str, domain: str, run_id: str = "") -> str:
+    """A stable Message-ID for one notification to one recipient: the same on every retry.
+
+    With the escalation's ``run_id`` it differs from the Message-IDs of an earlier escalation with the same
+    id; without (histories recorded before run ids were passed) it is derived as it always was.
+    """
+    parts = [idempotency_key, run_id, person_id] if run_id else [idempotency_key, person_id]
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
     return f"<{digest}@{domain}>"
+
+
+def hash_token(token: str) -> str:
+    """What ``reply_tokens`` keeps of a token: its SHA-256, hex. Tokens are 144 random bits, so a plain
+    hash cannot be reversed by guessing; the database never holds a token that could be used."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReplyTokenInfo:
+    """What a reply token was issued for (``find_reply_token``)."""
+
+    escalation_id: str
+    run_id: str
+    stage: str
+    person_id: str
+    role: str
+    purpose: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+
+
+def find_reply_token(engine: Engine, token: str, *, now: datetime | None = None) -> ReplyTokenInfo | None:
+    """The escalation, stage and person a reply token (as found in a Reply-To address) was issued for, or
+    None when there is no such token or it has expired. ``used_at`` says whether a reply already used it."""
+    if not token or len(token) > 200:
+        return None
+    now = now or datetime.now(UTC)
+    query = select(ReplyToken).where(ReplyToken.token_hash == hash_token(token), ReplyToken.expires_at > now)
+    with Session(engine) as session:
+        row = session.scalars(query).first()
+        if row is None:
+            return None
+        return ReplyTokenInfo(
+            escalation_id=row.escalation_id,
+            run_id=row.run_id,
+            stage=row.stage,
+            person_id=row.person_id,
+            role=row.role,
+            purpose=row.purpose,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
+        )
 
 
 def _address(person: Person) -> Address:
@@ -321,13 +390,19 @@ class SmtpNotifier:
 
     def send(self, notification: NotificationInput) -> bool:
         """Deliver each recipient's message unless the log has it; True when anything was sent now."""
-        n = notification
-        protocol = self.protocols(n.authority)
+        n = without_nul(notification)
+        try:
+            protocol = self.protocols(n.authority)
+        except ProtocolError as exc:
+            raise ProtocolUnavailable(
+                f"cannot notify {n.kind.value!r} for escalation {n.escalation_id!r}: the {n.authority!r} "
+                f"protocol does not load on this worker ({exc}); the notice is retried until it does"
+            ) from exc
         recipients, to_people, cc_people = self._recipients(n, protocol)
         to_addresses = [_address(p) for p, _ in to_people]
         cc_addresses = [_address(p) for p, _ in cc_people]
         ids = {
-            r.person.id: message_id_for(n.idempotency_key, r.person.id, self.smtp.reply_domain)
+            r.person.id: message_id_for(n.idempotency_key, r.person.id, self.smtp.reply_domain, n.run_id)
             for r in recipients
         }
         with Session(self.engine) as session:
@@ -339,8 +414,10 @@ class SmtpNotifier:
             return False
         # Everything that could fail for good is done before the first message goes out.
         messages: list[tuple[Recipient, RenderedMail, EmailMessage]] = []
+        tokens: list[ReplyToken] = []
         for r in pending:
-            token = self._token(n, r)
+            token = secrets.token_urlsafe(TOKEN_BYTES)
+            tokens.append(self._token_row(n, r, token))
             reply = f"{self.smtp.reply_local}+{token}@{self.smtp.reply_domain}"
             mail = render(
                 n,
@@ -353,7 +430,10 @@ class SmtpNotifier:
                 env=self.env,
             )
             message = self._message(n, mail, ids[r.person.id], reply, to_addresses, cc_addresses)
+            check_row(self._log_row(n, r, mail, ids[r.person.id]), _name(n), InvalidNotification)
             messages.append((r, mail, message))
+        with Session(self.engine) as session, session.begin():
+            session.add_all(tokens)
         sent = 0
         with self._connect() as smtp:
             for r, mail, message in messages:
@@ -391,34 +471,23 @@ class SmtpNotifier:
         recipients += [recipient(p, r, "cc") for p, r in cc_people]
         return recipients, to_people, cc_people
 
-    def _token(self, n: NotificationInput, r: Recipient) -> str:
-        """The recipient's reply token for this notification: the stored one on a retry, else a new one."""
-        stored = select(ReplyToken.token).where(
-            ReplyToken.idempotency_key == n.idempotency_key, ReplyToken.person_id == r.person.id
+    def _token_row(self, n: NotificationInput, r: Recipient, token: str) -> ReplyToken:
+        """The stored form of the recipient's reply token for this message (its hash), checked."""
+        now = datetime.now(UTC)
+        row = ReplyToken(
+            token_hash=hash_token(token),
+            idempotency_key=n.idempotency_key,
+            escalation_id=n.escalation_id,
+            run_id=n.run_id,
+            stage=n.stage,
+            person_id=r.person.id,
+            role=r.acts_as,
+            purpose="reply",
+            created_at=now,
+            expires_at=now + timedelta(days=self.smtp.reply_token_days),
         )
-        with Session(self.engine) as session:
-            existing = session.scalars(stored).first()
-            if existing:
-                return existing
-            token = secrets.token_urlsafe(TOKEN_BYTES)
-            session.add(
-                ReplyToken(
-                    token=token,
-                    idempotency_key=n.idempotency_key,
-                    escalation_id=n.escalation_id,
-                    stage=n.stage,
-                    person_id=r.person.id,
-                    role=r.acts_as,
-                    purpose="reply",
-                    created_at=datetime.now(UTC),
-                )
-            )
-            try:
-                session.commit()
-            except IntegrityError:  # a concurrent attempt stored one first: use it
-                session.rollback()
-                return session.scalars(stored).one()
-            return token
+        check_row(row, _name(n), InvalidNotification)
+        return row
 
     def _message(
         self,
@@ -486,24 +555,31 @@ class SmtpNotifier:
             found = session.scalars(select(SentMail.id).where(SentMail.message_id == message_id)).first()
             return found is not None
 
+    @staticmethod
+    def _log_row(n: NotificationInput, r: Recipient, mail: RenderedMail, message_id: str) -> SentMail:
+        return SentMail(
+            message_id=message_id,
+            idempotency_key=n.idempotency_key,
+            escalation_id=n.escalation_id,
+            run_id=n.run_id,
+            person_id=r.person.id,
+            address=r.person.email,
+            kind=n.kind.value,
+            subject=mail.subject,
+            sent_at=datetime.now(UTC),
+        )
+
     def _log(self, n: NotificationInput, r: Recipient, mail: RenderedMail, message_id: str) -> None:
         with Session(self.engine) as session:
-            session.add(
-                SentMail(
-                    message_id=message_id,
-                    idempotency_key=n.idempotency_key,
-                    escalation_id=n.escalation_id,
-                    person_id=r.person.id,
-                    address=r.person.email,
-                    kind=n.kind.value,
-                    subject=mail.subject,
-                    sent_at=datetime.now(UTC),
-                )
-            )
+            session.add(self._log_row(n, r, mail, message_id))
             try:
                 session.commit()
             except IntegrityError:  # logged concurrently by another attempt: already recorded
                 session.rollback()
+
+
+def _name(n: NotificationInput) -> str:
+    return f"the {n.kind.value!r} notification {n.idempotency_key} of escalation {n.escalation_id!r}"
 
 
 def _unique(people: list[tuple[Person, str]]) -> list[tuple[Person, str]]:

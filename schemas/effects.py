@@ -13,9 +13,6 @@ from schemas.schedule import ScheduleRequest
 SchedulePurpose = Literal["stage", "reschedule", "total", "hold"]
 
 
-_RUN_ID = "The escalation's first run id (stable across continue-as-new): with its id, unique for ever."
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -93,7 +90,7 @@ class EscalationSnapshot(_Model):
 
 
 class RecordEventInput(_Model):
-    """One event of an escalation's life; written once, keyed on (escalation_id, entry.seq)."""
+    """One event of an escalation's life; written once, keyed on (escalation_id, run_id, entry.seq)."""
 
     escalation_id: str
     run_id: str = ""
@@ -127,15 +124,13 @@ class NotificationInput(_Model):
     working_days: int | None
     concern_summary: str
     idempotency_key: str
-    run_id: str = Field(
-        default="", description="The escalation's first run id: with its id, unique for ever."
-    )
+    run_id: str = ""
+    """The escalation's first run id (empty in histories recorded before it was added)."""
 
 
 class RefusalInput(_Model):
     escalation_id: str
     authority: str
     refusal: Refusal
-    run_id: str = Field(
-        default="", description="The escalation's first run id: with its id, unique for ever."
-    )
+    run_id: str = ""
+    """The escalation's first run id (empty in histories recorded before it was added)."""

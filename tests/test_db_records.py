@@ -43,6 +43,9 @@ T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 OFFICER = Actor(id="iro-7", role="iro")
 MANAGER = Actor(id="tm-3", role="team_manager")
 ESC = "waltham-forest-C4F2A9-0001"
+RUN = "run-1"
+NOTE_KEY = f"{ESC}-{RUN}"
+"""Case notes are keyed on the escalation id, its first run id and the sequence number."""
 
 
 def snapshot(
@@ -82,10 +85,11 @@ def event(
     actor: Actor | None = OFFICER,
     at: datetime | None = None,
     authority: str = "waltham-forest",
+    run_id: str = RUN,
 ) -> RecordEventInput:
     return RecordEventInput(
         escalation_id=escalation_id,
-        run_id="run-1",
+        run_id=run_id,
         authority=authority,
         child_ref=child_ref,
         track="iro",
@@ -105,20 +109,21 @@ def event(
 
 
 def raised(escalation_id: str = ESC, child_ref: str = "C4F2A9", **kw: Any) -> RecordEventInput:
+    kw.setdefault("snap", snapshot())
     return event(
         1,
         EventKind.RAISED,
         escalation_id=escalation_id,
         child_ref=child_ref,
-        snap=snapshot(),
         text="The care plan has not been updated since the review.",
         **kw,
     )
 
 
-def refusal(action: str = "refer_to_cafcass", at: datetime = T0) -> RefusalInput:
+def refusal(action: str = "refer_to_cafcass", at: datetime = T0, run_id: str = RUN) -> RefusalInput:
     return RefusalInput(
         escalation_id=ESC,
+        run_id=run_id,
         authority="waltham-forest",
         refusal=Refusal(at=at, action=action, actor=OFFICER, reason=f"{action} is not open now"),
     )
@@ -154,8 +159,36 @@ def store(engine: Engine) -> DbRecordStore:
 # --- migrations ---------------------------------------------------------------------------------------------
 
 
+SQLITE_GUARDS = {
+    "escalation_events_no_update",
+    "escalation_events_no_delete",
+    "sent_mail_no_update",
+    "sent_mail_no_delete",
+    "signal_refusals_no_update",
+    "signal_refusals_no_delete",
+    "case_notes_no_delete",
+    "case_notes_content_fixed",
+    "escalations_no_delete",
+}
+POSTGRES_GUARDS = {
+    "escalation_events_no_update_delete",
+    "escalation_events_no_truncate",
+    "escalation_events_append_only",  # the trigger functions
+    "records_refuse_change",
+    "case_notes_content_fixed",
+    "sent_mail_no_update_delete",
+    "sent_mail_no_truncate",
+    "signal_refusals_no_update_delete",
+    "signal_refusals_no_truncate",
+    "case_notes_no_delete",
+    "case_notes_no_truncate",
+    "escalations_no_delete",
+    "escalations_no_truncate",
+}
+
+
 def _guards(url: str) -> set[str]:
-    """The append-only triggers (and PostgreSQL's trigger function) present in the database."""
+    """The guarding triggers (and PostgreSQL's trigger functions) present in the database."""
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
@@ -164,7 +197,10 @@ def _guards(url: str) -> set[str]:
                 return {r[0] for r in rows}
             triggers = conn.execute(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))
             functions = conn.execute(
-                text("SELECT proname FROM pg_proc WHERE proname = 'escalation_events_append_only'")
+                text(
+                    "SELECT proname FROM pg_proc WHERE proname IN "
+                    "('escalation_events_append_only', 'records_refuse_change', 'case_notes_content_fixed')"
+                )
             )
             return {r[0] for r in triggers} | {r[0] for r in functions}
     finally:
@@ -178,14 +214,7 @@ def test_migrations_go_up_to_head_down_to_base_and_up_again(db_url: str) -> None
     migrate.upgrade(db_url)
     assert migrate.current(db_url) == migrate.head()
     assert tables(db_url) >= RECORD_TABLES
-    if db_url.startswith("sqlite"):
-        assert _guards(db_url) >= {"escalation_events_no_update", "escalation_events_no_delete"}
-    else:
-        assert _guards(db_url) >= {
-            "escalation_events_no_update_delete",
-            "escalation_events_no_truncate",
-            "escalation_events_append_only",
-        }
+    assert _guards(db_url) == (SQLITE_GUARDS if db_url.startswith("sqlite") else POSTGRES_GUARDS)
 
     migrate.downgrade(db_url, "base")
     assert migrate.current(db_url) is None
@@ -351,9 +380,147 @@ def test_the_database_refuses_to_change_or_delete_events(store: DbRecordStore, e
         assert "escalation_events is append-only" in str(info.value), statement
     [row] = store.events(ESC)
     assert row.text == "The care plan has not been updated since the review."
-    # The other tables are ordinary: the outbox is updated as notes are delivered.
+
+
+def _refused(engine: Engine, statement: str, message: str) -> None:
+    with pytest.raises(DBAPIError) as info, engine.begin() as conn:
+        conn.execute(text(statement))
+    assert message in str(info.value), statement
+
+
+def test_sent_mail_refusals_case_notes_and_states_never_vanish_or_change_content(
+    store: DbRecordStore, engine: Engine
+) -> None:
+    store.append_event(raised())
+    store.append_refusal(refusal())
     with engine.begin() as conn:
-        conn.execute(text("UPDATE case_notes SET attempts = attempts + 1"))
+        conn.execute(
+            text(
+                "INSERT INTO sent_mail (message_id, idempotency_key, escalation_id, run_id, person_id, "
+                "address, kind, subject, sent_at) VALUES ('<m1@x>', 'k/1', :esc, 'run-1', 'p1', "
+                "'p1@example.org', 'raised', 'Subject', :at)"
+            ),
+            {"esc": ESC, "at": T0},
+        )
+    postgres = engine.dialect.name == "postgresql"
+    for table in ("sent_mail", "signal_refusals"):
+        _refused(engine, f"UPDATE {table} SET escalation_id = 'other'", f"{table} is append-only: UPDATE")
+        _refused(engine, f"DELETE FROM {table}", f"{table} is append-only: DELETE")
+        if postgres:
+            _refused(engine, f"TRUNCATE {table}", f"{table} is append-only: TRUNCATE")
+    for table in ("case_notes", "escalations"):
+        _refused(engine, f"DELETE FROM {table}", f"{table} is append-only: DELETE")
+        if postgres:
+            _refused(engine, f"TRUNCATE {table}", f"{table} is append-only: TRUNCATE")
+    for change in (
+        "body = 'rewritten'",
+        "note_type = 'other'",
+        "child_ref = 'C999'",
+        "seq = 9",
+        "run_id = 'x'",
+    ):
+        _refused(engine, f"UPDATE case_notes SET {change}", "case_notes content is fixed")
+    # What delivery changes stays possible; so does the state row's status.
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE case_notes SET attempts = attempts + 1, status = 'delivered', external_ref = 'r-1', "
+                "last_error = NULL, delivered_at = :at"
+            ),
+            {"at": T0},
+        )
+        conn.execute(text("UPDATE escalations SET status = 'resolved'"))
+    [note] = store.case_notes()
+    assert (note.status, note.attempts, note.external_ref) == ("delivered", 1, "r-1")
+    assert "The care plan has not been updated since the review." in note.body
+    assert (count(engine, SignalRefusal), count(engine, EscalationRecord)) == (1, 1)
+
+
+# --- an escalation id used again (after Temporal's retention) -----------------------------------------------
+
+
+def test_an_escalation_id_used_again_keeps_both_escalations_events_states_and_case_notes(
+    store: DbRecordStore, engine: Engine, tmp_path: Path
+) -> None:
+    first = [raised(), event(2, EventKind.ESCALATED, stage="stage-2", snap=snapshot(2, formal=True))]
+    later = T0 + timedelta(days=400)
+    second = [
+        raised(run_id="run-2", at=later, snap=snapshot(raised_at=later)),
+        event(2, EventKind.RESPONSE, run_id="run-2", actor=MANAGER, at=later + timedelta(hours=1)),
+        event(3, EventKind.RESOLVED, run_id="run-2", status=Status.RESOLVED, at=later + timedelta(hours=2)),
+    ]
+    assert [store.append_event(e) for e in first + second] == [True] * 5
+    assert [store.append_refusal(refusal(run_id=r)) for r in (RUN, "run-2")] == [True, True]
+
+    # A retried activity of either run writes nothing twice.
+    assert [store.append_event(e) for e in first + second] == [False] * 5
+    assert store.append_refusal(refusal(run_id="run-2")) is False
+    counts = (count(engine, EscalationEvent), count(engine, CaseNote), count(engine, EscalationRecord))
+    assert counts == (5, 5, 2)
+    assert count(engine, SignalRefusal) == 2
+
+    assert [(e.run_id, e.seq) for e in store.events(ESC)] == [
+        (RUN, 1),
+        (RUN, 2),
+        ("run-2", 1),
+        ("run-2", 2),
+        ("run-2", 3),
+    ]
+    old, new = store.state(ESC, RUN), store.state(ESC, "run-2")
+    assert old is not None and new is not None
+    assert (old.status, old.stage, old.last_seq) == ("awaiting_response", "stage-2", 2)
+    assert (new.status, new.stage, new.last_seq) == ("resolved", "stage-1", 3)
+    latest = store.state(ESC)
+    assert latest is not None and latest.run_id == "run-2", "without a run id: the latest escalation"
+    assert [e.kind for e in store.timeline(ESC)] == [EventKind.RAISED, EventKind.RESPONSE, EventKind.RESOLVED]
+    assert [e.kind for e in store.timeline(ESC, RUN)] == [EventKind.RAISED, EventKind.ESCALATED]
+
+    assert [(n.run_id, n.seq) for n in store.case_notes(escalation_id=ESC)] == [
+        (RUN, 1),
+        (RUN, 2),
+        ("run-2", 1),
+        ("run-2", 2),
+        ("run-2", 3),
+    ]
+    adapter = FileCaseNoteAdapter(tmp_path / "notes")
+    assert deliver_pending(engine, adapter) == 5
+    keys = sorted(str(d["idempotency_key"]) for d in adapter.delivered())
+    assert keys == sorted([f"{ESC}-{RUN}-1", f"{ESC}-{RUN}-2"] + [f"{ESC}-run-2-{i}" for i in (1, 2, 3)])
+
+
+def test_notes_recorded_without_a_run_id_keep_their_old_key(store: DbRecordStore, tmp_path: Path) -> None:
+    assert store.append_event(raised(run_id=""))
+    [note] = store.case_notes()
+    assert CaseNoteMessage.from_row(note).idempotency_key == f"{ESC}-1"
+
+
+# --- NUL characters ----------------------------------------------------------------------------------------
+
+
+def test_nul_characters_are_replaced_so_the_escalation_never_fails_over_them(
+    store: DbRecordStore, engine: Engine
+) -> None:
+    """PostgreSQL cannot store NUL in text or jsonb (psycopg2 raises a plain ValueError, which the activity
+    would report as non-retryable, failing the workflow): each NUL is stored as U+FFFD instead."""
+    with_nul = raised(data={"plan\x00": ["step\x00one"]})
+    with_nul = with_nul.model_copy(
+        update={"entry": with_nul.entry.model_copy(update={"text": "before\x00after"})}
+    )
+    assert store.append_event(with_nul) is True
+    assert store.append_event(with_nul) is False, "the same event, retried, is still recognised"
+    nul_refusal = refusal()
+    nul_refusal = nul_refusal.model_copy(
+        update={"refusal": nul_refusal.refusal.model_copy(update={"reason": "no\x00reason"})}
+    )
+    assert store.append_refusal(nul_refusal) is True
+    assert store.append_refusal(nul_refusal) is False
+
+    [row] = store.events(ESC)
+    assert row.text == "before\ufffdafter"
+    assert row.data == {"plan\ufffd": ["step\ufffdone"]}
+    [note] = store.case_notes()
+    assert "before\ufffdafter" in note.body and "\x00" not in note.body
+    assert store.refusals(ESC)[0].reason == "no\ufffdreason"
 
 
 def test_refusals_are_kept_once(store: DbRecordStore, engine: Engine) -> None:
@@ -477,10 +644,6 @@ def test_invalid_records_are_refused_naming_the_problem(store: DbRecordStore, en
         store.append_event(raised(stage=""))
     with pytest.raises(InvalidRecord, match=r"child_ref is 65 characters long; at most 64 fit"):
         store.append_event(raised(child_ref="C" * 65))
-    with pytest.raises(InvalidRecord, match="NUL"):
-        store.append_event(
-            raised().model_copy(update={"entry": raised().entry.model_copy(update={"text": "a\x00b"})})
-        )
     assert (count(engine, EscalationEvent), count(engine, EscalationRecord), count(engine, CaseNote)) == (
         0,
         0,
@@ -536,16 +699,16 @@ def test_deliver_pending_writes_one_file_per_note_and_marks_them_delivered(
 
     assert deliver_pending(engine, adapter) == 2
     files = sorted(p.name for p in (tmp_path / "case-notes").iterdir())
-    assert files == [f"{ESC}-1.json", f"{ESC}-3.json"]
-    document = json.loads((tmp_path / "case-notes" / f"{ESC}-3.json").read_text("utf-8"))
-    assert document["idempotency_key"] == f"{ESC}-3" and document["note_type"] == "IRO informal alert"
+    assert files == [f"{NOTE_KEY}-1.json", f"{NOTE_KEY}-3.json"]
+    document = json.loads((tmp_path / "case-notes" / f"{NOTE_KEY}-3.json").read_text("utf-8"))
+    assert document["idempotency_key"] == f"{NOTE_KEY}-3" and document["note_type"] == "IRO informal alert"
     assert "Response: Plan updated." in document["body"]
     assert "Action plan: Share the plan (due Friday 13 March 2026)" in document["body"]
 
     notes = store.case_notes()
     assert [(n.status, n.attempts, n.external_ref, n.last_error) for n in notes] == [
-        ("delivered", 1, f"file:{ESC}-1.json", None),
-        ("delivered", 1, f"file:{ESC}-3.json", None),
+        ("delivered", 1, f"file:{NOTE_KEY}-1.json", None),
+        ("delivered", 1, f"file:{NOTE_KEY}-3.json", None),
     ]
     assert all(n.delivered_at is not None and n.delivered_at.tzinfo is not None for n in notes)
     assert store.case_notes(status="pending") == []
@@ -553,9 +716,9 @@ def test_deliver_pending_writes_one_file_per_note_and_marks_them_delivered(
 
     # The adapter itself is idempotent: handing a note over again changes nothing.
     message = CaseNoteMessage.from_row(notes[0])
-    before = (tmp_path / "case-notes" / f"{ESC}-1.json").read_bytes()
-    assert adapter.deliver(message) == f"file:{ESC}-1.json"
-    assert (tmp_path / "case-notes" / f"{ESC}-1.json").read_bytes() == before
+    before = (tmp_path / "case-notes" / f"{NOTE_KEY}-1.json").read_bytes()
+    assert adapter.deliver(message) == f"file:{NOTE_KEY}-1.json"
+    assert (tmp_path / "case-notes" / f"{NOTE_KEY}-1.json").read_bytes() == before
     assert len(list((tmp_path / "case-notes").iterdir())) == 2  # no temporary files left behind
 
 
@@ -584,7 +747,10 @@ def test_a_failing_adapter_marks_notes_failed_and_they_are_retried_later(
         (1, "delivered", 3, None),
         (2, "delivered", 2, None),
     ]
-    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == [f"{ESC}-1.json", f"{ESC}-2.json"]
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == [
+        f"{NOTE_KEY}-1.json",
+        f"{NOTE_KEY}-2.json",
+    ]
 
 
 # --- end to end: the workflow's worker recording into the database ------------------------------------------

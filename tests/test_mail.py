@@ -44,15 +44,18 @@ from activities.mail import (
     MESSAGE_POLICY,
     TEMPLATES_DIR,
     InvalidNotification,
+    ProtocolUnavailable,
     Recipient,
     SmtpNotifier,
+    find_reply_token,
+    hash_token,
     long_date,
     message_id_for,
     render,
     template_names,
 )
 from activities.settings import SmtpSettings
-from protocols import available_protocols, load_protocol
+from protocols import ProtocolError, available_protocols, load_protocol
 from schemas.effects import NotificationInput, Notify
 from schemas.escalation import Actor, EventKind, Status, TimelineEntry
 from schemas.protocol import RAISING_OFFICER
@@ -96,6 +99,7 @@ def notifier(engine: Engine, port: int, **kwargs: Any) -> SmtpNotifier:
         mail_from="escalations@wigan.example.org",
         reply_local="escalations",
         reply_domain="replies.example.org",
+        reply_token_days=kwargs.pop("reply_token_days", 60),
     )
     return SmtpNotifier(engine, smtp, form_url="https://escalations.example.org/form", **kwargs)
 
@@ -218,7 +222,7 @@ def test_each_recipient_gets_their_own_reply_token_tied_to_escalation_stage_and_
             local, token = token_of(d.message)
             assert len(local) < 64
             assert str(d.message["Reply-To"]).endswith("@replies.example.org")
-            row = session.scalars(select(ReplyToken).where(ReplyToken.token == token)).one()
+            row = session.scalars(select(ReplyToken).where(ReplyToken.token_hash == hash_token(token))).one()
             person = session.scalars(
                 select(DirectoryPerson).where(
                     DirectoryPerson.authority == "wigan", DirectoryPerson.email == d.rcpt_tos[0]
@@ -236,6 +240,15 @@ def test_each_recipient_gets_their_own_reply_token_tied_to_escalation_stage_and_
             )
             assert row.role == expected_role, "the role the person acts in when replying"
             assert row.created_at.tzinfo is not None
+            assert row.expires_at == row.created_at + timedelta(days=60)
+            found = find_reply_token(engine, token)
+            assert found is not None
+            assert (found.escalation_id, found.stage, found.person_id, found.role) == (
+                n.escalation_id,
+                n.stage,
+                person.person_id,
+                expected_role,
+            )
             tokens.add(token)
             assert d.message["Message-ID"] == message_id_for(
                 n.idempotency_key, person.person_id, "replies.example.org"
@@ -257,7 +270,7 @@ def test_sending_the_same_notification_twice_delivers_once(
         assert session.scalar(select(func.count()).select_from(ReplyToken)) == 3
 
 
-def test_a_send_interrupted_part_way_delivers_only_the_rest_on_retry_with_the_same_token(
+def test_a_send_interrupted_part_way_delivers_only_the_rest_on_retry_and_every_token_sent_works(
     engine: Engine, smtp_server: tuple[Capture, int]
 ) -> None:
     capture, port = smtp_server
@@ -269,10 +282,6 @@ def test_a_send_interrupted_part_way_delivers_only_the_rest_on_retry_with_the_sa
         notifier(engine, port).send(n)
     assert not isinstance(failure.value, InvalidNotification), "a temporary refusal stays retryable"
     assert len(capture.deliveries) == 1
-    with Session(engine) as session:
-        first_token = session.scalars(
-            select(ReplyToken.token).where(ReplyToken.person_id == "wig-iro-a")
-        ).one()
 
     capture.refuse.clear()
     assert notifier(engine, port).send(n) is True
@@ -280,9 +289,113 @@ def test_a_send_interrupted_part_way_delivers_only_the_rest_on_retry_with_the_sa
     assert sorted(a for d in capture.deliveries for a in d.rcpt_tos) == sorted(
         {r.address for r in sent_rows(engine)}
     )
-    [to_officer] = [d for d in capture.deliveries if d.rcpt_tos == [officer.email]]
-    assert token_of(to_officer.message)[1] == first_token, "the retry reuses the stored token"
+    # Only a token's hash is stored, so the retry could not reuse one: every token that went out works.
+    for d in capture.deliveries:
+        found = find_reply_token(engine, token_of(d.message)[1])
+        assert found is not None and found.escalation_id == n.escalation_id
+        assert directory_person(engine, found.person_id).email == d.rcpt_tos[0]
     assert notifier(engine, port).send(n) is False
+    assert len(capture.deliveries) == 3
+
+
+def test_the_raw_reply_token_never_reaches_the_database_and_an_expired_one_is_not_found(
+    engine: Engine, smtp_server: tuple[Capture, int]
+) -> None:
+    capture, port = smtp_server
+    n = stage_sent()
+    notifier(engine, port, reply_token_days=2).send(n)
+    tokens = [token_of(d.message)[1] for d in capture.deliveries]
+    assert len(tokens) == 3
+    with engine.connect() as conn:
+        stored = [
+            repr(tuple(row)) for table in Base.metadata.sorted_tables for row in conn.execute(table.select())
+        ]
+    assert stored and not [t for t in tokens if any(t in row for row in stored)]
+    assert all(any(hash_token(t) in row for row in stored) for t in tokens)
+
+    with Session(engine) as session:
+        row = session.scalars(select(ReplyToken).where(ReplyToken.token_hash == hash_token(tokens[0]))).one()
+    assert row.expires_at == row.created_at + timedelta(days=2)
+    assert find_reply_token(engine, tokens[0], now=row.expires_at - timedelta(seconds=1)) is not None
+    assert find_reply_token(engine, tokens[0], now=row.expires_at) is None
+    assert find_reply_token(engine, tokens[0], now=row.created_at + timedelta(days=3)) is None
+    assert find_reply_token(engine, tokens[0][:-1] + ("A" if tokens[0][-1] != "A" else "B")) is None
+    assert find_reply_token(engine, "") is None
+
+
+def test_the_reply_token_lifetime_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESCALATION_REPLY_TOKEN_DAYS", "90")
+    assert SmtpSettings().reply_token_days == 90
+    monkeypatch.setenv("ESCALATION_REPLY_TOKEN_DAYS", "")
+    assert SmtpSettings().reply_token_days == 60, "empty means unset"
+    for bad in ("0", "sixty"):
+        monkeypatch.setenv("ESCALATION_REPLY_TOKEN_DAYS", bad)
+        with pytest.raises(ValueError, match="ESCALATION_REPLY_TOKEN_DAYS"):
+            SmtpSettings()
+
+
+def test_an_escalation_id_used_again_gets_its_own_messages_and_a_retry_sends_nothing_twice(
+    engine: Engine, smtp_server: tuple[Capture, int]
+) -> None:
+    """After Temporal's retention an id can name a new escalation: its notices are not the old one's."""
+    capture, port = smtp_server
+    first = stage_sent().model_copy(update={"run_id": "run-a"})
+    second = stage_sent().model_copy(update={"run_id": "run-b"})
+    assert first.idempotency_key == second.idempotency_key
+    assert notifier(engine, port).send(first) is True
+    assert notifier(engine, port).send(second) is True
+    assert notifier(engine, port).send(second) is False
+    assert notifier(engine, port).send(first) is False
+    assert len(capture.deliveries) == 6
+    ids = [str(d.message["Message-ID"]) for d in capture.deliveries]
+    assert len(set(ids)) == 6
+    assert ids[3:] == [
+        message_id_for(second.idempotency_key, pid, "replies.example.org", "run-b")
+        for pid in (r.person_id for r in sent_rows(engine)[3:])
+    ]
+    assert sorted((r.run_id, r.person_id) for r in sent_rows(engine)) == sorted(
+        (run, r.person_id) for run in ("run-a", "run-b") for r in sent_rows(engine)[:3]
+    )
+    runs = {find_reply_token(engine, token_of(d.message)[1]).run_id for d in capture.deliveries}  # type: ignore[union-attr]
+    assert runs == {"run-a", "run-b"}
+    # From a history recorded before run ids were passed: the Message-ID is derived as it always was.
+    assert message_id_for("k/1", "p", "d", "") == message_id_for("k/1", "p", "d")
+    assert message_id_for("k/1", "p", "d", "run-a") != message_id_for("k/1", "p", "d")
+
+
+def test_nul_characters_in_a_notice_are_replaced_and_it_is_sent(
+    engine: Engine, smtp_server: tuple[Capture, int]
+) -> None:
+    capture, port = smtp_server
+    n = stage_sent(text_extra=" and\x00more")
+    n = n.model_copy(update={"concern_summary": "Summary\x00here"})
+    assert notifier(engine, port).send(n) is True
+    assert len(capture.deliveries) == 3
+    for d in capture.deliveries:
+        assert "\x00" not in d.message.as_string()
+        assert "and\ufffdmore" in d.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert notifier(engine, port).send(n) is False
+
+
+def test_a_protocol_that_does_not_load_is_retryable_and_an_overlong_value_is_refused_before_sending(
+    sqlite_engine: Engine, smtp_server: tuple[Capture, int]
+) -> None:
+    capture, port = smtp_server
+
+    def broken(authority: str) -> Any:
+        raise ProtocolError(f"protocols/{authority}.yaml: field 'roles': Field required")
+
+    with pytest.raises(ProtocolUnavailable, match="retried") as unavailable:
+        notifier(sqlite_engine, port, protocols=broken).send(stage_sent())
+    assert not isinstance(unavailable.value, ValueError), "ValueErrors are reported as non-retryable"
+
+    long_id = stage_sent().model_copy(update={"escalation_id": "wigan-" + "C" * 130})
+    with pytest.raises(InvalidNotification, match="escalation_id is 136 characters long"):
+        notifier(sqlite_engine, port).send(long_id)
+    assert capture.deliveries == []
+    assert sent_rows(sqlite_engine) == []
+    with Session(sqlite_engine) as session:
+        assert session.scalar(select(func.count()).select_from(ReplyToken)) == 0
 
 
 def test_an_unfilled_role_raises_role_unfilled_naming_role_and_team_and_sends_nothing(

@@ -3,18 +3,23 @@
 * ``directory_people`` and ``directory_assignments``: each authority's directory file
   (``protocols/directories/<authority>.yaml``), replaced whole by ``activities.directory.sync_directory``.
 * ``sent_mail``: one row per message delivered (per recipient), keyed on its stable Message-ID, so a retried
-  notification never sends the same message twice.
-* ``reply_tokens``: one opaque single-purpose token per message and recipient, in the Reply-To address; a
-  reply to it is tied to the escalation, the stage and the person it was sent to.
+  notification never sends the same message twice. Append-only (database guard).
+* ``reply_tokens``: an opaque single-purpose token per message and recipient, in the Reply-To address; a
+  reply to it is tied to the escalation, the stage and the person it was sent to. Only the token's SHA-256
+  is stored, with an expiry (``activities.mail.find_reply_token`` looks a token up).
 
-Migration: ``activities/db/migrations/versions/0002_mail.py`` (keep the two in step).
+``run_id`` is the escalation's first run id ('' for rows written before revision 0003, and for
+notifications from histories recorded before it was added).
+
+Migrations: ``activities/db/migrations/versions/0002_mail.py`` and ``0003_runs_and_guards.py`` (keep them
+in step).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from activities.db.base import Base
@@ -63,6 +68,7 @@ class SentMail(Base):
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     idempotency_key: Mapped[str] = mapped_column(String(160))
     escalation_id: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[str] = mapped_column(String(KEY), default="", server_default="")
     person_id: Mapped[str] = mapped_column(String(KEY))
     address: Mapped[str] = mapped_column(String(320))
     kind: Mapped[str] = mapped_column(String(KEY))
@@ -71,26 +77,29 @@ class SentMail(Base):
 
 
 class ReplyToken(Base):
-    """An opaque token in one message's Reply-To, for one recipient; ``used_at`` once a reply consumed it.
+    """A token in one message's Reply-To, for one recipient; ``used_at`` once a reply consumed it.
 
-    ``role`` is the role the person acts in when they reply (for the raising officer, the officer's own
-    role). One token per (idempotency_key, person_id): a retried send reuses it.
+    Only ``token_hash`` (SHA-256 of the token, hex) is kept: the database never holds a usable token. Each
+    attempt that sends a message makes a new token, so a message sent twice (a retry after a crash before
+    it was logged) has two tokens, both valid until ``expires_at``. ``role`` is the role the person acts in
+    when they reply (for the raising officer, the officer's own role).
     """
 
     __tablename__ = "reply_tokens"
     __table_args__ = (
-        UniqueConstraint("idempotency_key", "person_id", name="uq_reply_tokens_idempotency_key_person_id"),
         Index("ix_reply_tokens_escalation_id", "escalation_id"),
         CheckConstraint("purpose IN ('reply')", name="purpose"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    token: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     idempotency_key: Mapped[str] = mapped_column(String(160))
     escalation_id: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[str] = mapped_column(String(KEY), default="", server_default="")
     stage: Mapped[str] = mapped_column(String(KEY))
     person_id: Mapped[str] = mapped_column(String(KEY))
     role: Mapped[str] = mapped_column(String(KEY))
     purpose: Mapped[str] = mapped_column(String(16), default="reply")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

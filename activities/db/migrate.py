@@ -6,7 +6,15 @@
     migrate.current(url)                   # "0001_records", or None on an empty database
     migrate.downgrade(url, "base")         # drops the tables again
 
-or from a shell: ``python -m activities.db.migrate [--url URL] upgrade|downgrade|current [REVISION]``.
+    migrate.upgrade(url, app_role="escalations_app")  # then grant the worker's role (PostgreSQL)
+
+or from a shell: ``python -m activities.db.migrate [--url URL] upgrade|downgrade|current [REVISION]``, and
+``python -m activities.db.migrate [--url URL] grant --app-role NAME`` (or ``upgrade --app-role NAME``) as
+the owner of the tables, to give the worker's own role exactly what it needs (``activities/db/roles.py``).
+
+A database already at head is left alone without any DDL, so a worker connecting as the application role
+(which may not change the schema) can call ``upgrade`` at start; when it is behind, the error says to run
+the migration as the owner.
 
 Migrations live in ``activities/db/migrations/versions/`` as hand-written revisions chained by
 ``down_revision`` (``0001_records`` first).
@@ -15,15 +23,18 @@ Migrations live in ``activities/db/migrations/versions/`` as hand-written revisi
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import ProgrammingError
 
 from activities.db.base import make_engine
+from activities.db.roles import RoleSetupError, grant_app_role
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_LOCK = 72_026_0001
@@ -42,25 +53,55 @@ def head() -> str | None:
     return ScriptDirectory.from_config(config()).get_current_head()
 
 
-def _run(url: str | None, action: str, revision: str) -> None:
+class MigrationRefused(RuntimeError):
+    """The connected role may not change the schema; the message says what to run instead."""
+
+
+def _run(url: str | None, action: str, revision: str | None, app_role: str | None = None) -> None:
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
-            cfg = config()
-            cfg.attributes["connection"] = connection  # no URL in the config: passwords stay out of it
-            if action == "upgrade":
-                command.upgrade(cfg, revision)
-            else:
-                command.downgrade(cfg, revision)
+            if revision is not None:
+                _migrate(connection, action, revision)
+            if app_role is not None:
+                grant_app_role(connection, app_role)
     finally:
         engine.dispose()
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Migrate the database at ``url`` (default: the setting) up to ``revision``."""
-    _run(url, "upgrade", revision)
+def _migrate(connection: Connection, action: str, revision: str) -> None:
+    at = MigrationContext.configure(connection).get_current_revision()
+    if action == "upgrade" and revision == "head" and at == head():
+        return  # nothing to do: no DDL, so the application role may call this too
+    cfg = config()
+    cfg.attributes["connection"] = connection  # no URL in the config: passwords stay out of it
+    try:
+        if action == "upgrade":
+            command.upgrade(cfg, revision)
+        else:
+            command.downgrade(cfg, revision)
+    except ProgrammingError as exc:
+        if getattr(exc.orig, "pgcode", None) != "42501":  # insufficient_privilege
+            raise
+        user = connection.execute(text("SELECT current_user")).scalar()
+        raise MigrationRefused(
+            f"the database role {user!r} may not change the record store's schema (at {at or 'none'}, "
+            f"{action} to {revision}): run `python -m activities.db.migrate {action}` as the owner of the "
+            "tables first (docker-compose.yml's migrate job does)"
+        ) from exc
+
+
+def upgrade(url: str | None = None, revision: str = "head", *, app_role: str | None = None) -> None:
+    """Migrate the database at ``url`` (default: the setting) up to ``revision``; then, with ``app_role``,
+    give that role exactly the application's privileges (PostgreSQL; see ``activities.db.roles``)."""
+    _run(url, "upgrade", revision, app_role)
+
+
+def grant(url: str | None = None, *, app_role: str) -> None:
+    """Give ``app_role`` exactly the application's privileges, as the owner at ``url``."""
+    _run(url, "grant", None, app_role)
 
 
 def downgrade(url: str | None = None, revision: str = "base") -> None:
@@ -85,13 +126,30 @@ def current_for(engine: Engine) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Migrate the escalation record store's database.")
     parser.add_argument("--url", help="SQLAlchemy URL (default ESCALATION_DATABASE_URL)")
-    parser.add_argument("action", choices=["upgrade", "downgrade", "current"])
+    parser.add_argument("action", choices=["upgrade", "downgrade", "current", "grant"])
     parser.add_argument("revision", nargs="?", help="target (default: head up, base down)")
+    parser.add_argument(
+        "--app-role",
+        help="PostgreSQL: after upgrading (or with 'grant'), give this role, which the worker connects as, "
+        "exactly what it needs and nothing else",
+    )
     args = parser.parse_args(argv)
-    if args.action == "upgrade":
-        upgrade(args.url, args.revision or "head")
-    elif args.action == "downgrade":
-        downgrade(args.url, args.revision or "base")
+    if args.app_role is not None and args.action not in ("upgrade", "grant"):
+        parser.error("--app-role goes with 'upgrade' or 'grant'")
+    if args.action == "grant" and not args.app_role:
+        parser.error("grant needs --app-role NAME (the role the worker connects as)")
+    try:
+        if args.action == "upgrade":
+            upgrade(args.url, args.revision or "head", app_role=args.app_role)
+        elif args.action == "downgrade":
+            downgrade(args.url, args.revision or "base")
+        elif args.action == "grant":
+            grant(args.url, app_role=args.app_role)
+    except (RoleSetupError, MigrationRefused) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.app_role:
+        print(f"role {args.app_role} may now do what the worker does, and nothing else")
     print(f"current revision: {current(args.url) or 'none'} (head: {head()})")
     return 0
 

@@ -1,9 +1,15 @@
 """The record store's tables: the append-only event log, each escalation's current state, the child's-record
 outbox of case notes, and refused signals.
 
-Every table is created by the hand-written migration ``migrations/versions/0001_records.py``; keep the two in
-step (``tests/test_db_records.py`` compares them). Times are stored timezone-aware: ``timestamptz`` on
-PostgreSQL, UTC text on SQLite (``UtcDateTime`` puts the zone back on reading).
+Every table is created by the hand-written migrations ``migrations/versions/0001_records.py`` and changed by
+``0003_runs_and_guards.py``; keep them in step (``tests/test_db_records.py`` compares them).
+
+Runs: an escalation id can be used again once Temporal's retention has removed the first escalation's
+history, so every row names its escalation by (escalation_id, run_id), ``run_id`` being the escalation's
+first run id. Rows written before revision 0003 may hold ``run_id`` '' (case notes, refusals).
+
+Times are stored timezone-aware: ``timestamptz`` on PostgreSQL, UTC text on SQLite (``UtcDateTime`` puts the
+zone back on reading).
 """
 
 from __future__ import annotations
@@ -71,7 +77,10 @@ class EscalationEvent(Base):
 
     __tablename__ = "escalation_events"
     __table_args__ = (
-        UniqueConstraint("escalation_id", "seq"),  # the idempotency key: the workflow's event sequence
+        # The idempotency key: the escalation (its id and first run) and the workflow's event sequence.
+        UniqueConstraint(
+            "escalation_id", "run_id", "seq", name="uq_escalation_events_escalation_id_run_id_seq"
+        ),
         Index("ix_escalation_events_authority_at", "authority", "at"),
     )
 
@@ -94,7 +103,10 @@ class EscalationEvent(Base):
 
 
 class EscalationRecord(Base):
-    """An escalation's current state, kept in step with its events in the same transaction."""
+    """An escalation's current state, kept in step with its events in the same transaction.
+
+    One row per escalation: (escalation_id, run_id). Only its status columns change; it is never deleted.
+    """
 
     __tablename__ = "escalations"
     __table_args__ = (
@@ -103,6 +115,7 @@ class EscalationRecord(Base):
     )
 
     escalation_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True, default="", server_default="")
     authority: Mapped[str] = mapped_column(String(64))
     track: Mapped[str] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(String(200))
@@ -127,17 +140,22 @@ class EscalationRecord(Base):
 
 
 class CaseNote(Base):
-    """The child's-record outbox: one note per recorded event that belongs on the child's file."""
+    """The child's-record outbox: one note per recorded event that belongs on the child's file.
+
+    Never deleted, and its content never changes (database guard): only the delivery columns (``status``,
+    ``attempts``, ``external_ref``, ``delivered_at``, ``last_error``) are updated.
+    """
 
     __tablename__ = "case_notes"
     __table_args__ = (
-        UniqueConstraint("escalation_id", "seq"),
+        UniqueConstraint("escalation_id", "run_id", "seq", name="uq_case_notes_escalation_id_run_id_seq"),
         CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
         Index("ix_case_notes_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     escalation_id: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     seq: Mapped[int] = mapped_column(Integer)
     authority: Mapped[str] = mapped_column(String(64))
     child_ref: Mapped[str] = mapped_column(String(64))
@@ -155,10 +173,15 @@ class SignalRefusal(Base):
     """A refused signal and why, so the sender can be told."""
 
     __tablename__ = "signal_refusals"
-    __table_args__ = (UniqueConstraint("escalation_id", "at", "action"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "escalation_id", "run_id", "at", "action", name="uq_signal_refusals_escalation_id_run_id_at"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     escalation_id: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     authority: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     action: Mapped[str] = mapped_column(String(64))
