@@ -49,6 +49,9 @@ def prepare_database(settings: Settings) -> Engine:
     return engine
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that stop a running worker cleanly (exit 0)."""
+
 PURE_MODULES = ("schemas", "workflows.rules", "workflows.boundary", "zoneinfo")
 """Deterministic project modules shared with the sandbox instead of re-imported for every workflow run."""
 
@@ -164,20 +167,28 @@ async def serve(args: argparse.Namespace) -> int:
     settings = Settings()
     engine = prepare_database(settings)
     worker = build_worker(client, args.task_queue, engine=engine, settings=settings)
-    shown = make_url(settings.database_url).render_as_string(hide_password=True)
-    print(f"worker polling task queue {args.task_queue!r}; records in {shown}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # Handlers first, then the ready line: whoever waits for the line may stop the worker at once.
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
-    running = asyncio.create_task(worker.run())
-    notes = asyncio.create_task(deliver_case_notes(engine, settings.data_dir / "case-notes", stop))
-    await asyncio.wait([running, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-    stop.set()
-    if not running.done():
-        await worker.shutdown()
-    await running
-    await notes
+    try:
+        running = asyncio.create_task(worker.run())
+        notes = asyncio.create_task(deliver_case_notes(engine, settings.data_dir / "case-notes", stop))
+        shown = make_url(settings.database_url).render_as_string(hide_password=True)
+        print(f"worker polling task queue {args.task_queue!r}; records in {shown}", flush=True)
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        if not running.done():
+            await worker.shutdown()
+        await running
+        await notes
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)  # as before (asyncio.run's own Ctrl-C handling, say)
     print("worker stopped", flush=True)
     return 0
 

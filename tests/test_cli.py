@@ -8,6 +8,8 @@ the test needs no database or mail server).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import os
 import signal
@@ -437,14 +439,59 @@ async def test_the_worker_command_takes_its_settings_from_flags(cli: Cli, tmp_pa
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert proc.stdout is not None
-    first = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)
-    assert f"records in sqlite:///{database}" in first.decode()
-    assert database.exists(), "the record store named by the flag was migrated"
-    proc.send_signal(signal.SIGINT)
-    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+    try:
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)  # the ready line: a condition
+        assert f"records in sqlite:///{database}" in first.decode()
+        assert database.exists(), "the record store named by the flag was migrated"
+        proc.send_signal(signal.SIGINT)  # at once: the worker handles signals before it says it is ready
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+    finally:
+        if proc.returncode is None:  # a failed assertion must not leave a worker running
+            proc.kill()
+            await proc.wait()
     assert proc.returncode == 0, err.decode()
     assert "worker stopped" in out.decode()
+
+
+class _InterruptAtReadyLine(io.StringIO):
+    """Stands in for stdout: when the worker's ready line is written, Ctrl-C arrives at that very moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.default_handler = signal.getsignal(signal.SIGINT)
+        self.interrupted = False
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if "worker polling" in text and not self.interrupted:
+            if signal.getsignal(signal.SIGINT) == self.default_handler:
+                raise AssertionError(
+                    "the worker said it was ready before handling SIGINT: Ctrl-C would kill it"
+                )
+            self.interrupted = True
+            signal.raise_signal(signal.SIGINT)
+        return written
+
+
+async def test_a_ctrl_c_just_as_the_worker_is_ready_stops_it_cleanly(
+    dev_server_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker code of ``escalate worker``, in this process, so the signal lands exactly at the line."""
+    import worker
+
+    database_url = f"sqlite:///{tmp_path / 'records.db'}"
+    monkeypatch.setenv("ESCALATION_DATABASE_URL", database_url)  # restored after the test
+    monkeypatch.setenv("ESCALATION_DATA_DIR", str(tmp_path))
+    address = dev_server_env.client.service_client.config.target_host
+    out = _InterruptAtReadyLine()
+    with contextlib.redirect_stdout(out):
+        code = await asyncio.wait_for(
+            worker.main(["--address", address, "--task-queue", f"ready-{uuid.uuid4().hex[:8]}"]), TIMEOUT_S
+        )
+    assert code == 0 and out.interrupted
+    assert out.getvalue().splitlines()[-1] == "worker stopped"
+    assert signal.getsignal(signal.SIGINT) == out.default_handler, "the worker left its handler installed"
 
 
 async def test_mail_lists_and_shows_what_the_catcher_caught(tmp_path: Path) -> None:

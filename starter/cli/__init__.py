@@ -1,0 +1,52 @@
+"""``escalate``: the command line for everyone who takes part in an escalation.
+
+Every action a person can take maps to one of ``EscalationWorkflow``'s updates, and ``status``/``history``/
+``list`` read its ``state`` query::
+
+    escalate raise --authority gloucestershire --track iro-cp --category "Key decision-making" \\
+        --child-ref C4F2A9 --team team-a --officer-id glo-iro-a --officer-role iro \\
+        --summary ... --impact ... --request ...
+    escalate respond gloucestershire-C4F2A9-0001 --as-id glo-social-worker-a --as-role social_worker \\
+        --answer ...
+    escalate status gloucestershire-C4F2A9-0001 [--json]
+
+Acting commands take the actor as ``--as-id``/``--as-role`` (defaults ``ESCALATE_AS_ID`` and
+``ESCALATE_AS_ROLE``); ``--address``/``--namespace`` (defaults ``TEMPORAL_ADDRESS``/``TEMPORAL_NAMESPACE``)
+name the server. Dates are YYYY-MM-DD; a malformed date or a past date is refused before anything is sent.
+
+Exit status: 0 done (one line says the outcome); 1 refused by the escalation's rules (``refused: <reason>``
+on stderr); 2 bad input (unknown authority or escalation, malformed file or date, ...), nothing changed;
+3 the service is unreachable or no worker answered in time.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from starter.clean_exit import run_then_exit
+from starter.cli.common import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNAVAILABLE, CliError
+from starter.cli.parser import build_parser
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_UNAVAILABLE", "CliError", "build_parser", "main"]
+
+
+async def _main(argv: Sequence[str]) -> int:
+    try:
+        args = build_parser().parse_args(list(argv))
+        result: int = await args.run(args)
+        return result
+    except CliError as exc:
+        print(exc.line(), file=sys.stderr)
+        return exc.code
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The ``escalate`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["up"]:  # the local service has its own options and its own clean exit
+        from starter.local import cli as up
+
+        up(args[1:])
+    run_then_exit(lambda: _main(args))

@@ -1,0 +1,297 @@
+"""Commands that raise an escalation or act on one: each action is the update of the same name."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from protocols import ProtocolError, load_protocol
+from schemas.escalation import (
+    Accept,
+    AddNote,
+    Bypass,
+    Close,
+    Concern,
+    DecideExtension,
+    Escalate,
+    EscalationView,
+    RecordConsultation,
+    RecordMeeting,
+    RecordViews,
+    ReferToCafcass,
+    RequestExtension,
+    Respond,
+    SetTimescale,
+    Status,
+    Withdraw,
+    escalation_id_for,
+)
+from schemas.protocol import Protocol, Track
+from starter.cli.common import (
+    EXIT_UNAVAILABLE,
+    CliError,
+    build,
+    describe_validation,
+    long_day,
+    refused,
+    words,
+)
+from starter.cli.service import WHO_RAISES, act, actor_of, connect_client, read_state
+from starter.escalations import prepare, raise_concern
+from workflows import rules
+
+
+def _track_for(protocol: Protocol, key: str | None, officer_role: str) -> Track:
+    if key:
+        try:
+            return protocol.track(key)
+        except KeyError:
+            known = ", ".join(t.key for t in protocol.tracks)
+            raise CliError(f"{protocol.key} has no track {key!r}; its tracks: {known}") from None
+    fitting = [t for t in protocol.tracks if officer_role in t.officer_roles]
+    if len(fitting) != 1:
+        known = ", ".join(f"{t.key} ({'/'.join(t.officer_roles)})" for t in protocol.tracks)
+        raise CliError(f"give --track: {protocol.key}'s tracks are {known}")
+    return fitting[0]
+
+
+def _category(track: Track, given: str) -> str:
+    """The category's text, or its number (1-based) in the track's list as ``protocol show`` prints it."""
+    if given.isdigit():
+        n = int(given)
+        if not 1 <= n <= len(track.categories):
+            raise CliError(f"--category {n}: the {track.key} track has categories 1-{len(track.categories)}")
+        return track.categories[n - 1]
+    return given
+
+
+async def _free_sequence(args: argparse.Namespace, client: Client, authority: str, child_ref: str) -> int:
+    """The first sequence number for this child whose escalation id is unused (even by an ended one)."""
+    for sequence in range(1, 10_000):
+        try:
+            await client.get_workflow_handle(escalation_id_for(authority, child_ref, sequence)).describe(
+                rpc_timeout=timedelta(seconds=args.wait)
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return sequence
+            raise CliError(f"cannot look up escalations: {exc.message}", EXIT_UNAVAILABLE) from None
+    raise CliError(f"child {child_ref} has 9999 escalations in {authority}: give --sequence")
+
+
+async def _settled(args: argparse.Namespace, handle: WorkflowHandle[Any, Any], timed: bool) -> EscalationView:
+    """The state once the first stage is sent (its deadline placed), or whatever there is after a while."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + min(args.wait, 15.0)
+    while True:
+        view = await read_state(args, handle)
+        ready = not view.busy and (view.deadline_date is not None or not timed)
+        if ready or view.status is not Status.AWAITING_RESPONSE or loop.time() > give_up:
+            return view
+        await asyncio.sleep(0.1)
+
+
+async def cmd_raise(args: argparse.Namespace) -> int:
+    officer = actor_of(args, WHO_RAISES)
+    try:
+        protocol = load_protocol(args.authority)
+    except ProtocolError as exc:
+        raise CliError(str(exc)) from None
+    track = _track_for(protocol, args.track, officer.role)
+    if args.start_at_stage and not args.bypass_reason:
+        raise CliError("--start-at-stage is a bypass at the start: give --bypass-reason too")
+    if args.team is not None and args.team.strip() == "":
+        raise CliError("--team: give the team's key, or leave it out")
+    concern = build(Concern, summary=args.summary, impact_on_child=args.impact, requested_action=args.request)
+    start_bypass = None
+    if args.start_at_stage:
+        start_bypass = build(
+            Bypass,
+            actor=officer,
+            to_stage=args.start_at_stage,
+            reason=args.bypass_reason,
+            emergency=args.emergency,
+            discussed_with=args.discussed_with,
+        )
+    try:
+        raise_ = prepare(
+            authority=args.authority,
+            track=track.key,
+            category=_category(track, args.category),
+            child_ref=args.child_ref,
+            sequence=args.sequence or 1,
+            officer=officer,
+            concern=concern,
+            service_area=args.service_area,
+            team=args.team,
+            start_at_stage=args.start_at_stage,
+            start_bypass=start_bypass,
+        )
+    except ProtocolError as exc:
+        raise CliError(str(exc)) from None
+    except ValidationError as exc:
+        raise CliError(describe_validation(exc)) from None
+    except rules.Refused as exc:
+        raise refused(exc.reason) from None
+    client = await connect_client(args)
+    if args.sequence is None:
+        sequence = await _free_sequence(args, client, protocol.key, raise_.child_ref)
+        raise_ = raise_.model_copy(
+            update={"escalation_id": escalation_id_for(protocol.key, raise_.child_ref, sequence)}
+        )
+    else:
+        try:
+            described = await client.get_workflow_handle(raise_.escalation_id).describe()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise CliError(
+                    f"cannot look up {raise_.escalation_id}: {exc.message}", EXIT_UNAVAILABLE
+                ) from None
+        else:
+            state = described.status.name.lower() if described.status else "unknown"
+            raise CliError(
+                f"escalation {raise_.escalation_id} already exists ({state}): choose another --sequence, "
+                "or leave it out for the next free one"
+            )
+    try:
+        handle = await raise_concern(client, raise_)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.ALREADY_EXISTS:
+            raise CliError(
+                f"escalation {raise_.escalation_id} already exists: choose another --sequence"
+            ) from None
+        raise CliError(f"cannot start {raise_.escalation_id}: {exc.message}", EXIT_UNAVAILABLE) from None
+    except Exception as exc:  # WorkflowAlreadyStartedError and the like
+        raise CliError(f"cannot start {raise_.escalation_id}: {exc}") from None
+    stage = track.stages[(raise_.start_at_stage and track.stage_index(raise_.start_at_stage)) or 0]
+    view = await _settled(args, handle, timed=stage.response_working_days is not None)
+    name = protocol.role_name
+    due = f"; due {long_day(view.deadline_date)}" if view.deadline_date else ""
+    print(
+        f"raised {view.escalation_id}: {words(view.status)} at {view.stage_name}, "
+        f"held by {', '.join(name(r) for r in view.held_by)}{due}"
+    )
+    return 0
+
+
+async def cmd_respond(args: argparse.Namespace) -> int:
+    if args.action_plan_due and not args.action_plan:
+        raise CliError("--action-plan-due needs --action-plan")
+    return await act(
+        args,
+        build(
+            Respond,
+            actor=actor_of(args),
+            answer=args.answer,
+            action_plan=args.action_plan,
+            action_plan_due=args.action_plan_due,
+        ),
+    )
+
+
+async def cmd_request_extension(args: argparse.Namespace) -> int:
+    action = build(RequestExtension, actor=actor_of(args), until=args.until, reason=args.reason)
+    return await act(args, action)
+
+
+async def cmd_decide_extension(args: argparse.Namespace) -> int:
+    if args.decline and not (args.reason or "").strip():
+        raise CliError("--decline needs --reason: say why")
+    action = build(
+        DecideExtension,
+        actor=actor_of(args),
+        approve=args.approve,
+        reason=args.reason or "",
+        exceed_total_limit=args.exceed_total_limit,
+    )
+    return await act(args, action)
+
+
+async def cmd_set_timescale(args: argparse.Namespace) -> int:
+    action = build(
+        SetTimescale,
+        actor=actor_of(args),
+        working_days=args.working_days,
+        until=args.until,
+        reason=args.reason,
+    )
+    return await act(args, action)
+
+
+async def cmd_accept(args: argparse.Namespace) -> int:
+    if args.action_plan_due and not args.action_plan:
+        raise CliError("--action-plan-due needs --action-plan")
+    action = build(
+        Accept,
+        actor=actor_of(args),
+        note=args.note or "",
+        action_plan=args.action_plan,
+        action_plan_due=args.action_plan_due,
+    )
+    return await act(args, action)
+
+
+async def cmd_escalate(args: argparse.Namespace) -> int:
+    return await act(args, build(Escalate, actor=actor_of(args), reason=args.reason))
+
+
+async def cmd_bypass(args: argparse.Namespace) -> int:
+    action = build(
+        Bypass,
+        actor=actor_of(args),
+        to_stage=args.to_stage,
+        reason=args.reason,
+        emergency=args.emergency,
+        discussed_with=args.discussed_with,
+    )
+    return await act(args, action)
+
+
+async def cmd_refer_cafcass(args: argparse.Namespace) -> int:
+    action = build(ReferToCafcass, actor=actor_of(args), reason=args.reason, consulted=args.consulted or [])
+    return await act(args, action)
+
+
+async def cmd_record_consultation(args: argparse.Namespace) -> int:
+    action = build(
+        RecordConsultation,
+        actor=actor_of(args),
+        stage=args.stage,
+        with_role=args.with_role,
+        agreed=args.agreed,
+        summary=args.summary,
+    )
+    return await act(args, action)
+
+
+async def cmd_record_meeting(args: argparse.Namespace) -> int:
+    action = build(
+        RecordMeeting,
+        actor=actor_of(args),
+        held_on=args.held_on,
+        attendees=args.attendee,
+        outcome=args.outcome,
+    )
+    return await act(args, action)
+
+
+async def cmd_withdraw(args: argparse.Namespace) -> int:
+    return await act(args, build(Withdraw, actor=actor_of(args), reason=args.reason))
+
+
+async def cmd_close(args: argparse.Namespace) -> int:
+    return await act(args, build(Close, actor=actor_of(args), reason=args.reason))
+
+
+async def cmd_note(args: argparse.Namespace) -> int:
+    return await act(args, build(AddNote, actor=actor_of(args), text=args.text))
+
+
+async def cmd_views(args: argparse.Namespace) -> int:
+    return await act(args, build(RecordViews, actor=actor_of(args), whose=args.whose, views=args.views))
