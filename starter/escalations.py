@@ -7,12 +7,15 @@ is refused with the rules' own reason and nothing is started.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
+from activities.directory import Directory, DirectoryError, load_directory_file
+from activities.settings import Settings
 from protocols import load_protocol
 from schemas.escalation import (
     Actor,
@@ -43,8 +46,13 @@ def prepare(
     start_at_stage: str | None = None,
     start_bypass: Bypass | None = None,
     consultations: list[RecordConsultation] | None = None,
+    directory: Directory | None = None,
 ) -> RaiseConcern:
-    """Build the workflow input with a snapshot of the authority's protocol; raise ``rules.Refused``."""
+    """Build the workflow input with a snapshot of the authority's protocol; raise ``rules.Refused``.
+
+    The officer and team are checked against the authority's ``directory`` (by default its file in the
+    directory folder, ``ESCALATION_DIRECTORY_DIR``): an escalation nobody can be told about never starts.
+    """
     raise_ = RaiseConcern(
         escalation_id=escalation_id_for(authority, child_ref, sequence),
         protocol=load_protocol(authority),
@@ -64,7 +72,39 @@ def prepare(
     except ValueError as exc:
         raise rules.Refused(str(exc)) from None
     rules.start(raise_, datetime.now(UTC))  # the same check the workflow makes; nothing is kept
+    check_people(raise_, directory or authority_directory(authority))
     return raise_
+
+
+def authority_directory(authority: str, folder: Path | None = None) -> Directory:
+    """The authority's directory file (``<folder>/<authority>.yaml``); ``rules.Refused`` if it has none."""
+    path = (folder or Settings().directory_dir) / f"{authority}.yaml"
+    if not path.is_file():
+        raise rules.Refused(
+            f"{authority} has no directory ({path}): add who holds each role before raising escalations"
+        )
+    try:
+        return load_directory_file(path)
+    except DirectoryError as exc:
+        raise rules.Refused(str(exc)) from None
+
+
+def check_people(raise_: RaiseConcern, directory: Directory) -> None:
+    """The raising officer holds their role in the directory, and the team is one the directory knows."""
+    officer = raise_.officer
+    name = raise_.protocol.authority
+    if directory.person(officer.id) is None:
+        raise rules.Refused(
+            f"officer {officer.id!r} is not in {name}'s directory: check the id, or have them added"
+        )
+    held = {a.team for a in directory.assignments if a.person == officer.id and a.role == officer.role}
+    if not held:
+        role = raise_.protocol.role_name(officer.role)
+        raise rules.Refused(f"officer {officer.id!r} does not hold the role of {role} in {name}'s directory")
+    teams = {a.team for a in directory.assignments if a.team is not None}
+    if raise_.team is not None and raise_.team not in teams:
+        known = ", ".join(sorted(teams)) or "none"
+        raise rules.Refused(f"team {raise_.team!r} is not in {name}'s directory; its teams: {known}")
 
 
 async def raise_concern(

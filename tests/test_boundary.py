@@ -154,3 +154,38 @@ def test_a_child_reference_must_be_a_case_number_never_a_name() -> None:
         digits.check("C4F2A9")
     with pytest.raises(ValueError, match="does not match"):
         ChildRefFormat(pattern=r"\d{6,8}", example="C4F2A9")
+
+
+@pytest.mark.parametrize(
+    ("officer", "team", "expected"),
+    [
+        (
+            Actor(id="wig-nobody", role="iro"),
+            None,
+            "officer 'wig-nobody' is not in Wigan Metropolitan Borough Council's directory: check the id",
+        ),
+        (
+            Actor(id="wig-cp-chair-a", role="iro"),
+            None,
+            "does not hold the role of Independent Reviewing Officer",
+        ),
+        (Actor(id="wig-iro-a", role="iro"), "t" * 40, "its teams: team-a, team-b"),
+    ],
+)
+def test_the_officer_and_team_must_be_in_the_directory(
+    officer: Actor, team: str | None, expected: str
+) -> None:
+    from starter.escalations import prepare
+
+    fields: dict[str, Any] = {
+        "authority": "wigan",
+        "track": "iro",
+        "category": "Quality of practice",
+        "sequence": 1,
+        "child_ref": "C4F2A9",
+        "concern": Concern(summary="S.", impact_on_child="I.", requested_action="R."),
+    }
+    with pytest.raises(rules.Refused) as refused:
+        prepare(officer=officer, team=team, **fields)
+    assert expected in refused.value.reason
+    assert prepare(officer=Actor(id="wig-iro-a", role="iro"), team="team-a", **fields).team == "team-a"

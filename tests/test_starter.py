@@ -28,7 +28,7 @@ def _prepare(**overrides: object) -> RaiseConcern:
         "category": "Quality of practice",
         "child_ref": "C123",
         "sequence": 7,
-        "officer": Actor(id="iro-9", role="iro"),
+        "officer": Actor(id="wig-iro-a", role="iro"),
         "concern": CONCERN,
     }
     fields.update(overrides)
