@@ -34,7 +34,7 @@ from activities.settings import Settings
 from protocols import load_protocol
 from schemas.escalation import Actor, Concern, RaiseConcern, Withdraw, escalation_id_for
 from starter.clean_exit import run_then_exit
-from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect
+from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect, temporal_address
 from starter.worker_options import add_arguments, apply_settings
 from workflows.escalation import TASK_QUEUE, EscalationWorkflow
 
@@ -47,6 +47,8 @@ def prepare_database(settings: Settings) -> Engine:
     return engine
 
 
+EXIT_UNAVAILABLE = 3
+"""As ``escalate``: the Temporal server cannot be reached."""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """Signals that stop a running worker cleanly (exit 0)."""
 
@@ -148,7 +150,16 @@ async def main(argv: list[str] | None = None) -> int:
 async def serve(args: argparse.Namespace) -> int:
     """Run the worker (or the smoke run) with parsed options; 0 once it has stopped cleanly."""
     apply_settings(args)
-    client = await connect(args.address, args.namespace)
+    try:
+        client = await connect(args.address, args.namespace)
+    except RuntimeError as exc:  # temporalio's connection failure: one line, exit 3 like `escalate`
+        reason = "nothing answers there" if "Connection refused" in str(exc) else str(exc).splitlines()[0]
+        print(
+            f"worker: cannot reach Temporal at {temporal_address(args.address)}: {reason}; is the server "
+            "running (`escalate up`), and are --address and --namespace right?",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
     if args.smoke:
         await smoke(client)
         return 0
