@@ -62,12 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", default=argparse.SUPPRESS, help="Temporal namespace (TEMPORAL_NAMESPACE)"
     )
     conn.add_argument(
-        "--wait", type=wait_seconds, default=argparse.SUPPRESS, help="seconds to wait for an answer"
+        "--wait",
+        type=wait_seconds,
+        default=argparse.SUPPRESS,
+        help="seconds to wait for an answer (1 to 300; default 30)",
     )
     parser.add_argument("--address", default=None, help="Temporal frontend (default TEMPORAL_ADDRESS)")
     parser.add_argument("--namespace", default=None, help="Temporal namespace (default TEMPORAL_NAMESPACE)")
     parser.add_argument(
-        "--wait", type=wait_seconds, default=DEFAULT_WAIT_S, help="seconds to wait for an answer"
+        "--wait",
+        type=wait_seconds,
+        default=DEFAULT_WAIT_S,
+        help="seconds to wait for an answer (1 to 300; default 30)",
     )
     actor = CliParser(add_help=False)
     actor.add_argument("--as-id", help="your staff reference (default ESCALATE_AS_ID)", type=key)
