@@ -35,7 +35,7 @@ from protocols import load_protocol
 from schemas.escalation import Actor, Concern, EscalationOutcome, RaiseConcern, Withdraw, escalation_id_for
 from starter.clean_exit import run_then_exit
 from starter.codec import PayloadKeyError
-from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect
+from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect, temporal_address
 from starter.worker_options import add_arguments, apply_settings
 from workflows.activation_order import ActivationOrderRunner
 from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE, EscalationWorkflow
@@ -49,6 +49,8 @@ def prepare_database(settings: Settings) -> Engine:
     return engine
 
 
+EXIT_UNAVAILABLE = 3
+"""As ``escalate``: the Temporal server cannot be reached."""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """Signals that stop a running worker cleanly (exit 0)."""
 
@@ -161,6 +163,14 @@ async def serve(args: argparse.Namespace) -> int:
     except PayloadKeyError as exc:
         print(f"worker: {exc}", file=sys.stderr, flush=True)
         return 2
+    except RuntimeError as exc:  # temporalio's connection failure: one line, exit 3 like `escalate`
+        reason = "nothing answers there" if "Connection refused" in str(exc) else str(exc).splitlines()[0]
+        print(
+            f"worker: cannot reach Temporal at {temporal_address(args.address)}: {reason}; is the server "
+            "running (`escalate up`), and are --address and --namespace right?",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
     if args.smoke:
         await smoke(client)
         return 0

@@ -20,16 +20,39 @@ _SETTINGS = {
 }
 
 
+TASK_QUEUE_MAX = 200
+
+
+def _port(text: str) -> int:
+    """A TCP port number."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a port: give a number from 1 to 65535")
+    return port
+
+
+def _task_queue(text: str) -> str:
+    """A task queue's name: not empty, no surrounding spaces, at most ``TASK_QUEUE_MAX`` characters."""
+    if not text or text != text.strip() or len(text) > TASK_QUEUE_MAX:
+        raise argparse.ArgumentTypeError(
+            f"give a name of 1 to {TASK_QUEUE_MAX} characters, no surrounding spaces (default {TASK_QUEUE})"
+        )
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The worker's own options (both front doors add ``--address``/``--namespace`` themselves)."""
-    parser.add_argument("--task-queue", default=TASK_QUEUE)
+    parser.add_argument("--task-queue", type=_task_queue, default=TASK_QUEUE)
     parser.add_argument("--data-dir", help="Where records and the outbox go (default ESCALATION_DATA_DIR)")
     parser.add_argument(
         "--database-url",
         help="record store (default ESCALATION_DATABASE_URL); keep a URL with a password in the environment",
     )
     parser.add_argument("--smtp-host", help="SMTP server (default ESCALATION_SMTP_HOST)")
-    parser.add_argument("--smtp-port", type=int, help="SMTP port (default ESCALATION_SMTP_PORT)")
+    parser.add_argument("--smtp-port", type=_port, help="SMTP port (default ESCALATION_SMTP_PORT)")
     parser.add_argument("--smoke", action="store_true", help="run one short escalation, then exit")
 
 

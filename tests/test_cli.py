@@ -10,18 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
-import os
 import signal
 import smtplib
-import sys
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -30,64 +25,12 @@ from temporalio.testing import WorkflowEnvironment
 from activities.working_days import LONDON, WorkingDayCalendar
 from starter.cli import EXIT_BAD_INPUT, EXIT_REFUSED
 from starter.mail_catcher import start_catcher
+from tests.cli_runner import ESCALATE, TIMEOUT_S, Cli
 from tests.temporal_servers import free_port
 from tests.workflow_harness import file_worker, unique_ref
 from workflows.escalation import TASK_QUEUE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-ESCALATE = Path(sys.executable).with_name("escalate")
-TIMEOUT_S = 60
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def __str__(self) -> str:
-        return f"exit {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}"
-
-
-class Cli:
-    """Runs ``escalate`` against one Temporal server."""
-
-    def __init__(self, address: str, cwd: Path) -> None:
-        self.address = address
-        self.cwd = cwd
-
-    async def run(self, *args: str, **env: str) -> Result:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
-        proc = await asyncio.create_subprocess_exec(
-            str(ESCALATE),
-            *args,
-            cwd=self.cwd,
-            env={**clean, "TEMPORAL_ADDRESS": self.address, **env},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
-        assert proc.returncode is not None
-        return Result(proc.returncode, out.decode(), err.decode())
-
-    async def ok(self, *args: str, **env: str) -> str:
-        result = await self.run(*args, **env)
-        assert result.code == 0 and not result.err.strip(), f"escalate {' '.join(args)}: {result}"
-        return result.out
-
-    async def fails(self, code: int, *args: str, **env: str) -> str:
-        """The one-line reason of a call that must fail with ``code`` and print nothing on stdout."""
-        result = await self.run(*args, **env)
-        assert result.code == code, f"escalate {' '.join(args)}: {result}"
-        assert result.out == "", f"a failure prints only its reason: {result}"
-        lines = result.err.strip().splitlines()
-        assert len(lines) == 1, f"a failure is one line, not a traceback: {result}"
-        return lines[0]
-
-    async def state(self, escalation_id: str) -> dict[str, Any]:
-        view: dict[str, Any] = json.loads(await self.ok("status", escalation_id, "--json"))
-        return view
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -318,7 +261,7 @@ async def test_gates_meetings_and_cafcass_through_the_command(cli: Cli) -> None:
         "record-meeting",
         escalation_id,
         "--held-on",
-        "2999-01-01",
+        (_today() + timedelta(days=30)).isoformat(),
         "--attendee",
         "x",
         "--outcome",

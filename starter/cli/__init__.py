@@ -16,11 +16,13 @@ name the server. Dates are YYYY-MM-DD; a malformed date or a past date is refuse
 
 Exit status: 0 done (one line says the outcome); 1 refused by the escalation's rules (``refused: <reason>``
 on stderr); 2 bad input (unknown authority or escalation, malformed file or date, ...), nothing changed;
-3 the service is unreachable or no worker answered in time.
+3 the service is unreachable or no worker answered in time (an escalation that stays busy with its last
+change for all of ``--wait`` included: a busy refusal is retried until then).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -28,8 +30,12 @@ from typing import NoReturn
 from starter.clean_exit import run_then_exit
 from starter.cli.common import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNAVAILABLE, CliError
 from starter.cli.parser import build_parser
+from starter.cli.service import BUSY
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_UNAVAILABLE", "CliError", "build_parser", "main"]
+EXIT_CLOSED_PIPE = 128 + 13
+"""As a process that SIGPIPE stopped: what a shell reports for a pipeline cut short."""
+
+__all__ = ["BUSY", "EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_UNAVAILABLE", "CliError", "build_parser", "main"]
 
 
 async def _main(argv: Sequence[str]) -> int:
@@ -40,6 +46,9 @@ async def _main(argv: Sequence[str]) -> int:
     except CliError as exc:
         print(exc.line(), file=sys.stderr)
         return exc.code
+    except BrokenPipeError:  # the reader stopped reading (`escalate list | head`): stop quietly too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush into
+        return EXIT_CLOSED_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -36,15 +36,21 @@ from schemas.protocol import Protocol, Track
 from starter.cli.common import (
     EXIT_UNAVAILABLE,
     CliError,
+    at_most,
     build,
     describe_validation,
     long_day,
     refused,
     words,
 )
-from starter.cli.service import WHO_RAISES, act, actor_of, connect_client, read_state
+from starter.cli.service import act, actor_of, connect_client, read_state
 from starter.escalations import prepare, raise_concern
 from workflows import rules
+
+MAX_ATTENDEES = 50
+MAX_CONSULTED = 20
+_RAISE_OPTIONS = {"start_bypass.to_stage": "--start-at-stage", "start_bypass.reason": "--bypass-reason"}
+"""Options of ``raise`` whose names differ from the fields of ``RaiseConcern`` they fill."""
 
 
 def _track_for(protocol: Protocol, key: str | None, officer_role: str) -> Track:
@@ -98,7 +104,7 @@ async def _settled(args: argparse.Namespace, handle: WorkflowHandle[Any, Any], t
 
 
 async def cmd_raise(args: argparse.Namespace) -> int:
-    officer = actor_of(args, WHO_RAISES)
+    officer = actor_of(args, raising=True)
     try:
         protocol = load_protocol(args.authority)
     except ProtocolError as exc:
@@ -113,6 +119,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
     if args.start_at_stage:
         start_bypass = build(
             Bypass,
+            {"to_stage": "--start-at-stage", "reason": "--bypass-reason"},
             actor=officer,
             to_stage=args.start_at_stage,
             reason=args.bypass_reason,
@@ -125,7 +132,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
             track=track.key,
             category=_category(track, args.category),
             child_ref=args.child_ref,
-            sequence=args.sequence or 1,
+            sequence=1 if args.sequence is None else args.sequence,
             officer=officer,
             concern=concern,
             service_area=args.service_area,
@@ -136,7 +143,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
     except ProtocolError as exc:
         raise CliError(str(exc)) from None
     except ValidationError as exc:
-        raise CliError(describe_validation(exc)) from None
+        raise CliError(describe_validation(exc, _RAISE_OPTIONS)) from None
     except rules.Refused as exc:
         raise refused(exc.reason) from None
     client = await connect_client(args)
@@ -254,7 +261,12 @@ async def cmd_bypass(args: argparse.Namespace) -> int:
 
 
 async def cmd_refer_cafcass(args: argparse.Namespace) -> int:
-    action = build(ReferToCafcass, actor=actor_of(args), reason=args.reason, consulted=args.consulted or [])
+    action = build(
+        ReferToCafcass,
+        actor=actor_of(args),
+        reason=args.reason,
+        consulted=at_most(args.consulted or [], MAX_CONSULTED, "--consulted", "roles"),
+    )
     return await act(args, action)
 
 
@@ -275,7 +287,7 @@ async def cmd_record_meeting(args: argparse.Namespace) -> int:
         RecordMeeting,
         actor=actor_of(args),
         held_on=args.held_on,
-        attendees=args.attendee,
+        attendees=at_most(args.attendee, MAX_ATTENDEES, "--attendee", "attendees"),
         outcome=args.outcome,
     )
     return await act(args, action)

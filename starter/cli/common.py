@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, get_args
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, StringConstraints, ValidationError
 
 from activities.working_days import LONDON
 from protocols import ProtocolError, load_protocol
-from schemas.escalation import (
-    Status,
-)
+from schemas.escalation import Ref, Status, Text
 from schemas.protocol import Protocol
 
 PROG = "escalate"
@@ -60,11 +60,50 @@ def london_today() -> date:
     return datetime.now(UTC).astimezone(LONDON).date()
 
 
+WAIT_S = (1.0, 300.0)
+"""``--wait``: at least a second (less never reaches a server), at most five minutes."""
+YEARS = (2000, 2100)
+"""Dates the working-day calendar is asked about: far outside these, a date is a typing mistake."""
+SEQUENCES = (1, 9999)
+"""An escalation's number for its child: four digits in its id."""
+CALENDAR_DAYS = (0, 260)
+"""``calendar add-working-days``: at most a year of working days."""
+
+
+def _text_limit() -> int:
+    """The ``max_length`` of ``schemas.escalation.Text``."""
+    limits = [m.max_length for m in get_args(Text)[1:] if isinstance(m, StringConstraints) and m.max_length]
+    return limits[0] if limits else 20_000
+
+
+TEXT_MAX = _text_limit()
+"""Free text (answers, reasons, notes): the same limit as the actions' ``Text`` fields."""
+KEY_MAX = 64
+REF_PATTERN = next(m.pattern for m in get_args(Ref)[1:] if isinstance(m, StringConstraints))
+"""Keys and references (roles, stages, teams, staff and child references): the schema's ``Ref`` limit."""
+CATEGORY_MAX = 300
+"""A category's text (protocols' categories are sentences of under 150 characters)."""
+ID_MAX = 160
+ESCALATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*-\d{4,}$")
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a message, cut short so that a pasted document never floods the terminal."""
+    text = one_line(text)
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 def any_date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a date: write YYYY-MM-DD") from None
+    first, last = YEARS
+    if not first <= day.year <= last:
+        raise argparse.ArgumentTypeError(
+            f"{day.isoformat()} is not in the years {first}-{last}: check the year"
+        )
+    return day
 
 
 def coming_date(text: str) -> date:
@@ -83,14 +122,71 @@ def past_date(text: str) -> date:
     return day
 
 
-def count(text: str) -> int:
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An option type: a whole number from ``low`` to ``high`` (no upper bound when ``None``)."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
+        if n < low or (high is not None and n > high):
+            span = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"{n} is out of range: give a whole number {span}")
+        return n
+
+    return parse
+
+
+count = whole_number(0)
+
+
+def wait_seconds(text: str) -> float:
+    """``--wait``: a finite number of seconds in ``WAIT_S``."""
+    low, high = WAIT_S
     try:
-        n = int(text)
+        seconds = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{n} is negative: give 0 or more")
-    return n
+        seconds = math.nan
+    if not low <= seconds <= high:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{shown(text)}: give a number of seconds from {low:g} to {high:g}")
+    return seconds
+
+
+def bounded_text(limit: int, what: str) -> Callable[[str], str]:
+    """An option type: text of at most ``limit`` characters once trimmed; the message says what fits."""
+
+    def parse(text: str) -> str:
+        length = len(text.strip())
+        if length > limit:
+            raise argparse.ArgumentTypeError(
+                f"{length:,} characters is too long: at most {limit:,} ({what}); shorten it"
+            )
+        return text
+
+    return parse
+
+
+free_text = bounded_text(TEXT_MAX, "put long documents in the child's record and refer to them")
+key = bounded_text(KEY_MAX, "a key or reference, never a name or a sentence")
+category_text = bounded_text(CATEGORY_MAX, "or give its number from `escalate protocol show`")
+
+
+def escalation_id(text: str) -> str:
+    """An escalation id as ``escalation_id_for`` makes them: ``<authority>-<child ref>-<NNNN>``."""
+    if len(text) > ID_MAX or not ESCALATION_ID.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{shown(text)} is not an escalation id: write <authority>-<child ref>-<number>, "
+            "e.g. wigan-C4F2A9-0003 (escalate list shows them)"
+        )
+    return text
+
+
+def at_most(items: Sequence[str], limit: int, option: str, what: str) -> list[str]:
+    """A repeated option's values, refused (bad input) past ``limit``."""
+    if len(items) > limit:
+        raise CliError(f"{option}: {len(items)} {what} given; at most {limit}")
+    return list(items)
 
 
 OPTION_FOR = {
@@ -101,27 +197,63 @@ OPTION_FOR = {
     "concern.summary": "--summary",
     "concern.impact_on_child": "--impact",
     "concern.requested_action": "--request",
+    "impact_on_child": "--impact",
+    "requested_action": "--request",
     "escalation_id": "--authority/--child-ref",
     "attendees": "--attendee",
-    "text": "--text",
 }
+"""Where an option's name is not the model field's, with dashes for underscores."""
 
 
-def describe_validation(exc: ValidationError, prefix: str = "") -> str:
+def _problem(err: Mapping[str, Any]) -> str:
+    """What is wrong with one value and how to put it right, in words for the person at the keyboard."""
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    kind = err["type"]
+    if kind == "string_too_short":
+        return "is empty: write some text"
+    if kind == "string_too_long":
+        return f"is too long: at most {ctx.get('max_length', '?'):,} characters; shorten it"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") != REF_PATTERN:
+        return f"{shown(str(value))} does not have the expected form"
+    if kind == "string_pattern_mismatch":
+        return (
+            f"{shown(str(value))} is not a reference: letters, digits, '.', '_' and '-' only, at most "
+            f"{KEY_MAX} characters (an opaque reference, never a name)"
+        )
+    if kind in ("less_than_equal", "less_than"):
+        return f"{value} is too large: at most {ctx.get('le', ctx.get('lt'))}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"{value} is too small: at least {ctx.get('ge', ctx.get('gt'))}"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def describe_validation(exc: ValidationError, options: Mapping[str, str] | None = None) -> str:
+    """Each error as ``--option: problem``, naming the command-line option, never the model's field."""
+    names = {**OPTION_FOR, **(options or {})}
+    errors = exc.errors()
+    if len(errors) > 1:  # the id is made from other options: their own errors say what to fix
+        errors = [e for e in errors if e["loc"] != ("escalation_id",)] or errors
     parts = []
-    for err in exc.errors():
-        loc = prefix + ".".join(str(p) for p in err["loc"])
-        option = OPTION_FOR.get(loc, "--" + loc.rsplit(".", 1)[-1].replace("_", "-"))
-        parts.append(f"{option}: {err['msg']}")
+    for err in errors:
+        fields = [str(p) for p in err["loc"] if isinstance(p, str)]  # no list positions
+        where = ".".join(fields)
+        option = names.get(where) or (names.get(fields[-1]) if fields else None)
+        if option is None and fields:
+            option = "--" + fields[-1].replace("_", "-")
+        parts.append(f"{option}: {_problem(err)}" if option else _problem(err))
     return "; ".join(parts)
 
 
-def build(cls: type[M], **fields: Any) -> M:
-    """Build an action locally, so malformed input is refused before anything is sent."""
+def build(cls: type[M], options: Mapping[str, str] | None = None, **fields: Any) -> M:
+    """Build an action locally, so malformed input is refused before anything is sent.
+
+    ``options`` names the command-line option of a field where it is not ``--`` + the field's name.
+    """
     try:
         return cls(**fields)
     except ValidationError as exc:
-        raise CliError(describe_validation(exc)) from None
+        raise CliError(describe_validation(exc, options)) from None
 
 
 # --- formatting ------------------------------------------------------------------------------------------

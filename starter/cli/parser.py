@@ -24,7 +24,23 @@ from starter.cli.acting import (
     cmd_views,
     cmd_withdraw,
 )
-from starter.cli.common import DEFAULT_WAIT_S, PROG, CliParser, any_date, coming_date, count, past_date
+from starter.cli.common import (
+    CALENDAR_DAYS,
+    DEFAULT_WAIT_S,
+    PROG,
+    SEQUENCES,
+    CliParser,
+    any_date,
+    category_text,
+    coming_date,
+    count,
+    escalation_id,
+    free_text,
+    key,
+    past_date,
+    wait_seconds,
+    whole_number,
+)
 from starter.cli.reading import cmd_actions, cmd_history, cmd_list, cmd_status
 from starter.cli.tools import (
     cmd_calendar_add,
@@ -45,15 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
     conn.add_argument(
         "--namespace", default=argparse.SUPPRESS, help="Temporal namespace (TEMPORAL_NAMESPACE)"
     )
-    conn.add_argument("--wait", type=float, default=argparse.SUPPRESS, help="seconds to wait for an answer")
+    conn.add_argument(
+        "--wait",
+        type=wait_seconds,
+        default=argparse.SUPPRESS,
+        help="seconds to wait for an answer (1 to 300; default 30)",
+    )
     parser.add_argument("--address", default=None, help="Temporal frontend (default TEMPORAL_ADDRESS)")
     parser.add_argument("--namespace", default=None, help="Temporal namespace (default TEMPORAL_NAMESPACE)")
-    parser.add_argument("--wait", type=float, default=DEFAULT_WAIT_S, help="seconds to wait for an answer")
+    parser.add_argument(
+        "--wait",
+        type=wait_seconds,
+        default=DEFAULT_WAIT_S,
+        help="seconds to wait for an answer (1 to 300; default 30)",
+    )
     actor = CliParser(add_help=False)
-    actor.add_argument("--as-id", help="your staff reference (default ESCALATE_AS_ID)")
-    actor.add_argument("--as-role", help="the role you act in (default ESCALATE_AS_ROLE)")
+    actor.add_argument("--as-id", help="your staff reference (default ESCALATE_AS_ID)", type=key)
+    actor.add_argument("--as-role", help="the role you act in (default ESCALATE_AS_ROLE)", type=key)
     ident = CliParser(add_help=False)
-    ident.add_argument("id", help="escalation id, e.g. wigan-C4F2A9-0003")
+    ident.add_argument("id", help="escalation id, e.g. wigan-C4F2A9-0003", type=escalation_id)
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=CliParser)
 
@@ -68,96 +94,109 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("raise", cmd_raise, "raise a concern: start an escalation", conn)
-    p.add_argument("--authority", required=True, help="protocol key, e.g. gloucestershire")
-    p.add_argument("--track", help="track key (default: the one track the officer's role raises on)")
-    p.add_argument("--category", required=True, help="the category's text, or its number (protocol show)")
-    p.add_argument("--child-ref", required=True, help="the child's opaque reference (never a name)")
-    p.add_argument("--sequence", type=int, help="escalation number for this child (default: next free)")
-    p.add_argument("--team")
-    p.add_argument("--service-area")
-    p.add_argument("--officer-id", "--as-id", dest="as_id", help="raising officer (default ESCALATE_AS_ID)")
+    p.add_argument("--authority", required=True, help="protocol key, e.g. gloucestershire", type=key)
     p.add_argument(
-        "--officer-role", "--as-role", dest="as_role", help="their role (default ESCALATE_AS_ROLE)"
+        "--track", help="track key (default: the one track the officer's role raises on)", type=key
     )
-    p.add_argument("--summary", required=True, help="what the concern is")
-    p.add_argument("--impact", required=True, help="its impact on the child")
-    p.add_argument("--request", required=True, help="what is asked of the recipient")
-    p.add_argument("--start-at-stage", help="bypass at the start: begin at this stage")
-    p.add_argument("--bypass-reason")
+    p.add_argument(
+        "--category",
+        required=True,
+        help="the category's text, or its number (protocol show)",
+        type=category_text,
+    )
+    p.add_argument("--child-ref", required=True, help="the child's opaque reference (never a name)", type=key)
+    p.add_argument(
+        "--sequence",
+        type=whole_number(*SEQUENCES),
+        help="escalation number for this child (default: next free)",
+    )
+    p.add_argument("--team", type=key)
+    p.add_argument("--service-area", type=key)
+    p.add_argument(
+        "--officer-id", "--as-id", dest="as_id", help="raising officer (default ESCALATE_AS_ID)", type=key
+    )
+    p.add_argument(
+        "--officer-role", "--as-role", dest="as_role", help="their role (default ESCALATE_AS_ROLE)", type=key
+    )
+    p.add_argument("--summary", required=True, help="what the concern is", type=free_text)
+    p.add_argument("--impact", required=True, help="its impact on the child", type=free_text)
+    p.add_argument("--request", required=True, help="what is asked of the recipient", type=free_text)
+    p.add_argument("--start-at-stage", help="bypass at the start: begin at this stage", type=key)
+    p.add_argument("--bypass-reason", type=free_text)
     p.add_argument("--emergency", action="store_true")
-    p.add_argument("--discussed-with", help="role the bypass was discussed with first")
+    p.add_argument("--discussed-with", help="role the bypass was discussed with first", type=key)
 
     p = command("respond", cmd_respond, "answer the concern (the stage's recipient)", ident, actor, conn)
-    p.add_argument("--answer", required=True)
-    p.add_argument("--action-plan")
+    p.add_argument("--answer", required=True, type=free_text)
+    p.add_argument("--action-plan", type=free_text)
     p.add_argument("--action-plan-due", type=coming_date, metavar="DATE")
 
     p = command("request-extension", cmd_request_extension, "ask for more time", ident, actor, conn)
     p.add_argument("--until", type=coming_date, required=True, metavar="DATE")
-    p.add_argument("--reason", required=True)
+    p.add_argument("--reason", required=True, type=free_text)
 
     p = command("decide-extension", cmd_decide_extension, "approve or decline more time", ident, actor, conn)
     choice = p.add_mutually_exclusive_group(required=True)
     choice.add_argument("--approve", dest="approve", action="store_true")
     choice.add_argument("--decline", action="store_true")
-    p.add_argument("--reason")
+    p.add_argument("--reason", type=free_text)
     p.add_argument("--exceed-total-limit", action="store_true", help="let the date pass the total limit")
 
     p = command("set-timescale", cmd_set_timescale, "set this stage's time", ident, actor, conn)
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--working-days", type=count)
     when.add_argument("--until", type=coming_date, metavar="DATE")
-    p.add_argument("--reason", required=True)
+    p.add_argument("--reason", required=True, type=free_text)
 
     p = command("accept", cmd_accept, "the answer resolves it (or agree an action plan)", ident, actor, conn)
-    p.add_argument("--note")
-    p.add_argument("--action-plan")
+    p.add_argument("--note", type=free_text)
+    p.add_argument("--action-plan", type=free_text)
     p.add_argument("--action-plan-due", type=coming_date, metavar="DATE")
 
     p = command("escalate", cmd_escalate, "the answer does not address the concern", ident, actor, conn)
-    p.add_argument("--reason", required=True)
+    p.add_argument("--reason", required=True, type=free_text)
 
     p = command("bypass", cmd_bypass, "jump to a later stage", ident, actor, conn)
-    p.add_argument("--to-stage", required=True)
-    p.add_argument("--reason", required=True)
+    p.add_argument("--to-stage", required=True, type=key)
+    p.add_argument("--reason", required=True, type=free_text)
     p.add_argument("--emergency", action="store_true")
-    p.add_argument("--discussed-with", metavar="ROLE")
+    p.add_argument("--discussed-with", metavar="ROLE", type=key)
 
     p = command("refer-cafcass", cmd_refer_cafcass, "refer to CAFCASS", ident, actor, conn)
-    p.add_argument("--reason", required=True)
-    p.add_argument("--consulted", nargs="+", metavar="ROLE", default=[])
+    p.add_argument("--reason", required=True, type=free_text)
+    p.add_argument("--consulted", nargs="+", metavar="ROLE", default=[], type=key)
 
     p = command("record-consultation", cmd_record_consultation, "record a consultation", ident, actor, conn)
-    p.add_argument("--stage", required=True, help="the gated stage it opens")
-    p.add_argument("--with-role", required=True)
+    p.add_argument("--stage", required=True, help="the gated stage it opens", type=key)
+    p.add_argument("--with-role", required=True, type=key)
     agreed = p.add_mutually_exclusive_group()
     agreed.add_argument("--agreed", dest="agreed", action="store_const", const=True, default=None)
     agreed.add_argument("--not-agreed", dest="agreed", action="store_const", const=False)
-    p.add_argument("--summary", required=True)
+    p.add_argument("--summary", required=True, type=free_text)
 
     p = command("record-meeting", cmd_record_meeting, "record a stage's meeting", ident, actor, conn)
     p.add_argument("--held-on", type=past_date, required=True, metavar="DATE")
-    p.add_argument("--attendee", action="append", required=True, help="repeat for each attendee")
-    p.add_argument("--outcome", required=True)
+    p.add_argument("--attendee", action="append", required=True, help="repeat for each attendee", type=key)
+    p.add_argument("--outcome", required=True, type=free_text)
 
     p = command("withdraw", cmd_withdraw, "withdraw the escalation", ident, actor, conn)
-    p.add_argument("--reason", required=True)
+    p.add_argument("--reason", required=True, type=free_text)
     p = command("close", cmd_close, "close an exhausted escalation", ident, actor, conn)
-    p.add_argument("--reason", required=True)
+    p.add_argument("--reason", required=True, type=free_text)
     p = command("note", cmd_note, "add a note", ident, actor, conn)
-    p.add_argument("--text", required=True)
+    p.add_argument("--text", required=True, type=free_text)
     p = command("views", cmd_views, "record the child's, a parent's or a carer's views", ident, actor, conn)
     p.add_argument("--whose", choices=["child", "parent", "carer"], required=True)
-    p.add_argument("--views", required=True)
+    p.add_argument("--views", required=True, type=free_text)
 
     p = command("status", cmd_status, "where an escalation stands", ident, conn)
     p.add_argument("--json", action="store_true", help="the whole state as JSON")
     command("history", cmd_history, "the timeline, one line per event", ident, conn)
     command("actions", cmd_actions, "what you may do now", ident, actor, conn)
     p = command("list", cmd_list, "list escalations", conn)
-    p.add_argument("--authority")
-    p.add_argument("--stage", help="stage key")
-    p.add_argument("--status", help="e.g. awaiting_response")
+    p.add_argument("--authority", type=key)
+    p.add_argument("--stage", help="stage key", type=key)
+    p.add_argument("--status", help="e.g. awaiting_response", type=key)
     p.add_argument("--overdue", action="store_true")
     p.add_argument("--open", action="store_true", help="only escalations that have not ended")
 
@@ -167,10 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     psub.add_parser("list", help="every protocol").set_defaults(run=cmd_protocol_list)
     q = psub.add_parser("show", help="one protocol's roles, tracks, stages and categories")
-    q.add_argument("key")
+    q.add_argument("key", type=key)
     q.set_defaults(run=cmd_protocol_show)
     q = psub.add_parser("check", help="validate a protocol file")
-    q.add_argument("file")
+    q.add_argument("file", type=Path)
     q.set_defaults(run=cmd_protocol_check)
 
     p = command("calendar", cmd_calendar_add, "the working-day calendar")
@@ -179,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q = csub.add_parser("add-working-days", help="the date N working days after DATE")
     q.add_argument("date", type=any_date)
-    q.add_argument("n", type=count, metavar="N")
-    q.add_argument("--authority", help="count the authority's closure days too")
+    q.add_argument("n", type=whole_number(*CALENDAR_DAYS), metavar="N")
+    q.add_argument("--authority", help="count the authority's closure days too", type=key)
     q.set_defaults(run=cmd_calendar_add)
 
     p = command("worker", cmd_worker, "run a worker until Ctrl-C (as python worker.py)", conn)

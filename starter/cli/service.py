@@ -8,7 +8,13 @@ import os
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.client import WorkflowUpdateFailedError as UpdateFailed
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -22,7 +28,7 @@ from schemas.escalation import (
 from starter.cli.common import EXIT_UNAVAILABLE, CliError, build, refused, words
 from starter.codec import PayloadKeyError
 from starter.connection import connect, temporal_address, temporal_namespace
-from workflows.escalation import REFUSED, TASK_QUEUE
+from workflows.escalation import BUSY, REFUSED, TASK_QUEUE
 
 R = TypeVar("R")
 
@@ -100,28 +106,68 @@ async def ensure_open(args: argparse.Namespace, handle: WorkflowHandle[Any, Any]
     raise refused(f"the escalation's workflow is {status.name.lower()}; nothing more can be done")
 
 
+BUSY_BACKOFF_S = (0.2, 2.0)
+"""First pause before sending a busy-refused update again, and the longest (the pause doubles)."""
+
+
+def _stuck(args: argparse.Namespace, kind: str, busy: int) -> CliError:
+    """Exit 3: the update got no answer within ``--wait``."""
+    if busy:
+        return CliError(
+            f"the escalation was still busy with its last change after {args.wait:g} s ({kind} was "
+            f"refused as busy {busy} time{'s' if busy != 1 else ''}): try again shortly, or give a "
+            "longer --wait",
+            EXIT_UNAVAILABLE,
+        )
+    return CliError(
+        f"the escalation did not answer {kind} in {args.wait:g} s; it may be busy or no worker is running "
+        f"(`escalate worker`, task queue {TASK_QUEUE!r}): try again, or give a longer --wait "
+        "(it may still be applied once a worker runs)",
+        EXIT_UNAVAILABLE,
+    )
+
+
 async def act(args: argparse.Namespace, action: Action) -> int:
-    """Send ``action`` as the update of the same name; print its outcome on one line."""
+    """Send ``action`` as the update of the same name; print its outcome on one line.
+
+    An update refused as busy is sent again after a short pause (0.2 s, doubling to 2 s) until ``--wait``
+    runs out; every other refusal is final.
+    """
     kind: str = action.kind
     client = await connect_client(args)
     handle = client.get_workflow_handle(args.id)
     await ensure_open(args, handle)
-    try:
-        result = await asyncio.wait_for(
-            handle.execute_update(kind, action, result_type=ActionResult), timeout=args.wait
-        )
-    except UpdateFailed as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError) and cause.type == REFUSED:
-            raise refused(cause.message) from None
-        raise CliError(f"the escalation could not {kind.replace('_', ' ')}: {cause or exc}", 1) from None
-    except TimeoutError:
-        raise no_worker(args, f"sending {kind} (it may still be applied once one runs)") from None
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:  # ended between the look-up and the update
-            await ensure_open(args, handle)
-            raise unknown(args, handle.id) from None
-        raise CliError(f"cannot send {kind} to {handle.id}: {exc.message}", EXIT_UNAVAILABLE) from None
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + args.wait
+    pause, longest = BUSY_BACKOFF_S
+    busy = 0
+    while True:
+        left = give_up - loop.time()
+        if left <= 0:
+            raise _stuck(args, kind, busy)
+        try:
+            result = await asyncio.wait_for(
+                handle.execute_update(kind, action, result_type=ActionResult), timeout=left
+            )
+            break
+        except UpdateFailed as exc:
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.type == BUSY:
+                busy += 1
+                await asyncio.sleep(min(pause, max(give_up - loop.time(), 0)))
+                pause = min(pause * 2, longest)
+                continue
+            if isinstance(cause, ApplicationError) and cause.type == REFUSED:
+                raise refused(cause.message) from None
+            raise CliError(f"the escalation could not {kind.replace('_', ' ')}: {cause or exc}", 1) from None
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # wait_for's cancellation reaches the client as WorkflowUpdateRPCTimeoutOrCancelledError.
+            raise _stuck(args, kind, busy) from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:  # ended between the look-up and the update
+                await ensure_open(args, handle)
+                raise unknown(args, handle.id) from None
+            raise CliError(f"cannot send {kind} to {handle.id}: {exc.message}", EXIT_UNAVAILABLE) from None
     print(f"{handle.id}: {result.outcome} ({words(result.status)}, stage {result.stage})")
     return 0
 
@@ -130,9 +176,11 @@ WHO_ACTS = "say who acts: --as-id and --as-role (or set ESCALATE_AS_ID and ESCAL
 WHO_RAISES = "say who raises: --officer-id and --officer-role (or ESCALATE_AS_ID/ESCALATE_AS_ROLE)"
 
 
-def actor_of(args: argparse.Namespace, missing: str = WHO_ACTS) -> Actor:
+def actor_of(args: argparse.Namespace, raising: bool = False) -> Actor:
+    """The acting person from ``--as-id``/``--as-role`` (``--officer-*`` when raising) or the environment."""
     actor_id = args.as_id or os.environ.get("ESCALATE_AS_ID")
     role = args.as_role or os.environ.get("ESCALATE_AS_ROLE")
     if not actor_id or not role:
-        raise CliError(missing)
-    return build(Actor, id=actor_id, role=role)
+        raise CliError(WHO_RAISES if raising else WHO_ACTS)
+    who = "--officer" if raising else "--as"
+    return build(Actor, {"id": f"{who}-id", "role": f"{who}-role"}, id=actor_id, role=role)

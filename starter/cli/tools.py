@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import stat
 from datetime import date, timedelta
+from pathlib import Path
 
 from activities.working_days import WorkingDayCalendar
 from protocols import ProtocolError, available_protocols, load_protocol, load_protocol_file
@@ -64,9 +66,31 @@ async def cmd_protocol_show(args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_protocol_check(args: argparse.Namespace) -> int:
+PROTOCOL_FILE_MAX = 1024 * 1024
+"""A protocol file is a few kilobytes; anything over a mebibyte is not one."""
+MAIL_FILE_MAX = 32 * 1024 * 1024
+"""The mail catcher accepts messages up to 32 MiB (aiosmtpd's default limit)."""
+
+
+def _readable_file(path: Path, limit: int, what: str) -> Path:
+    """``path`` if it is a regular file of at most ``limit`` bytes; checked before anything reads it."""
     try:
-        p = load_protocol_file(args.file)
+        info = path.stat()
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read the file ({exc.strerror}): give the path of {what}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise CliError(f"{path}: not a regular file: give the path of {what}")
+    if info.st_size > limit:
+        raise CliError(
+            f"{path}: {info.st_size:,} bytes is too large for {what} (at most {limit:,}): check the path"
+        )
+    return path
+
+
+async def cmd_protocol_check(args: argparse.Namespace) -> int:
+    path = _readable_file(args.file, PROTOCOL_FILE_MAX, "a protocol file (YAML)")
+    try:
+        p = load_protocol_file(path)
     except ProtocolError as exc:
         raise CliError(str(exc)) from None
     n = len(p.tracks)
@@ -116,14 +140,18 @@ async def cmd_mail(args: argparse.Namespace) -> int:
             raise CliError(
                 f"no message {args.number} in {folder}: there are {len(files)} (escalate mail lists them)"
             )
-        print(plain_text(read_caught(files[args.number - 1])))
+        path = _readable_file(files[args.number - 1], MAIL_FILE_MAX, "a caught message")
+        print(plain_text(read_caught(path)))
         return 0
     if not files:
         print(f"no mail caught in {folder}")
         return 0
     numbered = list(enumerate(files, 1))
     for number, path in numbered[-args.last :] if args.last else numbered:
-        print(summary_line(number, read_caught(path)))
+        try:
+            print(summary_line(number, read_caught(_readable_file(path, MAIL_FILE_MAX, "a caught message"))))
+        except CliError as exc:  # one unreadable file does not hide the others
+            print(f"{number:>4}  unreadable: {exc.message}")
     return 0
 
 

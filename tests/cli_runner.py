@@ -1,0 +1,69 @@
+"""Run the installed ``escalate`` command as a person would: its own process, output and exit status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ESCALATE = Path(sys.executable).with_name("escalate")
+TIMEOUT_S = 60
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}"
+
+
+class Cli:
+    """Runs ``escalate`` against one Temporal server."""
+
+    def __init__(self, address: str, cwd: Path) -> None:
+        self.address = address
+        self.cwd = cwd
+
+    async def run(self, *args: str, **env: str) -> Result:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
+        proc = await asyncio.create_subprocess_exec(
+            str(ESCALATE),
+            *args,
+            cwd=self.cwd,
+            env={**clean, "TEMPORAL_ADDRESS": self.address, **env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+        finally:
+            if proc.returncode is None:  # timed out: leave no process behind
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode is not None
+        return Result(proc.returncode, out.decode(), err.decode())
+
+    async def ok(self, *args: str, **env: str) -> str:
+        result = await self.run(*args, **env)
+        assert result.code == 0 and not result.err.strip(), f"escalate {' '.join(args)}: {result}"
+        return result.out
+
+    async def fails(self, code: int, *args: str, **env: str) -> str:
+        """The one-line reason of a call that must fail with ``code`` and print nothing on stdout."""
+        result = await self.run(*args, **env)
+        assert result.code == code, f"escalate {' '.join(args)}: {result}"
+        assert result.out == "", f"a failure prints only its reason: {result}"
+        lines = result.err.strip().splitlines()
+        assert len(lines) == 1, f"a failure is one line, not a traceback: {result}"
+        return lines[0]
+
+    async def state(self, escalation_id: str) -> dict[str, Any]:
+        view: dict[str, Any] = json.loads(await self.ok("status", escalation_id, "--json"))
+        return view
