@@ -23,7 +23,7 @@ import secrets
 import stat
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -62,7 +62,7 @@ class PayloadKeyError(ValueError):
 class Keyring:
     """Named AES-256 keys: ``active`` encrypts, every key decrypts."""
 
-    keys: dict[str, bytes]
+    keys: dict[str, bytes] = field(repr=False)  # never in a log line or a traceback
     active: str
     source: str = KEYS_VARIABLE
     """Where the keys came from, for messages (never the keys themselves)."""

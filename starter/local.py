@@ -216,7 +216,7 @@ async def main(with_sample_data: bool = False) -> int:
         os.environ.setdefault("ESCALATION_SMTP_HOST", HOST)
         os.environ.setdefault("ESCALATION_SMTP_PORT", str(SMTP_PORT))
         token = os.environ.get("ESCALATION_CODEC_TOKEN") or secrets.token_urlsafe(32)
-        codec = start_codec_server(HOST, CODEC_PORT, token=token, keyring=keyring)
+        codec = start_codec_server(HOST, CODEC_PORT, token=token, keyring=keyring, namespace="default")
         server = _start_dev_server(cli, f"{codec.url}/{token}")
         try:
             client = await _wait_until_ready(server, stop)

@@ -100,6 +100,7 @@ async def test_an_unknown_key_id_is_refused_naming_it() -> None:
     message = str(refused.value)
     assert "'k1'" in message and "ESCALATION_PAYLOAD_KEYS" in message and "k2" in message
     assert "\n" not in message
+    assert repr(ONLY_NEW.keys["k2"]) not in repr(ONLY_NEW), "key material is never printed"
 
 
 @pytest.mark.parametrize("where", ["nonce", "ciphertext", "tag"])
