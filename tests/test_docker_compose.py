@@ -36,6 +36,8 @@ SETTINGS_SOURCES = [
     ROOT / "starter" / "codec.py",
     ROOT / "starter" / "codec_server.py",
 ]
+CODEC_SERVER_ONLY = ROOT / "starter" / "codec_server.py"
+"""The codec server is not part of the Compose deployment yet: the worker does not read its settings."""
 ENV_READ = re.compile(
     r"""(?:os\.environ\.get|os\.getenv|os\.environ\[|_env)\(?\s*["']([A-Z][A-Z0-9_]*)["']"""
 )
@@ -167,7 +169,14 @@ def test_app_services_are_built_from_the_projects_dockerfile(services: dict[str,
         dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
         assert (context, dockerfile) == (".", "Dockerfile"), name
         assert _image_tag(service["image"]) == ("escalation-engine", version), name
-    assert services["migrate"]["command"] == ["python", "-m", "activities.db.migrate", "upgrade"]
+    assert services["migrate"]["command"] == [
+        "python",
+        "-m",
+        "activities.db.migrate",
+        "upgrade",
+        "--app-role",
+        "${ESCALATION_DB_APP_USER:?set ESCALATION_DB_APP_USER in .env}",
+    ]
     assert services["worker"]["command"] == ["python", "worker.py"]
 
 
@@ -249,11 +258,63 @@ def test_the_temporal_server_runs_on_postgresql(services: dict[str, dict[str, An
     assert env["VISIBILITY_DBNAME"] == "temporal_visibility"
 
 
-def test_app_services_read_the_env_file(services: dict[str, dict[str, Any]]) -> None:
+def _referenced(value: str) -> set[str]:
+    return set(INTERPOLATION.findall(value))
+
+
+def test_the_migrate_job_connects_as_the_owner_and_the_worker_as_a_role_that_owns_nothing(
+    services: dict[str, dict[str, Any]],
+) -> None:
     for name in APP_SERVICES:
-        env_file = services[name].get("env_file")
-        files = [env_file] if isinstance(env_file, str) else env_file
-        assert files == [".env"] or files == [{"path": ".env"}], name
+        assert "env_file" not in services[name], f"{name}: .env holds the owner's password; list variables"
+    migrate_env = _environment(services["migrate"])
+    assert set(migrate_env) == {"ESCALATION_DATABASE_URL"}
+    assert _referenced(migrate_env["ESCALATION_DATABASE_URL"]) == {
+        "ESCALATION_OWNER_DATABASE_URL",
+        "ESCALATION_DB_OWNER",
+        "ESCALATION_DB_OWNER_PASSWORD",
+        "ESCALATION_DB_NAME",
+    }
+    worker_env = _environment(services["worker"])
+    assert _referenced(worker_env["ESCALATION_DATABASE_URL"]) == {
+        "ESCALATION_DATABASE_URL",
+        "ESCALATION_DB_APP_USER",
+        "ESCALATION_DB_APP_PASSWORD",
+        "ESCALATION_DB_NAME",
+    }
+    # No other secret reaches the worker: not the owner's, the superuser's or Temporal's.
+    worker_secrets = {v for value in worker_env.values() for v in _referenced(value) if "PASSWORD" in v}
+    assert worker_secrets == {"ESCALATION_DB_APP_PASSWORD", "ESCALATION_SMTP_PASSWORD"}
+    # The owner and the application role are distinct roles in the example settings.
+    example = _env_example()
+    assert example["ESCALATION_DB_OWNER"] and example["ESCALATION_DB_APP_USER"]
+    assert example["ESCALATION_DB_OWNER"] != example["ESCALATION_DB_APP_USER"]
+
+
+def test_the_worker_gets_every_setting_the_code_reads(services: dict[str, dict[str, Any]]) -> None:
+    worker_env = _environment(services["worker"])
+    missing = _variables_read_by_the_code(exclude=CODEC_SERVER_ONLY) - set(worker_env)
+    assert not missing, f"docker-compose.yml's worker lacks {sorted(missing)}"
+    for key, value in worker_env.items():
+        assert key in _referenced(value), f"worker: {key} must come from .env ({value!r})"
+
+
+def test_the_postgres_init_script_creates_an_owner_and_a_worker_role_that_owns_nothing(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    script = compose["configs"]["postgres-init-roles"]["content"]
+    for line in (
+        """CREATE ROLE :"owner_user" LOGIN PASSWORD :'owner_password';""",
+        """CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password';""",
+        """CREATE DATABASE :"app_db" OWNER :"owner_user";""",
+        """REVOKE ALL ON DATABASE :"app_db" FROM PUBLIC;""",
+        """GRANT CONNECT ON DATABASE :"app_db" TO :"app_user";""",
+    ):
+        assert line in script
+    assert "SUPERUSER" not in script and "CREATEROLE" not in script
+    for variable in ("ESCALATION_DB_OWNER", "ESCALATION_DB_APP_USER", "ESCALATION_DB_APP_PASSWORD"):
+        assert f"$${{{variable}}}" in script
+        assert variable in _environment(services["postgresql"])
 
 
 def test_no_secret_is_written_in_the_compose_file(services: dict[str, dict[str, Any]]) -> None:
@@ -312,9 +373,11 @@ def test_dev_only_and_future_services_are_behind_profiles(services: dict[str, di
     assert "# web:" in COMPOSE_FILE.read_text(encoding="utf-8")
 
 
-def _variables_read_by_the_code() -> set[str]:
+def _variables_read_by_the_code(exclude: Path | None = None) -> set[str]:
     names: set[str] = set()
     for source in SETTINGS_SOURCES:
+        if source == exclude:
+            continue
         names.update(ENV_READ.findall(source.read_text(encoding="utf-8")))
     return names
 

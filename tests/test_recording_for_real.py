@@ -122,3 +122,36 @@ async def test_a_full_escalation_is_recorded_noted_and_mailed_exactly_once(
     reminders_mailed = [d for d in capture.deliveries if "eminder" in str(d.message["Subject"])]
     assert reminders_mailed
     assert formal.deadline_date - informal.deadline_date >= timedelta(days=1)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_escalation_id_used_again_after_the_first_closed_keeps_both_records(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, engine: Engine
+) -> None:
+    """Temporal lets a closed escalation's id start a new escalation (and after its retention nothing of
+    the first is left there): the record store keeps both, apart, by their run ids."""
+    records = DbRecordStore(engine)
+    raise_ = with_unique_id(make_raise("gloucestershire", officer=OFFICER)).model_copy(
+        update={"team": "team-a"}
+    )
+    runs = []
+    for answer in ("First answer.", "Second answer."):
+        async with running(time_skipping_env, raise_, tmp_path / answer[:5], records=records) as run:
+            recipient = Actor(id="glo-social-worker-a", role=(await run.view()).held_by[0])
+            await run.update("respond", Respond(actor=recipient, answer=answer))
+            await run.update("accept", Accept(actor=OFFICER, note="Resolved."))
+            outcome = await run.result()
+            runs.append(((await run.view()).timeline, run.handle.result_run_id))
+        assert outcome.status is Status.RESOLVED
+    (first, first_run), (second, second_run) = runs
+    assert first_run and second_run and first_run != second_run
+
+    for timeline, run_id in runs:
+        events = records.events(raise_.escalation_id, run_id)
+        assert [(e.seq, e.kind, e.text) for e in events] == [(t.seq, t.kind.value, t.text) for t in timeline]
+        state = records.state(raise_.escalation_id, run_id)
+        assert state is not None and (state.status, state.last_seq) == ("resolved", timeline[-1].seq)
+        assert records.case_notes(escalation_id=raise_.escalation_id, run_id=run_id)
+    assert len(records.events(raise_.escalation_id)) == len(first) + len(second)
+    responses = [e.text for e in records.events(raise_.escalation_id) if e.kind == EventKind.RESPONSE.value]
+    assert responses == ["First answer.", "Second answer."]

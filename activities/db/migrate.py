@@ -77,6 +77,8 @@ def _migrate(connection: Connection, action: str, revision: str) -> None:
         return  # nothing to do: no DDL, so the application role may call this too
     cfg = config()
     cfg.attributes["connection"] = connection  # no URL in the config: passwords stay out of it
+    postgres = connection.dialect.name == "postgresql"
+    user = connection.execute(text("SELECT current_user")).scalar() if postgres else None
     try:
         if action == "upgrade":
             command.upgrade(cfg, revision)
@@ -85,7 +87,6 @@ def _migrate(connection: Connection, action: str, revision: str) -> None:
     except ProgrammingError as exc:
         if getattr(exc.orig, "pgcode", None) != "42501":  # insufficient_privilege
             raise
-        user = connection.execute(text("SELECT current_user")).scalar()
         raise MigrationRefused(
             f"the database role {user!r} may not change the record store's schema (at {at or 'none'}, "
             f"{action} to {revision}): run `python -m activities.db.migrate {action}` as the owner of the "
