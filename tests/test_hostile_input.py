@@ -3,6 +3,8 @@ calendar refuses, a record that fails for good, and a history that grows long (t
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -19,7 +21,7 @@ from temporalio.worker import Worker
 
 from activities.escalation_activities import EscalationActivities
 from activities.recording import FileRecordStore, OutboxNotifier
-from schemas.effects import RecordEventInput
+from schemas.effects import NotificationInput, RecordEventInput
 from schemas.escalation import Accept, AddNote, EscalationOutcome, EventKind, Flag, Respond, Status
 from schemas.schedule import Schedule, ScheduleRequest
 from tests.driver import make_raise
@@ -215,3 +217,47 @@ async def test_a_long_history_continues_as_new_carrying_the_state(
         assert (await later.result()).status is Status.RESOLVED
         old = time_skipping_env.client.get_workflow_handle(raise_.escalation_id, run_id=first_run)
         await replay(await old.fetch_history())
+
+
+class _SlowNotifier(OutboxNotifier):
+    """Delivers, but the first notice takes a while (a slow mail server)."""
+
+    def __init__(self, root: Path, release: threading.Event) -> None:
+        super().__init__(root)
+        self.release = release
+
+    def send(self, notification: NotificationInput) -> bool:
+        self.release.wait(60)
+        return super().send(notification)
+
+
+async def test_a_long_activity_heartbeats_so_a_dead_worker_is_noticed_in_seconds(
+    dev_server_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Activities heartbeat from a side thread; the workflow gives them a 10 s heartbeat timeout."""
+    raise_ = with_unique_id(make_raise("gloucestershire"))
+    release = threading.Event()
+    try:
+        async with running(
+            dev_server_env, raise_, tmp_path, notifier=_SlowNotifier(tmp_path, release)
+        ) as run:
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                pending = (await run.handle.describe()).raw_description.pending_activities
+                beats = [p for p in pending if p.HasField("last_heartbeat_time")]
+                if beats:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, f"no heartbeat: {pending}"
+                await asyncio.sleep(0.2)
+            assert beats[0].activity_type.name == "send_notification"
+            history = await run.handle.fetch_history()
+            scheduled = [
+                e.activity_task_scheduled_event_attributes
+                for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            ]
+            assert all(a.heartbeat_timeout.ToSeconds() == 10 for a in scheduled)
+            release.set()
+            await run.eventually(lambda v: len(v.timeline) >= 2, timeout=30)
+    finally:
+        release.set()
