@@ -3,7 +3,7 @@
 Every payload comes from an actor the protocol does not know, so each must be refused, by the boundary or
 by the rules; whatever its shape (wrong types, nulls, missing and extra fields, huge, unicode and NUL text,
 far dates), none may fail a workflow task or the workflow, every refused signal is recorded with a reason,
-and the escalation still answers ``state`` unchanged. ``FUZZ_MESSAGES`` sets the size (300 in the suite; the
+and the escalation still answers ``state`` unchanged. ``FUZZ_MESSAGES`` sets the size (2,000 in the suite; the
 issue's soak is ``FUZZ_MESSAGES=10000 .venv/bin/python -m pytest tests/test_fuzz.py``).
 """
 
@@ -30,7 +30,7 @@ from workflows.escalation import BUSY, REFUSED
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-MESSAGES = int(os.environ.get("FUZZ_MESSAGES", "300"))
+MESSAGES = int(os.environ.get("FUZZ_MESSAGES", "2000"))
 STRANGER = {"id": "fuzz-stranger", "role": "fuzzer"}
 TEXTS: list[Any] = [
     "",

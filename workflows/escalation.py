@@ -78,7 +78,6 @@ _HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 """The activities heartbeat every few seconds: a worker that dies is noticed in seconds, not a minute."""
 _HISTORY_SIZE_LIMIT = 8 * 1024 * 1024
 """Continue as new before the history passes this many bytes (Temporal's hard limit is 50 MB)."""
-_REFUSALS_KEPT = 50
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
