@@ -351,6 +351,31 @@ def assert_records_match_timeline(d: Driver) -> None:
         assert timeline[notice.entry_seq - 1].kind is notice.kind, "a notice's kind differs from its entry"
 
 
+def assert_notices_go_to_known_roles(d: Driver) -> None:
+    """Every notice goes to someone, and only to roles of the protocol or the raising officer."""
+    known = {*d.state.protocol.roles, RAISING_OFFICER}
+    for notice in (e for e in d.effects if isinstance(e, Notify)):
+        assert notice.to, f"a {notice.kind.value} notice with no one to send it to"
+        assert set(notice.to + notice.cc) <= known, f"a {notice.kind.value} notice to unknown roles"
+
+
+def assert_no_timer_left_behind(state: EscalationState, now: datetime) -> None:
+    """Once the clock has moved, every timer that fell due by then has fired."""
+    wake = rules.next_wakeup(state)
+    assert wake is None or wake > now, f"a timer due at {wake} had not fired by {now}"
+
+
+def assert_view_agrees(state: EscalationState, now: datetime) -> None:
+    """The supervisor's view shows the state as it is: its stage, and a deadline only while one runs."""
+    view = rules.view(state, now)
+    assert view.status is state.status and view.stage == rules.current_stage(state).key
+    assert 1 <= view.stage_number <= view.stage_count == len(rules.track_of(state).stages)
+    running = state.status is Status.AWAITING_RESPONSE and state.stage_schedule is not None
+    assert (view.deadline is not None) == running, "the view shows a deadline that does not run, or hides one"
+    for left in (view.working_days_left, view.total_working_days_left):
+        assert left is None or left >= 0
+
+
 def assert_deadlines_after_their_events(state: EscalationState, now: datetime) -> None:
     """No deadline falls before the event that set it; the stage's runs from within the stage."""
     named = {"stage": state.stage_schedule, "total": state.total_schedule, "hold": state.hold_schedule}
@@ -501,6 +526,10 @@ def check_state(d: Driver, *, timers_ran: bool) -> None:
     assert_total_limit_respected(d.state, d.now, timers_ran=timers_ran)
     assert_extensions_pass_the_total_limit_only_explicitly(d.state)
     assert_closed_accepts_nothing(d.state)
+    assert_notices_go_to_known_roles(d)
+    assert_view_agrees(d.state, d.now)
+    if timers_ran:
+        assert_no_timer_left_behind(d.state, d.now)
 
 
 # --- the steps -------------------------------------------------------------------------------------------
