@@ -7,7 +7,13 @@ implausible fields, which crosses ``boundary.check_action`` and then ``rules.han
 or the clock moving forward, which fires the timers through the driver. After every step the invariants
 below must hold; each is its own assertion helper, so a failure names the property it broke.
 
+At each action step, every kind is also tried for the sender and the officer with payloads that pass
+every payload check (``witnesses``), to hold ``available_actions`` to what the rules really accept; the
+decisions those get are checked too, which looks one action ahead.
+
 The runs are derandomized and use no example database: every run, here and in CI, tries the same cases.
+``RULES_PROPERTY_EXAMPLES=1500`` searches deeper; ``--hypothesis-show-statistics`` shows how runs end.
+The strict xfail tests at the end are bugs in the rules that the search found, each a minimal example.
 """
 
 from __future__ import annotations
