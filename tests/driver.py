@@ -97,15 +97,26 @@ class Driver:
         self._absorb(decision)
         return decision.outcome
 
-    def advance(self, delta: timedelta) -> None:
-        self.advance_to(self.now + delta)
+    def advance(self, delta: timedelta, *, max_timers: int | None = None) -> None:
+        self.advance_to(self.now + delta, max_timers=max_timers)
 
-    def advance_to(self, when: datetime) -> None:
-        """Fire every timer due up to ``when``, in order, then stop the clock at ``when``."""
+    def advance_to(self, when: datetime, *, max_timers: int | None = None) -> None:
+        """Fire every timer due up to ``when``, in order, then stop the clock at ``when``.
+
+        ``max_timers``: fail (``RuntimeError``) rather than fire more timers than that on the way, so that
+        a timer which never stops falling due shows up as a failure instead of a test that never ends.
+        """
+        fired = 0
         while True:
             wake = rules.next_wakeup(self.state)
             if wake is None or wake > when:
                 break
+            if max_timers is not None and fired >= max_timers:
+                raise RuntimeError(
+                    f"more than {max_timers} timers fell due before {when.isoformat()}; the next is at "
+                    f"{wake.isoformat()} with the escalation {self.state.status.value}"
+                )
+            fired += 1
             self.now = max(self.now, wake)
             self._absorb(rules.on_timer(self.state, self.now))
         self.now = when
