@@ -534,6 +534,10 @@ def check_state(d: Driver, *, timers_ran: bool) -> None:
     assert_closed_accepts_nothing(d.state)
     assert_notices_go_to_known_roles(d)
     assert_view_agrees(d.state, d.now)
+    assert_consultations_recorded_by_those_consulted(d.state)
+    assert_requests_for_time_only_while_awaiting_an_answer(d.state)
+    assert_deadlines_set_are_not_already_past(d.state)
+    assert_stage_deadline_passes_the_total_limit_only_explicitly(d.state)
     if timers_ran:
         assert_no_timer_left_behind(d.state, d.now)
 
@@ -596,6 +600,8 @@ def act(d: Driver, data: st.DataObject) -> None:
         refusal = exc
     if refusal is not None:
         assert_refusal_changed_nothing(before, state, d, effects)
+    else:
+        assert_more_time_is_not_less(state, d.state)
     event(f"{action.kind}: {type(refusal).__name__ if refusal else 'accepted'}")
     assert_closed_refused(state.status.is_closed, action, refusal)
     assert_input_untouched(state, before)
@@ -638,10 +644,9 @@ def test_random_actions_and_time_keep_the_invariants(authority: str, track: str,
         event(f"flagged {flag.value}")
 
 
-# --- bugs the search found ---------------------------------------------------------------------------------
-# Each invariant below fails on the current rules, as the strict xfail test after it shows with a minimal
-# example, so it is not yet in ``check_state`` / ``check_decision`` / ``act``. Once the rules are fixed the
-# test passes and strict xfail reports it: then drop the marker and add the invariant to the property.
+# --- bugs the search found, now fixed in the rules --------------------------------------------------------
+# Each invariant below failed on the rules as they were, as the minimal example after it showed; the rules
+# now keep them, and the property checks them at every step.
 
 
 def assert_consultations_recorded_by_those_consulted(state: EscalationState) -> None:
@@ -652,12 +657,6 @@ def assert_consultations_recorded_by_those_consulted(state: EscalationState) -> 
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules: a person consulted may record a consultation 'with' another role of any later stage's "
-    "gate (the guard asks only that their role is in some gate, and the apply step never compares it with "
-    "with_role), so a colleague can open a gate that needs someone else",
-)
 def test_a_consulted_person_records_only_their_own_consultation() -> None:
     d = Driver(make_raise("waltham-forest", "iro", protocol=protocol("waltham-forest")), BASE)
     qa = Actor(id="ad-quality-assurance-1", role="ad_quality_assurance")  # consulted before stages 4 to 6
@@ -676,11 +675,6 @@ def assert_requests_for_time_only_while_awaiting_an_answer(state: EscalationStat
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules: reaching the top of the ladder (exhausted) keeps a pending request for more time, so "
-    "decide_extension is still offered and approving it reschedules a stage that no longer runs",
-)
 def test_exhaustion_drops_a_pending_request_for_more_time() -> None:
     p = protocol("gloucestershire")
     top = p.tracks[0].stages[-1].key
@@ -710,11 +704,6 @@ def assert_deadlines_set_are_not_already_past(state: EscalationState) -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules: set_timescale refuses an 'until' date in the past but accepts a number of working days "
-    "that ran out before today; the recipient is told it has '1 working day' and the next timer escalates",
-)
 def test_a_timescale_in_working_days_cannot_set_a_deadline_already_past() -> None:
     d = Driver(make_raise("gloucestershire", protocol=protocol("gloucestershire")), BASE)  # a Monday
     d.advance(timedelta(days=3))  # Thursday: one working day from Monday ended on Tuesday
@@ -734,11 +723,6 @@ def assert_more_time_is_not_less(before: EscalationState, after: EscalationState
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules: approving a request for more time sets the deadline to the requested date even when the "
-    "officer has since set a later timescale, so 'more time approved' brings the deadline forward",
-)
 def test_approving_more_time_never_brings_the_deadline_forward() -> None:
     d = Driver(make_raise("gloucestershire", protocol=protocol("gloucestershire")), BASE)
     assert d.state.stage_schedule is not None
@@ -764,12 +748,6 @@ def assert_stage_deadline_passes_the_total_limit_only_explicitly(state: Escalati
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules: at a formal stage the protocol gives no response time, set_timescale counts any time as "
-    "shorter, so the officer can set a deadline past the total formal limit without the exceed_total_limit "
-    "and reason, and the beyond_total_limit flag, that an extension past it needs",
-)
 def test_a_timescale_passes_the_total_limit_only_explicitly() -> None:
     p = protocol("wigan")
     top = p.track("iro").stages[-1]

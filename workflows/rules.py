@@ -367,6 +367,7 @@ def _escalate(c: _Change, actor: Actor | None, reason: str) -> None:
     nxt = s.stage_index + 1
     if nxt >= len(track_of(s).stages):
         s.status = Status.EXHAUSTED
+        s.pending_extension = None  # no stage runs to give more time to
         to, cc = addressees(s)
         c.event(
             EventKind.EXHAUSTED,
@@ -637,6 +638,11 @@ def _apply_decide_extension(c: _Change, a: DecideExtension) -> None:
         )
         c.outcome = "extension declined; the deadline stands"
         return
+    if pending.until <= s.stage_schedule.due_date:
+        raise Refused(
+            f"the stage's deadline is already {s.stage_schedule.due_date:%-d %B %Y}, on or after the date "
+            f"asked for ({pending.until:%-d %B %Y}): decline the request, as no more time is needed"
+        )
     total = s.total_schedule
     beyond = total is not None and pending.until > total.due_date
     if beyond and not a.exceed_total_limit:
@@ -670,6 +676,11 @@ def _apply_decide_extension(c: _Change, a: DecideExtension) -> None:
 def _guard_set_timescale(s: EscalationState, actor: Actor) -> None:
     _need_status(s, (Status.AWAITING_RESPONSE,), "set the timescale")
     _need_officer(s, actor, "set the stage's timescale")
+    if current_stage(s).formal and Flag.BREACHED in s.flags:
+        raise Refused(
+            "the formal process's total limit has passed, so no timescale can keep within it: more time "
+            "comes only through a request for more time approved with exceed_total_limit"
+        )
 
 
 def _apply_set_timescale(c: _Change, a: SetTimescale) -> None:
@@ -696,6 +707,7 @@ def _apply_set_timescale(c: _Change, a: SetTimescale) -> None:
         )
     if shorter and not longer and not rules.officer_may_shorten:
         raise Refused(f"the {s.protocol.authority} protocol does not let the officer shorten a stage's time")
+    _timescale_within_limits(s, a, asked, c.now)
     to, cc = addressees(s)
     announce = Announcement(
         kind=EventKind.TIMESCALE_SET,
@@ -707,6 +719,61 @@ def _apply_set_timescale(c: _Change, a: SetTimescale) -> None:
     request = c.request(received_at=s.stage_entered_at, working_days=a.working_days, until=a.until)
     c.schedule("reschedule", request, announce=announce)
     c.outcome = f"timescale set to {asked}"
+
+
+def _timescale_within_limits(s: EscalationState, a: SetTimescale, asked: str, now: datetime) -> None:
+    """A new timescale must not have run out already, nor pass the formal process's total limit.
+
+    Counted on the working days the stage's (or the total's) schedule already lists, so the rules need no
+    calendar; a count beyond what they list is later than any deadline now running.
+    """
+    counts_from, ends = _stage_working_days(s)
+    if a.working_days is not None and counts_from is None:
+        raise Refused(
+            f"{current_stage(s).name} has no deadline running to count working days on: give the date "
+            "(until) instead"
+        )
+    if a.working_days is not None and counts_from is not None:
+        if a.working_days == 0:
+            past = london_today(now) > counts_from
+        else:
+            past = a.working_days <= len(ends) and ends[a.working_days - 1] <= now
+        if past:
+            raise Refused(
+                f"{asked} from when this stage began ({counts_from:%-d %B %Y}) have already run out: "
+                "give more working days, or a date from today"
+            )
+    total = s.total_schedule
+    if total is None or not current_stage(s).formal:
+        return
+    if a.until is not None:
+        beyond = a.until > total.due_date
+    elif counts_from is not None:
+        assert a.working_days is not None
+        beyond = a.working_days > sum(1 for end in total.working_day_ends if london_today(end) > counts_from)
+    else:
+        beyond = False
+    if beyond:
+        raise Refused(
+            f"{asked} runs past the {s.protocol.total_formal_working_days}-working-day limit of the formal "
+            f"process ({total.due_date:%-d %B %Y}); time past it comes only through a request for more time "
+            "that the officer approves with exceed_total_limit and a reason"
+        )
+
+
+def _stage_working_days(s: EscalationState) -> tuple[date | None, list[datetime]]:
+    """The day this stage's time counts from, and the end of each working day after it that is known."""
+    if s.stage_schedule is not None:
+        return s.stage_schedule.counts_from, list(s.stage_schedule.working_day_ends)
+    total = s.total_schedule
+    if total is None:
+        return None, []
+    entered = london_today(s.stage_entered_at)
+    days = [total.counts_from, *(london_today(end) for end in total.working_day_ends)]
+    counts_from = next((day for day in days if day >= entered), None)
+    if counts_from is None:
+        return None, []
+    return counts_from, [end for end in total.working_day_ends if london_today(end) > counts_from]
 
 
 def _guard_accept(s: EscalationState, actor: Actor) -> None:
@@ -878,6 +945,11 @@ def _apply_consultation(c: _Change, a: RecordConsultation, *, at_start: bool) ->
         raise Refused(f"{stage.name} has already been reached")
     if a.with_role not in gate.with_roles:
         raise Refused(f"{stage.name} needs a {gate.kind.value} with {_names(s, gate.with_roles)}")
+    if not at_start and not _is_officer(s, a.actor) and a.actor.role != a.with_role:
+        raise Refused(
+            f"you may record only your own {gate.kind.value} (as {s.protocol.role_name(a.actor.role)}); "
+            f"the raising officer records one with {s.protocol.role_name(a.with_role)}"
+        )
     if gate.kind is GateKind.AGREEMENT and a.agreed is None:
         raise Refused(f"say whether {s.protocol.role_name(a.with_role)} agreed (agreed: true or false)")
     s.consultations.append(
