@@ -6,122 +6,27 @@ input is ``RaiseConcern``; the ``state`` query returns ``EscalationView``.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo
+from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.bounds import (
+    LIST_MAX,
+    BoundedDate,
+    Key,
+    OptionalText,
+    Ref,
+    RoleKey,
+    ShortText,
+    TeamRef,
+    Text,
+    at_most,
+    bound,
+)
 from schemas.protocol import Protocol
 from schemas.schedule import Schedule
-
-# --- Bounded inputs ---------------------------------------------------------------------------------------
-# Every field a person can fill has a type below: a length, a character set and, for dates, a range, so
-# that nothing a person or a mail client sends can grow an escalation's history or state without bound.
-
-TEXT_MAX = 20_000
-"""Longest free text (an answer, an outcome, a note): about eight pages."""
-SHORT_TEXT_MAX = 200
-"""Longest short text (a category, a meeting attendee)."""
-LIST_MAX = 30
-"""Most items in a list a person gives (meeting attendees, roles consulted)."""
-EARLIEST_DATE = date(2000, 1, 1)
-LATEST_DATE = date(2999, 12, 31)
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-LEGACY = "legacy"
-"""Validation context key: set (True) to decode payloads recorded before these bounds existed.
-
-Histories recorded earlier hold updates and signals that were accepted under looser models; replaying them
-must decode them exactly as then. New input is always checked in full (the default).
-"""
-
-_T = TypeVar("_T")
-
-
-def _bound(check: Callable[[_T], None]) -> AfterValidator:
-    """A check that applies to new input, and is skipped when decoding a legacy payload."""
-
-    def validate(value: _T, info: ValidationInfo) -> _T:
-        if not (info.context or {}).get(LEGACY):
-            check(value)
-        return value
-
-    return AfterValidator(validate)
-
-
-def _no_control_characters(text: str) -> None:
-    found = _CONTROL.search(text)
-    if found:
-        raise ValueError(
-            f"contains the control character U+{ord(found.group()):04X} at position {found.start() + 1}: "
-            "remove it (tabs and line breaks are fine)"
-        )
-
-
-def _at_most(limit: int, what: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if len(value) > limit:
-            raise ValueError(f"has {len(value):,} {what}; at most {limit:,} are allowed")
-
-    return check
-
-
-def _is_key(text: str) -> None:
-    if not _KEY.match(text):
-        raise ValueError(
-            "must be a key from the protocol: lower-case letters, digits, '_' and '-', at most 64 characters"
-        )
-
-
-def _within_supported_years(day: date) -> None:
-    if not EARLIEST_DATE <= day <= LATEST_DATE:
-        raise ValueError(f"must be between {EARLIEST_DATE.year} and {LATEST_DATE.year}")
-
-
-Text = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_MAX),
-    _bound(_no_control_characters),
-]
-"""Free text that must be given: 1 to 20,000 characters, no control characters but tabs and line breaks."""
-OptionalText = Annotated[str, _bound(_at_most(TEXT_MAX, "characters")), _bound(_no_control_characters)]
-"""Free text that may be empty."""
-
-
-def _given(text: str) -> None:
-    if not text.strip():
-        raise ValueError("must not be empty")
-
-
-ShortText = Annotated[
-    str, _bound(_given), _bound(_at_most(SHORT_TEXT_MAX, "characters")), _bound(_no_control_characters)
-]
-"""A short text that must be given: at most 200 characters, no control characters."""
-Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-"""An opaque reference: letters, digits, '.', '_' and '-'; never a name."""
-_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def _is_ref(text: str) -> None:
-    if not _REF.match(text):
-        raise ValueError(
-            "must be an opaque reference: letters, digits, '.', '_' and '-', at most 64 characters, "
-            "starting with a letter or digit"
-        )
-
-
-TeamRef = Annotated[str, _bound(_is_ref)]
-"""A team's reference in the directory (an opaque reference, like ``team-a``)."""
-Key = Annotated[str, _bound(_is_key)]
-"""A key from the protocol (a role, stage, track or service area): lower case, digits, '_' and '-'."""
-BoundedDate = Annotated[date, _bound(_within_supported_years)]
-"""A calendar date between 2000 and 2999 (a guard against overflow); the boundary narrows it to a year
-from today."""
 
 
 class _Model(BaseModel):
@@ -132,7 +37,7 @@ class Actor(_Model):
     """Who does something: an opaque staff reference and the role they act in."""
 
     id: Ref
-    role: Annotated[str, StringConstraints(min_length=1, max_length=64), _bound(_is_key)]
+    role: RoleKey
 
 
 class Status(StrEnum):
@@ -268,7 +173,7 @@ class ReferToCafcass(_Model):
     kind: Literal["refer_to_cafcass"] = "refer_to_cafcass"
     actor: Actor
     reason: Text
-    consulted: Annotated[list[Key], _bound(_at_most(LIST_MAX, "roles"))] = Field(
+    consulted: Annotated[list[Key], bound(at_most(LIST_MAX, "roles"))] = Field(
         default_factory=list, description="Roles consulted before referring."
     )
 
@@ -288,7 +193,7 @@ class RecordMeeting(_Model):
     kind: Literal["record_meeting"] = "record_meeting"
     actor: Actor
     held_on: BoundedDate
-    attendees: Annotated[list[ShortText], _bound(_at_most(LIST_MAX, "attendees"))] = Field(min_length=1)
+    attendees: Annotated[list[ShortText], bound(at_most(LIST_MAX, "attendees"))] = Field(min_length=1)
     outcome: Text
 
 
@@ -371,7 +276,7 @@ class RaiseConcern(_Model):
     concern: Concern
     start_at_stage: str | None = Field(default=None, description="Bypass at start: begin at this stage.")
     start_bypass: Bypass | None = Field(default=None, description="Why and how the start bypasses stages.")
-    consultations: Annotated[list[RecordConsultation], _bound(_at_most(LIST_MAX, "consultations"))] = Field(
+    consultations: Annotated[list[RecordConsultation], bound(at_most(LIST_MAX, "consultations"))] = Field(
         default_factory=list
     )
     history_events_before_continuing: int = Field(

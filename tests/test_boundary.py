@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from schemas.bounds import TEXT_MAX
 from schemas.escalation import (
-    TEXT_MAX,
     Actor,
     AddNote,
     Concern,

@@ -13,9 +13,9 @@ from typing import Any, cast, get_args
 
 from pydantic import TypeAdapter, ValidationError
 
+from schemas.bounds import LEGACY
 from schemas.escalation import (
     ACTION_KINDS,
-    LEGACY,
     Accept,
     Action,
     EscalationState,

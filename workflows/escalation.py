@@ -31,6 +31,7 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from schemas.bounds import LEGACY
     from schemas.effects import (
         Effect,
         EscalationSnapshot,
@@ -43,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
         RefusalInput,
     )
     from schemas.escalation import (
-        LEGACY,
         Action,
         ActionResult,
         Actor,

@@ -13,7 +13,9 @@ from pydantic import BaseModel, StringConstraints, ValidationError
 
 from activities.working_days import LONDON
 from protocols import ProtocolError, load_protocol
-from schemas.escalation import Ref, Status, Text
+from schemas import bounds
+from schemas.bounds import Ref
+from schemas.escalation import Status
 from schemas.protocol import Protocol
 
 PROG = "escalate"
@@ -70,13 +72,7 @@ CALENDAR_DAYS = (0, 260)
 """``calendar add-working-days``: at most a year of working days."""
 
 
-def _text_limit() -> int:
-    """The ``max_length`` of ``schemas.escalation.Text``."""
-    limits = [m.max_length for m in get_args(Text)[1:] if isinstance(m, StringConstraints) and m.max_length]
-    return limits[0] if limits else 20_000
-
-
-TEXT_MAX = _text_limit()
+TEXT_MAX = bounds.TEXT_MAX
 """Free text (answers, reasons, notes): the same limit as the actions' ``Text`` fields."""
 KEY_MAX = 64
 REF_PATTERN = next(m.pattern for m in get_args(Ref)[1:] if isinstance(m, StringConstraints))
