@@ -645,15 +645,16 @@ NOTIFIED_KINDS = {
     EventKind.CLOSED,
     EventKind.NOTE,
 }
-"""Every kind the rules notify (``to=`` in ``workflows/rules.py``), plus those moved into by ``_move``."""
+"""Every kind the rules notify (``to=`` in ``workflows/rules/``), plus those moved into by ``_move``."""
 OWN_TEMPLATES = NOTIFIED_KINDS | {EventKind.RAISED}
 
 
 def _kinds_notified_in_rules() -> set[EventKind]:
-    """``EventKind.X`` literals in calls of ``workflows/rules.py`` that pass ``to=``."""
-    tree = ast.parse(Path(workflows.rules.__file__).read_text(encoding="utf-8"))
+    """``EventKind.X`` literals in calls in ``workflows/rules/`` that pass ``to=``."""
+    package = Path(workflows.rules.__file__).parent
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in sorted(package.glob("*.py"))]
     found: set[EventKind] = set()
-    for node in ast.walk(tree):
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if isinstance(node, ast.Call) and any(k.arg == "to" for k in node.keywords):
             for arg in [*node.args, *(k.value for k in node.keywords)]:
                 if (
@@ -667,7 +668,7 @@ def _kinds_notified_in_rules() -> set[EventKind]:
 
 def test_every_notified_kind_has_its_own_text_and_html_template() -> None:
     from_rules = _kinds_notified_in_rules()
-    assert from_rules, "the scan found no notified kinds: has rules.py changed shape?"
+    assert from_rules, "the scan found no notified kinds: have the rules changed shape?"
     assert from_rules <= NOTIFIED_KINDS, f"new notified kinds need templates: {from_rules - NOTIFIED_KINDS}"
     for kind in OWN_TEMPLATES:
         for name in template_names(kind.value):

@@ -1,0 +1,142 @@
+"""Deadlines computed by the clock activity, and what falls due when a timer fires."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from schemas.effects import PlanSchedule
+from schemas.escalation import (
+    EscalationState,
+    EventKind,
+    Flag,
+    Status,
+)
+from schemas.protocol import RAISING_OFFICER
+from schemas.schedule import Schedule
+from workflows.rules._core import (
+    Decision,
+    _Change,
+    _names,
+    addressees,
+    running_schedule,
+    track_of,
+)
+from workflows.rules._ladder import _escalate
+
+# --- computed schedules and timers ---------------------------------------------------------------------
+
+
+def on_scheduled(state: EscalationState, effect: PlanSchedule, schedule: Schedule, now: datetime) -> Decision:
+    """Take in a schedule computed by the clock activity (recorded in history)."""
+    c = _Change(state, now)
+    s = c.s
+    if effect.purpose in ("stage", "reschedule"):
+        s.stage_schedule = schedule
+        s.stage_reminded = schedule.remind_at is not None and schedule.remind_at <= now
+        if effect.purpose == "stage":
+            s.stage_protocol_due = schedule.due_date
+    elif effect.purpose == "total":
+        s.total_schedule = schedule
+    else:
+        s.hold_schedule = schedule
+    if effect.announce:
+        a = effect.announce
+        days = schedule.working_days_left(schedule.received_at)
+        span = f"{days} working day{'' if days == 1 else 's'}" if days else "the same day"
+        c.event(
+            a.kind,
+            f"{a.text} Answer due by the end of {schedule.due_date:%A %-d %B %Y} ({span}).",
+            actor=a.actor,
+            to=a.to,
+            cc=a.cc,
+            data={"due_date": schedule.due_date.isoformat(), "working_days": days},
+        )
+    return c.decision()
+
+
+def next_wakeup(state: EscalationState) -> datetime | None:
+    """The next instant at which ``on_timer`` has something to do, if any."""
+    if state.status.is_closed:
+        return None
+    times: list[datetime] = []
+    if _total_runs(state):
+        assert state.total_schedule is not None
+        times.append(state.total_schedule.due_at)
+    sched = running_schedule(state)
+    if sched:
+        if sched.remind_at and not state.stage_reminded:
+            times.append(sched.remind_at)
+        times.append(sched.due_at)
+    hold = state.hold_schedule
+    if state.status is Status.ESCALATION_DUE and hold:
+        times.append(hold.remind_at or hold.due_at)
+    if state.status is Status.MONITORING and hold and Flag.ACTION_PLAN_DUE not in state.flags:
+        times.append(hold.due_at)
+    return min(times) if times else None
+
+
+def _total_runs(state: EscalationState) -> bool:
+    """The total limit runs from the first formal stage until resolution or an agreed action plan."""
+    return (
+        state.total_schedule is not None
+        and Flag.BREACHED not in state.flags
+        and state.status is not Status.MONITORING
+    )
+
+
+def on_timer(state: EscalationState, now: datetime) -> Decision:
+    """Do whatever has fallen due by ``now``: breach, reminders, automatic escalation."""
+    c = _Change(state, now)
+    s = c.s
+    if s.status.is_closed:
+        return c.decision()
+    total = s.total_schedule
+    if total and _total_runs(s) and now >= total.due_at:
+        c.flag(Flag.BREACHED)
+        c.event(
+            EventKind.BREACHED,
+            f"The {s.protocol.total_formal_working_days}-working-day limit for the formal process ended "
+            f"on {total.due_date:%A %-d %B %Y} without resolution.",
+            to=list(s.protocol.breach_notify),
+            cc=[RAISING_OFFICER],
+        )
+    sched = running_schedule(s)
+    if sched:
+        if sched.remind_at and not s.stage_reminded and now >= sched.remind_at:
+            s.stage_reminded = True
+            if now < sched.due_at:
+                to, cc = addressees(s)
+                c.event(
+                    EventKind.REMINDER,
+                    f"Reminder: an answer is due by the end of {sched.due_date:%A %-d %B %Y}.",
+                    to=to,
+                    cc=cc,
+                )
+        if now >= sched.due_at:
+            c.flag(Flag.OVERDUE)
+            c.event(
+                EventKind.DEADLINE_PASSED,
+                f"No answer by the end of {sched.due_date:%A %-d %B %Y}.",
+            )
+            _escalate(c, None, "no answer within the stage's time")
+    hold = s.hold_schedule
+    if s.status is Status.ESCALATION_DUE and hold and now >= (hold.remind_at or hold.due_at):
+        assert s.hold_target is not None
+        dest = track_of(s).stages[s.hold_target]
+        gate = dest.entry_gate
+        assert gate is not None
+        c.event(
+            EventKind.ESCALATION_DUE_REMINDER,
+            f"Escalation to {dest.name} is still due: record the {gate.kind.value} with "
+            f"{_names(s, gate.with_roles)}.",
+            to=[RAISING_OFFICER],
+        )
+        c.schedule("hold", c.request(working_days=1))
+    if s.status is Status.MONITORING and hold and now >= hold.due_at and Flag.ACTION_PLAN_DUE not in s.flags:
+        c.flag(Flag.ACTION_PLAN_DUE)
+        c.event(
+            EventKind.ACTION_PLAN_DUE,
+            "The action plan's date has come: confirm it was done (accept) or escalate.",
+            to=[RAISING_OFFICER],
+        )
+    return c.decision()

@@ -1,0 +1,290 @@
+"""Opening an escalation and moving it up the ladder: stages, gates, bypass rules and consultations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from schemas.effects import Announcement
+from schemas.escalation import (
+    Actor,
+    Bypass,
+    Consultation,
+    EscalationState,
+    EventKind,
+    Flag,
+    RaiseConcern,
+    RecordConsultation,
+    Status,
+)
+from schemas.protocol import RAISING_OFFICER, GateKind
+from workflows.rules._core import (
+    Decision,
+    Refused,
+    _Change,
+    _is_officer,
+    _names,
+    _stage_index,
+    addressees,
+    current_stage,
+    track_of,
+)
+
+# --- starting -------------------------------------------------------------------------------------------
+
+
+def start(raise_: RaiseConcern, now: datetime) -> Decision:
+    """Open an escalation at the first stage, or at the stage the officer bypasses to."""
+    p = raise_.protocol
+    try:
+        track = p.track(raise_.track)
+    except KeyError as exc:
+        raise Refused(str(exc.args[0])) from None
+    if raise_.officer.role not in track.officer_roles:
+        raise Refused(
+            f"a {p.role_name(raise_.officer.role)} cannot raise on the {track.name} track; "
+            f"its officers are: {p.role_names(track.officer_roles)}"
+        )
+    if raise_.category not in track.categories:
+        raise Refused(f"unknown category {raise_.category!r}; choose one of: {'; '.join(track.categories)}")
+    if raise_.service_area is not None and raise_.service_area not in p.service_areas:
+        known = ", ".join(p.service_areas) or "none (leave it empty)"
+        raise Refused(f"unknown service area {raise_.service_area!r}; {p.authority} has: {known}")
+    target = _stage_index(track, raise_.start_at_stage) if raise_.start_at_stage else 0
+    if target > 0 and raise_.start_bypass is None:
+        raise Refused("starting past the first stage is a bypass: give its reason (start_bypass)")
+
+    state = EscalationState(
+        escalation_id=raise_.escalation_id,
+        protocol=p,
+        track=track.key,
+        category=raise_.category,
+        service_area=raise_.service_area,
+        child_ref=raise_.child_ref,
+        team=raise_.team,
+        officer=raise_.officer,
+        concern=raise_.concern,
+        raised_at=now,
+        status=Status.AWAITING_RESPONSE,
+        stage_index=0,
+        stage_entered_at=now,
+    )
+    c = _Change(state, now)
+    c.event(
+        EventKind.RAISED,
+        raise_.concern.summary,
+        actor=raise_.officer,
+        data={"category": raise_.category, "service_area": raise_.service_area},
+    )
+    for consultation in raise_.consultations:
+        _apply_consultation(c, consultation, at_start=True)
+    if target == 0:
+        _enter_stage(c, 0)
+    else:
+        assert raise_.start_bypass is not None
+        bypass = raise_.start_bypass.model_copy(update={"to_stage": track.stages[target].key})
+        _check_bypass_rule(c.s, bypass)
+        if not _gate_open(c.s, target):
+            gate = track.stages[target].entry_gate
+            assert gate is not None
+            raise Refused(
+                f"{track.stages[target].name} needs a recorded {gate.kind.value} with "
+                f"{_names(c.s, gate.with_roles)} first: include it in the consultations"
+            )
+        c.event(
+            EventKind.BYPASSED,
+            f"Raised directly at {track.stages[target].name}. Reason: {bypass.reason}",
+            actor=raise_.officer,
+            data={"from": None, "to": track.stages[target].key, "emergency": bypass.emergency},
+        )
+        if bypass.emergency:
+            c.flag(Flag.EMERGENCY_BYPASS)
+        _enter_stage(c, target)
+    c.outcome = f"raised at {current_stage(c.s).name}"
+    return c.decision()
+
+
+# --- moving between stages -------------------------------------------------------------------------------
+
+
+def _enter_stage(c: _Change, index: int) -> None:
+    s = c.s
+    s.stage_index = index
+    s.stage_entered_at = c.now
+    s.status = Status.AWAITING_RESPONSE
+    s.stage_schedule = None
+    s.stage_protocol_due = None
+    s.stage_reminded = False
+    s.pending_extension = None
+    s.answer = None
+    s.action_plan = None
+    s.action_plan_due = None
+    s.hold_target = None
+    s.hold_via = None
+    s.hold_schedule = None
+    c.unflag(Flag.OVERDUE)
+    c.unflag(Flag.ACTION_PLAN_DUE)
+    stage = current_stage(s)
+    to, cc = addressees(s, stage)
+    if stage.told_in_advance:
+        c.event(
+            EventKind.TOLD_IN_ADVANCE,
+            f"The concern is about to go to {_names(s, to)} at {stage.name}.",
+            to=list(stage.told_in_advance),
+        )
+    if stage.formal and s.formal_started_at is None:
+        s.formal_started_at = c.now
+        c.schedule(
+            "total",
+            c.request(working_days=s.protocol.total_formal_working_days, reminder_lead_working_days=0),
+        )
+    text = f"Sent to {_names(s, to)} at {stage.name}."
+    if stage.meeting:
+        text += " This stage is managed through a meeting: invite all key people and record it."
+    sent = Announcement(kind=EventKind.SENT_TO_STAGE, text=text, actor=s.officer, to=to, cc=cc)
+    if stage.response_working_days is None:
+        c.event(sent.kind, sent.text + " The protocol sets no response time.", actor=s.officer, to=to, cc=cc)
+    else:
+        c.schedule("stage", c.request(working_days=stage.response_working_days), announce=sent)
+
+
+def _gate_open(s: EscalationState, index: int) -> bool:
+    stage = track_of(s).stages[index]
+    gate = stage.entry_gate
+    if gate is None:
+        return True
+    relevant = [x for x in s.consultations if x.stage == stage.key and x.with_role in gate.with_roles]
+    if not relevant:
+        return False
+    return gate.kind is GateKind.CONSULTATION or relevant[-1].agreed is True
+
+
+def _move(
+    c: _Change,
+    target: int,
+    via: EventKind,
+    actor: Actor | None,
+    reason: str,
+    *,
+    emergency: bool = False,
+) -> None:
+    """Escalate or bypass to ``target``, or hold as escalation due while its gate is closed."""
+    s = c.s
+    track = track_of(s)
+    dest = track.stages[target]
+    if not _gate_open(s, target):
+        gate = dest.entry_gate
+        assert gate is not None
+        s.status = Status.ESCALATION_DUE
+        s.hold_target = target
+        s.hold_via = via
+        s.pending_extension = None
+        c.event(
+            EventKind.ESCALATION_DUE,
+            f"{'Bypass' if via is EventKind.BYPASSED else 'Escalation'} to {dest.name} is due: "
+            f"record a {gate.kind.value} with {_names(s, gate.with_roles)} first. Reason: {reason}",
+            actor=actor,
+            to=[RAISING_OFFICER],
+            cc=list(gate.with_roles),
+            data={"target": dest.key, "gate": gate.kind.value},
+        )
+        c.schedule("hold", c.request(working_days=1))
+        c.outcome = f"held: {dest.name} needs a {gate.kind.value} with {_names(s, gate.with_roles)}"
+        return
+    before = current_stage(s)
+    to, cc = addressees(s, before)
+    word = "Bypassed" if via is EventKind.BYPASSED else "Escalated"
+    c.event(
+        via,
+        f"{word} from {before.name} to {dest.name}. Reason: {reason}",
+        actor=actor,
+        to=to,
+        cc=cc,
+        data={"from": before.key, "to": dest.key, "emergency": emergency},
+    )
+    _enter_stage(c, target)
+    c.outcome = f"{word.lower()} to {dest.name}"
+
+
+def _escalate(c: _Change, actor: Actor | None, reason: str) -> None:
+    s = c.s
+    nxt = s.stage_index + 1
+    if nxt >= len(track_of(s).stages):
+        s.status = Status.EXHAUSTED
+        s.pending_extension = None  # no stage runs to give more time to
+        to, cc = addressees(s)
+        c.event(
+            EventKind.EXHAUSTED,
+            "The top of the ladder has been reached without resolution. The officer may refer to "
+            f"CAFCASS (where allowed) or close the escalation. Reason: {reason}",
+            actor=actor,
+            to=[RAISING_OFFICER],
+            cc=to + cc,
+        )
+        c.outcome = "exhausted: the top of the ladder has been reached"
+        return
+    _move(c, nxt, EventKind.ESCALATED, actor, reason)
+
+
+def _check_bypass_rule(s: EscalationState, a: Bypass) -> None:
+    rule = s.protocol.bypass
+    if not rule.prior_discussion_with:
+        return
+    if a.emergency and rule.emergency_exempt:
+        return
+    if a.discussed_with in rule.prior_discussion_with:
+        return
+    needed = _names(s, rule.prior_discussion_with)
+    exempt = " (or say it is an emergency)" if rule.emergency_exempt else ""
+    raise Refused(f"a bypass needs a prior discussion with {needed}{exempt}: give discussed_with")
+
+
+def _apply_consultation(c: _Change, a: RecordConsultation, *, at_start: bool) -> None:
+    s = c.s
+    track = track_of(s)
+    index = _stage_index(track, a.stage)
+    stage = track.stages[index]
+    gate = stage.entry_gate
+    if gate is None:
+        raise Refused(f"{stage.name} needs no consultation before it")
+    if not at_start and index <= s.stage_index:
+        raise Refused(f"{stage.name} has already been reached")
+    if a.with_role not in gate.with_roles:
+        raise Refused(f"{stage.name} needs a {gate.kind.value} with {_names(s, gate.with_roles)}")
+    if not at_start and not _is_officer(s, a.actor) and a.actor.role != a.with_role:
+        raise Refused(
+            f"you may record only your own {gate.kind.value} (as {s.protocol.role_name(a.actor.role)}); "
+            f"the raising officer records one with {s.protocol.role_name(a.with_role)}"
+        )
+    if gate.kind is GateKind.AGREEMENT and a.agreed is None:
+        raise Refused(f"say whether {s.protocol.role_name(a.with_role)} agreed (agreed: true or false)")
+    s.consultations.append(
+        Consultation(
+            stage=stage.key, with_role=a.with_role, agreed=a.agreed, summary=a.summary, by=a.actor, at=c.now
+        )
+    )
+    outcome = "" if a.agreed is None else (" They agreed." if a.agreed else " They did not agree.")
+    c.event(
+        EventKind.CONSULTATION_RECORDED,
+        f"{gate.kind.value.capitalize()} with {s.protocol.role_name(a.with_role)} "
+        f"before {stage.name}.{outcome} {a.summary}",
+        actor=a.actor,
+        data={"for_stage": stage.key, "with_role": a.with_role, "agreed": a.agreed},
+    )
+    c.outcome = "consultation recorded"
+    if at_start or s.status is not Status.ESCALATION_DUE or s.hold_target != index:
+        return
+    if _gate_open(s, index):
+        via = s.hold_via or EventKind.ESCALATED
+        s.status = Status.AWAITING_RESPONSE
+        _move(c, index, via, a.actor, f"after the {gate.kind.value} with {s.protocol.role_name(a.with_role)}")
+    elif a.agreed is False:
+        s.status = Status.AWAITING_DECISION
+        s.hold_target = s.hold_via = s.hold_schedule = None
+        c.event(
+            EventKind.NOTE,
+            f"{s.protocol.role_name(a.with_role)} did not agree to escalate to {stage.name}; "
+            f"the concern stays at {current_stage(s).name}. "
+            "The officer may accept, withdraw, bypass or ask again.",
+            to=[RAISING_OFFICER],
+        )
+        c.outcome = f"not agreed: the concern stays at {current_stage(s).name}"
