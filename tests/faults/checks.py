@@ -243,8 +243,10 @@ def _check_mail(
             why.append(f"{len(rows)} log rows")
         elif rows[0] < times[-1]:
             why.append("logged before its last delivery (the log was not consulted)")
+        cuts: list[str] = []
         for first, then in itertools.pairwise(times):
             cut = [f.kind for f in window if first <= f.end and f.start <= then]
+            cuts += cut
             if not cut:
                 why.append(
                     f"no worker kill, PostgreSQL or SMTP stop between copies at {first:.3f} and {then:.3f}"
@@ -253,4 +255,4 @@ def _check_mail(
         if why:
             found.duplicates_unexplained.append(f"{line}: {'; '.join(why)}")
         else:
-            found.duplicates_explained.append(line)
+            found.duplicates_explained.append(f"{line}, after {', '.join(sorted(set(cuts)))}")
