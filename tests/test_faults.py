@@ -1,10 +1,10 @@
 """Escalations keep every event and mail through faults on real components (``tests/faults``).
 
-The end-to-end test drives six escalations of different authorities and tracks through ten actions each while the
-worker is killed (SIGKILL) three times, the Temporal server is stopped with SIGTERM once and SIGKILL once
-and started again on its database file, and PostgreSQL and the SMTP server are each stopped a while. Then:
-no event lost or recorded twice, every mail delivered once (copies allowed only where the documented crash
-window explains them), nothing stuck, every history replays. The longer soak is
+The end-to-end test drives six escalations (five authorities, both Wigan tracks) through ten actions each
+while the worker is killed (SIGKILL) three times, the Temporal server is stopped with SIGTERM once and
+SIGKILL once and started again on its database file, and PostgreSQL and the SMTP server are each stopped a
+while. Then: no event lost or recorded twice, every mail delivered once (copies allowed only where the
+documented crash window explains them), nothing stuck, every history replays. The longer soak is
 ``benchmarks/fault_soak.py``.
 
 The tests of the mail check itself show exactly which copies it allows.
