@@ -63,6 +63,7 @@ async def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         minutes=args.minutes,
         folder=args.keep,
+        say=lambda line: print(line, flush=True),
     )
     print(
         f"fault soak: {args.escalations} escalations x {args.actions} actions per batch, seed {args.seed}, "

@@ -3,11 +3,11 @@
 Each escalation is raised with ``starter.escalations.prepare``/``raise_concern`` and then takes seeded
 random actions among those its people may take now (the ``available_actions`` query): answers, requests
 for more time and decisions on them, escalations, consultations and meetings where a stage needs them,
-notes and views; it ends with ``accept`` or ``withdraw``. Every update has a fixed update id, so sending it
-again after the server or the worker went away cannot apply it twice (Temporal returns the first outcome);
-an update refused as ``Busy`` is sent again. Every text carries a tag (``[e3.a7]``) by which the checks find
-each applied action in the timeline exactly once, and no refused one.
-"""
+notes and views (now and then a note at the same time as another action); it ends with ``accept`` or
+``withdraw``. Every update has a fixed update id, so sending it again after the server or the worker went
+away cannot apply it twice (Temporal returns the first outcome); an update refused as ``Busy`` is sent
+again. Every text carries a tag (``[e3.a7]``) by which the checks find each applied action in the
+timeline exactly once, and no refused one."""
 
 from __future__ import annotations
 
@@ -78,6 +78,8 @@ WEIGHTS = {
     "record_meeting": 3.0,
 }
 """The actions driven (and how often, where several are open); the rest are left to other tests."""
+CONCURRENT_NOTE = 0.25
+"""How often a note is sent at the same time as the action: one of the two may be refused as ``Busy``."""
 LONDON = ZoneInfo("Europe/London")
 QUERY_TIMEOUT = timedelta(seconds=15)
 UPDATE_TIMEOUT = timedelta(seconds=30)
@@ -244,7 +246,11 @@ class EscalationDriver:
             choice = await self._choose(view, tag, terminal=False)
             if choice is None:
                 continue
-            await self._send(tag, *choice)
+            if self.rng.random() < CONCURRENT_NOTE:
+                note = AddNote(actor=self.officer, text=f"[{tag}n] fault drive note sent alongside")
+                await asyncio.gather(self._send(tag, *choice), self._send(f"{tag}n", "add_note", note))
+            else:
+                await self._send(tag, *choice)
         view = await self.view()
         tag = f"e{self.number}.end"
         choice = await self._choose(view, tag, terminal=True)

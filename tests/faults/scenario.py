@@ -24,11 +24,13 @@ import signal
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
 from temporalio.client import Client
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from starter.connection import DATA_CONVERTER
 from tests.faults.checks import Fault, Findings, check_all
@@ -58,6 +60,8 @@ class Config:
     drive_timeout_s: float = 600.0
     settle_timeout_s: float = 300.0
     folder: Path | None = None
+    say: Callable[[str], None] | None = None
+    """Told of each fault as it is cleared (the soak prints them)."""
 
 
 @dataclass
@@ -126,7 +130,9 @@ class _Scenario:
             engine = create_engine(url, pool_pre_ping=True)
             self.catcher.start()
             await self.server.start()
-            self.client = await Client.connect(self.server.address, data_converter=DATA_CONVERTER)
+            self.client = await Client.connect(
+                self.server.address, data_converter=DATA_CONVERTER, runtime=_quiet_runtime()
+            )
             self.worker = WorkerProcess(
                 self.folder, address=self.server.address, database_url=url, smtp_port=self.catcher.port
             )
@@ -211,8 +217,14 @@ class _Scenario:
             over.cancel()
             if plan is None and self.drive_over.is_set():
                 return
+            began = time.monotonic()
             await self._inject(kind)
             self.report.faults[kind] += 1
+            if self.config.say is not None:
+                self.config.say(
+                    f"fault {sum(self.report.faults.values())}: {kind} after {self._actions()} actions, "
+                    f"cleared in {time.monotonic() - began:.1f}s"
+                )
 
     def _actions(self) -> int:
         return self.progress.applied + self.progress.refused
@@ -279,6 +291,12 @@ class _Scenario:
                     code = self.worker.proc.returncode if self.worker.proc else None
                     self.report.worker_exits.append(f"exit code {code}; log {self.worker.log}")
                     await self.worker.start()
+
+
+def _quiet_runtime() -> Runtime:
+    """The drive's client logs errors only: its retries while the server is down are expected."""
+    quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet)))
 
 
 async def run_scenario(config: Config) -> Report:
