@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shutil
 import signal
 import tempfile
 import time
@@ -169,6 +170,7 @@ class _Scenario:
             if engine is not None:
                 engine.dispose()
             await asyncio.to_thread(self.pg.stop)
+            shutil.rmtree(self.pg.root, ignore_errors=True)
         return self.report
 
     # -- the drive ----------------------------------------------------------------------------------------
