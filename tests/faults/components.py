@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from temporalio.client import Client
 from activities.settings import PROJECT_ROOT
 from starter.connection import DATA_CONVERTER
 from starter.temporal_binaries import temporal_cli_path
-from tests.postgres_server import _Cluster, find_postgres_bin
+from tests.postgres_server import DATABASE, _admin, _Cluster, find_postgres_bin
 from tests.smtp_server import Capture
 from tests.temporal_servers import free_port
 from workflows import search_attributes
@@ -237,8 +238,6 @@ class PostgresServer(_Cluster):
                 "PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's 'postgresql' package"
             )
         if os.geteuid() == 0:
-            import pwd
-
             try:
                 pwd.getpwnam("postgres")
             except KeyError:
@@ -247,8 +246,6 @@ class PostgresServer(_Cluster):
 
     def open(self) -> str:
         """Initialise and start the cluster, create the database; its URL."""
-        from tests.postgres_server import DATABASE, _admin
-
         try:
             self.init()
             for attempt in range(3):  # the free port may be taken between choosing and binding it
