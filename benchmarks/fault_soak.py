@@ -46,12 +46,28 @@ def _minutes(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 1 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; give 1 to 600 seconds")
+    return value
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--escalations", type=_count, default=6, help="escalations per batch")
     parser.add_argument("--actions", type=_count, default=20, help="actions per escalation")
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice")
     parser.add_argument("--minutes", type=_minutes, default=5.0, help="keep driving new batches this long")
+    parser.add_argument(
+        "--outage-seconds",
+        type=_seconds,
+        default=20.0,
+        help="PostgreSQL and SMTP stay down between 1 s and this long (longer: longer retry backoffs)",
+    )
     parser.add_argument("--keep", type=Path, help="keep logs and databases in this folder")
     args = parser.parse_args(argv)
     if args.escalations < 1:
@@ -62,6 +78,7 @@ async def main(argv: list[str] | None = None) -> int:
         actions=args.actions,
         seed=args.seed,
         minutes=args.minutes,
+        outage_s=(1.0, args.outage_seconds),
         folder=args.keep,
         say=lambda line: print(line, flush=True),
     )

@@ -41,10 +41,8 @@ from tests.faults.driver import Driven, DriverStuck, EscalationDriver, Progress
 __all__ = ["KINDS", "Config", "Report", "run_scenario"]
 
 KINDS = ("worker_kill", "temporal_term", "temporal_kill", "postgres_stop", "smtp_stop")
-OUTAGE_MIN_S = (1.5, 4.0)
-"""A PostgreSQL or SMTP outage lasts at least this long (seeded, uniform)..."""
-OUTAGE_MAX_S = 15.0
-"""... and until an activity has failed against it, but no longer than this."""
+NOTICE_S = 15.0
+"""After its seeded length, an outage lasts until an activity failed against it, but no longer than this."""
 
 
 @dataclass
@@ -58,6 +56,8 @@ class Config:
     """Keep starting batches of escalations until this much time has passed (at least one batch)."""
     gap: tuple[int, int] = (2, 5)
     """Actions between one fault and the next (seeded, inclusive)."""
+    outage_s: tuple[float, float] = (1.5, 4.0)
+    """How long PostgreSQL or SMTP stays down at least (seeded, uniform)."""
     drive_timeout_s: float = 600.0
     settle_timeout_s: float = 300.0
     folder: Path | None = None
@@ -266,9 +266,9 @@ class _Scenario:
     async def _outage(self, activities: set[str]) -> None:
         """Keep a component down for a seeded while, then until an activity failed against it (bounded)."""
         assert self.client is not None
+        await asyncio.sleep(self.rng.uniform(*self.config.outage_s))
         began = time.monotonic()
-        await asyncio.sleep(self.rng.uniform(*OUTAGE_MIN_S))
-        while time.monotonic() - began < OUTAGE_MAX_S:
+        while time.monotonic() - began < NOTICE_S:
             for d in self.driven_now():
                 with contextlib.suppress(Exception):
                     described = (await self.client.get_workflow_handle(d).describe()).raw_description
