@@ -8,9 +8,11 @@
   is delivered once, except in the crash window ``activities/mail.py`` documents (a message accepted by the
   SMTP server whose log row was never committed is sent again, with the same Message-ID). A copy is allowed
   only when both hold: the Message-ID's one log row is dated after its last delivery (no earlier delivery
-  was ever logged), and between each delivery and the next a fault was injected that cuts that window: the
-  worker killed, PostgreSQL stopped, or the SMTP server stopped (its reply to the message may be lost). A
-  Temporal server restart explains nothing: it cannot come between a send and its log row.
+  was ever logged), and each delivery but the last was accepted before a fault that cuts that window was
+  cleared, and the next one after it began: the worker killed (cleared when its replacement is ready: a
+  message the dead worker sent whole may reach the catcher a moment after the kill), PostgreSQL stopped, or
+  the SMTP server stopped (its reply to the message may be lost). A Temporal server restart explains
+  nothing: it cannot come between a send and its log row.
 * **Stuck**: each escalation answers ``state``, is not busy, has no activity or workflow task pending and no
   problem recorded, and its history has no failed workflow task.
 * **Replay**: each escalation's history replays on the current code.

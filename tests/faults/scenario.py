@@ -241,8 +241,10 @@ class _Scenario:
             async with self.worker_lock:
                 at = time.time()
                 await self.worker.kill()
-                self.faults.append(Fault(kind, at, at))
                 await self.worker.start()
+                # Until the new worker is ready: the catcher may accept a message the dead worker had
+                # sent whole just before the kill a moment after it (no other worker runs meanwhile).
+                self.faults.append(Fault(kind, at, time.time()))
         elif kind in ("temporal_term", "temporal_kill"):
             start = time.time()
             await self.server.stop(signal.SIGTERM if kind == "temporal_term" else signal.SIGKILL)
