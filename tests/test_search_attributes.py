@@ -6,11 +6,10 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from schemas.escalation import Actor, Concern, Escalate, RaiseConcern
@@ -77,10 +76,6 @@ async def _found(client: Client, query: str, workflow_id: str, timeout: float = 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{workflow_id} not listed by {query!r} within {timeout}s")
         await asyncio.sleep(0.2)
-
-
-async def _event_types(handle: WorkflowHandle[Any, Any]) -> list[int]:
-    return [e.event_type async for e in handle.fetch_history_events()]
 
 
 @pytest.mark.asyncio(loop_scope="session")

@@ -27,6 +27,7 @@ from schemas.escalation import ActionResult, AddNote, EscalationOutcome
 from tests.driver import make_raise
 from tests.workflow_harness import replay, with_unique_id
 from worker import workflow_runner
+from workflows.activation_order import activate_split
 from workflows.escalation import BUSY, WORKFLOW_TYPE, EscalationWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -60,17 +61,7 @@ class _Splitting(WorkflowInstance):
         if act.is_replaying or not {"do_update", "resolve_activity"} <= kinds:
             return self.inner.activate(act)
         self.runner.splits += 1
-        first, second = WorkflowActivation(), WorkflowActivation()
-        first.CopyFrom(act)
-        second.CopyFrom(act)
-        del first.jobs[:]
-        del second.jobs[:]
-        for job in act.jobs:
-            (second if job.HasField("do_update") else first).jobs.append(job)
-        done = self.inner.activate(first)
-        then = self.inner.activate(second)
-        done.successful.commands.extend(then.successful.commands)
-        return done
+        return activate_split(self.inner, act)
 
     def get_serialization_context(self, command_info: Any) -> Any:
         return self.inner.get_serialization_context(command_info)

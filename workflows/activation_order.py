@@ -52,6 +52,32 @@ def tasks_to_split(run_id: str) -> set[int]:
         return set(_split_tasks.get(run_id, set()))
 
 
+def activate_split(instance: WorkflowInstance, act: WorkflowActivation) -> WorkflowActivationCompletion:
+    """Run ``act`` as two activations of one workflow task: everything but its updates, then its updates.
+
+    This is the order a warm worker used when it was handed the whole history again; the commands of both
+    are returned together, as one task's.
+    """
+    first, second = WorkflowActivation(), WorkflowActivation()
+    first.CopyFrom(act)
+    second.CopyFrom(act)
+    del first.jobs[:]
+    del second.jobs[:]
+    for job in act.jobs:
+        (second if job.HasField("do_update") else first).jobs.append(job)
+    done = instance.activate(first)
+    if not done.HasField("successful"):
+        return done
+    then = instance.activate(second)
+    if not then.HasField("successful"):
+        return then
+    done.successful.commands.extend(then.successful.commands)
+    flags = set(done.successful.used_internal_flags) | set(then.successful.used_internal_flags)
+    del done.successful.used_internal_flags[:]
+    done.successful.used_internal_flags.extend(sorted(flags))
+    return done
+
+
 class ActivationOrderRunner(WorkflowRunner):
     """Wraps another runner (the sandbox) so that pre-fix histories with split tasks replay."""
 
@@ -88,27 +114,7 @@ class _Instance(WorkflowInstance):
         self._mixed.append(act.history_length)
         if act.history_length not in tasks_to_split(act.run_id):
             return self._inner.activate(act)
-        return self._split(act)
-
-    def _split(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
-        first, second = WorkflowActivation(), WorkflowActivation()
-        first.CopyFrom(act)
-        second.CopyFrom(act)
-        del first.jobs[:]
-        del second.jobs[:]
-        for job in act.jobs:
-            (second if job.HasField("do_update") else first).jobs.append(job)
-        done = self._inner.activate(first)
-        if not done.HasField("successful"):
-            return done
-        then = self._inner.activate(second)
-        if not then.HasField("successful"):
-            return then
-        done.successful.commands.extend(then.successful.commands)
-        flags = set(done.successful.used_internal_flags) | set(then.successful.used_internal_flags)
-        del done.successful.used_internal_flags[:]
-        done.successful.used_internal_flags.extend(sorted(flags))
-        return done
+        return activate_split(self._inner, act)
 
     def _learn(self, act: WorkflowActivation) -> None:
         """After a nondeterminism error, remember the task that caused it, to split it next time."""
