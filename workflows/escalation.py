@@ -228,12 +228,14 @@ class EscalationWorkflow:
     async def _apply(self, action: Action) -> ActionResult:
         async with self._lock:
             try:
+                if self._bounded:  # the state may have moved since the validator checked it
+                    boundary.check_action(self.state_model, action, workflow.now())
                 decision = rules.handle(self.state_model, action, workflow.now())
                 await self._carry_out(decision, refusable=True)
-            except rules.Refused as refused:
+            except (boundary.OutOfBounds, rules.Refused) as refused:
                 # The state moved between validation and handling, or a deadline could not be placed:
                 # fail this update, adopt nothing.
-                raise ApplicationError(refused.reason, type=REFUSED, non_retryable=True) from None
+                raise ApplicationError(str(refused), type=REFUSED, non_retryable=True) from None
             s = self.state_model
             return ActionResult(outcome=decision.outcome, status=s.status, stage=rules.current_stage(s).key)
 
