@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -37,10 +38,26 @@ from workflows import search_attributes
 from workflows.escalation import TASK_QUEUE
 
 HOST = "127.0.0.1"
-PORT = 7233
-UI_PORT = 8233
-SMTP_PORT = 1025
-CODEC_PORT = 8234
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where ``escalate up`` listens on 127.0.0.1; each can be moved (``--port`` and the like)."""
+
+    temporal: int = 7233
+    ui: int = 8233
+    smtp: int = 1025
+    codec: int = 8234
+
+    def named(self) -> tuple[tuple[str, int], ...]:
+        return (
+            ("Temporal", self.temporal),
+            ("Temporal UI", self.ui),
+            ("mail catcher", self.smtp),
+            ("codec server", self.codec),
+        )
+
+
 DATA_DIR = Path(".data")
 DB_FILE = DATA_DIR / "temporal.db"
 
@@ -81,7 +98,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _start_dev_server(cli: Path, codec_endpoint: str) -> subprocess.Popen[bytes]:
+def _start_dev_server(cli: Path, codec_endpoint: str, ports: Ports) -> subprocess.Popen[bytes]:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     cmd = [
         str(cli),
@@ -92,9 +109,9 @@ def _start_dev_server(cli: Path, codec_endpoint: str) -> subprocess.Popen[bytes]
         "--ip",
         HOST,
         "--port",
-        str(PORT),
+        str(ports.temporal),
         "--ui-port",
-        str(UI_PORT),
+        str(ports.ui),
         "--ui-disable-news-fetch",
         "--ui-codec-endpoint",
         codec_endpoint,
@@ -126,7 +143,7 @@ def _stop_dev_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-async def _wait_until_ready(proc: subprocess.Popen[bytes], stop: asyncio.Event) -> Client | None:
+async def _wait_until_ready(proc: subprocess.Popen[bytes], stop: asyncio.Event, port: int) -> Client | None:
     """Connect once the server accepts clients; ``None`` if asked to stop first. Raises if it dies."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     last_error: BaseException | None = None
@@ -140,7 +157,7 @@ async def _wait_until_ready(proc: subprocess.Popen[bytes], stop: asyncio.Event) 
                 f" (last error: {last_error!r})"
             )
         try:
-            client = await Client.connect(f"{HOST}:{PORT}", data_converter=DATA_CONVERTER)
+            client = await Client.connect(f"{HOST}:{port}", data_converter=DATA_CONVERTER)
             await client.service_client.check_health()
             return client
         except Exception as exc:
@@ -156,7 +173,8 @@ async def _watch_server(proc: subprocess.Popen[bytes]) -> int:
     return code
 
 
-async def main(with_sample_data: bool = False) -> int:
+async def main(with_sample_data: bool = False, ports: Ports | None = None) -> int:
+    ports = ports or Ports()
     try:
         from activities.settings import Settings
         from worker import build_worker, deliver_case_notes, prepare_database  # the repository root's
@@ -168,15 +186,12 @@ async def main(with_sample_data: bool = False) -> int:
     except RuntimeError as exc:
         _say(str(exc))
         return 1
-    ports = (
-        ("Temporal", PORT),
-        ("Temporal UI", UI_PORT),
-        ("mail catcher", SMTP_PORT),
-        ("codec server", CODEC_PORT),
-    )
-    for name, port in ports:
+    for name, port in ports.named():
         if _port_in_use(HOST, port):
-            _say(f"port {port} on {HOST} ({name}) is already in use; stop whatever holds it and retry")
+            _say(
+                f"port {port} on {HOST} ({name}) is already in use; stop whatever holds it and retry, "
+                "or choose another (escalate up --help)"
+            )
             return 1
 
     loop = asyncio.get_running_loop()
@@ -212,14 +227,27 @@ async def main(with_sample_data: bool = False) -> int:
     catcher = None
     codec: CodecServer | None = None
     try:
-        catcher = start_catcher(MAIL_DIR, HOST, SMTP_PORT)
+        catcher = start_catcher(MAIL_DIR, HOST, ports.smtp)
         os.environ.setdefault("ESCALATION_SMTP_HOST", HOST)
-        os.environ.setdefault("ESCALATION_SMTP_PORT", str(SMTP_PORT))
+        os.environ.setdefault("ESCALATION_SMTP_PORT", str(ports.smtp))
         token = os.environ.get("ESCALATION_CODEC_TOKEN") or secrets.token_urlsafe(32)
-        codec = start_codec_server(HOST, CODEC_PORT, token=token, keyring=keyring, namespace="default")
-        server = _start_dev_server(cli, f"{codec.url}/{token}")
+        ui_origins = [f"http://127.0.0.1:{ports.ui}", f"http://localhost:{ports.ui}"]
+        origins = (
+            os.environ.get("ESCALATION_CODEC_ORIGINS", "").split(",")
+            if "ESCALATION_CODEC_ORIGINS" in os.environ
+            else ui_origins
+        )
+        codec = start_codec_server(
+            HOST,
+            ports.codec,
+            token=token,
+            origins=[o.strip() for o in origins if o.strip()],
+            keyring=keyring,
+            namespace="default",
+        )
+        server = _start_dev_server(cli, f"{codec.url}/{token}", ports)
         try:
-            client = await _wait_until_ready(server, stop)
+            client = await _wait_until_ready(server, stop, ports.temporal)
         except RuntimeError as exc:
             _say(str(exc))
             return 1
@@ -235,10 +263,10 @@ async def main(with_sample_data: bool = False) -> int:
         run_task = asyncio.create_task(worker.run(), name="worker")
         watch_task = asyncio.create_task(_watch_server(server), name="server-watch")
         stop_task = asyncio.create_task(stop.wait(), name="stop")
-        _say(f"Temporal server at {HOST}:{PORT} (namespace 'default'), data in {DB_FILE}")
-        _say(f"Temporal UI at http://{HOST}:{UI_PORT}")
+        _say(f"Temporal server at {HOST}:{ports.temporal} (namespace 'default'), data in {DB_FILE}")
+        _say(f"Temporal UI at http://{HOST}:{ports.ui}")
         _say(f"codec server at {codec.url} (the UI decrypts payloads through it)")
-        _say(f"mail catcher at smtp://{HOST}:{SMTP_PORT}; messages saved in {MAIL_DIR}/*.eml")
+        _say(f"mail catcher at smtp://{HOST}:{ports.smtp}; messages saved in {MAIL_DIR}/*.eml")
         _say(f"records in {settings.database_url}; case notes in {settings.data_dir / 'case-notes'}")
         _say(f"worker running on task queue '{TASK_QUEUE}'; press Ctrl-C to stop")
         if with_sample_data:
@@ -290,8 +318,37 @@ def cli(argv: list[str] | None = None) -> NoReturn:
     parser.add_argument(
         "--with-sample-data", action="store_true", help="load a few escalations at different stages"
     )
+    default = Ports()
+    for flag, field_name, what in (
+        ("--port", "temporal", "the Temporal server"),
+        ("--ui-port", "ui", "the Temporal UI"),
+        ("--smtp-port", "smtp", "the mail catcher"),
+        ("--codec-port", "codec", "the codec server"),
+    ):
+        parser.add_argument(
+            flag,
+            dest=field_name,
+            type=_port,
+            default=getattr(default, field_name),
+            help=f"port of {what} on 127.0.0.1 (default {getattr(default, field_name)})",
+        )
     args = parser.parse_args(argv)
-    run_then_exit(lambda: main(with_sample_data=args.with_sample_data))
+    ports = Ports(temporal=args.temporal, ui=args.ui, smtp=args.smtp, codec=args.codec)
+    if len({port for _, port in ports.named()}) < len(ports.named()):
+        parser.error("--port, --ui-port, --smtp-port and --codec-port must all differ")
+    run_then_exit(lambda: main(with_sample_data=args.with_sample_data, ports=ports))
+
+
+def _port(text: str) -> int:
+    import argparse
+
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
+    return port
 
 
 if __name__ == "__main__":

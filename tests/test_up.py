@@ -22,6 +22,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from schemas.escalation import EscalationView, Status
 from starter.codec import KEY_ID_METADATA, Keyring
 from starter.connection import connect
+from tests.temporal_servers import free_port
 from workflows.escalation import EscalationWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -35,10 +36,27 @@ SAMPLES = {
 }
 
 
+class Ports:
+    """Free ports for one test's ``escalate up``, so a developer's own ``make run`` can keep going."""
+
+    def __init__(self) -> None:
+        self.temporal, self.ui, self.smtp, self.codec = (free_port() for _ in range(4))
+
+    def args(self) -> list[str]:
+        return [
+            f"--port={self.temporal}",
+            f"--ui-port={self.ui}",
+            f"--smtp-port={self.smtp}",
+            f"--codec-port={self.codec}",
+        ]
+
+
 class Service:
     """``escalate up`` (the installed command) in its own folder, read line by line."""
 
-    def __init__(self, cwd: Path, *args: str, env_changes: dict[str, str | None] | None = None) -> None:
+    def __init__(
+        self, cwd: Path, ports: Ports, *args: str, env_changes: dict[str, str | None] | None = None
+    ) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("ESCALATION_DATABASE_URL", None)
         for name, value in (env_changes or {}).items():
@@ -47,7 +65,7 @@ class Service:
             else:
                 env[name] = value
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("escalate")), "up", *args],
+            [str(Path(sys.executable).with_name("escalate")), "up", *ports.args(), *args],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
@@ -77,21 +95,22 @@ class Service:
         return code
 
 
-async def _states() -> dict[str, EscalationView]:
-    client = await connect("127.0.0.1:7233")
+async def _states(ports: Ports) -> dict[str, EscalationView]:
+    client = await connect(f"127.0.0.1:{ports.temporal}")
     return {wid: await client.get_workflow_handle(wid).query(EscalationWorkflow.state) for wid in SAMPLES}
 
 
-async def _listed(query: str) -> set[str]:
-    client = await connect("127.0.0.1:7233")
+async def _listed(ports: Ports, query: str) -> set[str]:
+    client = await connect(f"127.0.0.1:{ports.temporal}")
     return {e.id async for e in client.list_workflows(query) if e.id in SAMPLES}
 
 
 async def test_up_loads_samples_and_keeps_them_across_a_restart(tmp_path: Path) -> None:
-    service = Service(tmp_path, "--with-sample-data")
+    ports = Ports()
+    service = Service(tmp_path, ports, "--with-sample-data")
     try:
         await service.wait_for("sample ", count=len(SAMPLES))
-        before = await _states()
+        before = await _states(ports)
     finally:
         assert await service.stop() == 0, "".join(service.lines)
     assert before["gloucestershire-SAMPLE01-0001"].status is Status.AWAITING_RESPONSE
@@ -101,11 +120,13 @@ async def test_up_loads_samples_and_keeps_them_across_a_restart(tmp_path: Path) 
     assert (tmp_path / ".data" / "temporal.db").exists()
     assert list((tmp_path / ".data" / "mail").glob("*.eml")), "notifications reach the mail catcher"
 
-    again = Service(tmp_path, "--with-sample-data")
+    again = Service(tmp_path, ports, "--with-sample-data")
     try:
         await again.wait_for("already loaded", count=len(SAMPLES))
-        after = await _states()
-        found = await _listed("EscalationAuthority = 'wigan' AND EscalationStatus = 'awaiting_decision'")
+        after = await _states(ports)
+        found = await _listed(
+            ports, "EscalationAuthority = 'wigan' AND EscalationStatus = 'awaiting_decision'"
+        )
     finally:
         assert await again.stop() == 0, "".join(again.lines)
     for wid in SAMPLES:
@@ -115,42 +136,44 @@ async def test_up_loads_samples_and_keeps_them_across_a_restart(tmp_path: Path) 
 
 
 async def test_up_refuses_clearly_when_a_port_is_taken(tmp_path: Path) -> None:
+    ports = Ports()
     with socket.socket() as held:
         held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        held.bind(("127.0.0.1", 8233))
+        held.bind(("127.0.0.1", ports.ui))
         held.listen()
-        service = Service(tmp_path)
+        service = Service(tmp_path, ports)
         code = await asyncio.to_thread(service.proc.wait, 60)
         assert service.proc.stdout is not None
         out = service.proc.stdout.read()
     assert code == 1
-    assert "port 8233" in out and "already in use" in out
+    assert f"port {ports.ui}" in out and "already in use" in out
 
 
 async def test_up_without_a_key_makes_a_development_key_and_gives_the_ui_its_codec_server(
     tmp_path: Path,
 ) -> None:
     token = "up-test-token"
+    ports = Ports()
     service = Service(
-        tmp_path, env_changes={"ESCALATION_PAYLOAD_KEYS": None, "ESCALATION_CODEC_TOKEN": token}
+        tmp_path, ports, env_changes={"ESCALATION_PAYLOAD_KEYS": None, "ESCALATION_CODEC_TOKEN": token}
     )
     key_file = tmp_path / ".data" / "payload-keys"
     try:
         await service.wait_for("worker running")
-        settings = await asyncio.to_thread(_get_json, "http://127.0.0.1:8233/api/v1/settings")
+        settings = await asyncio.to_thread(_get_json, f"http://127.0.0.1:{ports.ui}/api/v1/settings")
         keyring = Keyring.parse(key_file.read_text(encoding="utf-8"))
         plain = Payload(metadata={"encoding": b"json/plain"}, data=b'"a concern"')
         sealed = keyring.encrypt(plain)
         body = json_format.MessageToJson(Payloads(payloads=[sealed])).encode()
-        answer = await asyncio.to_thread(_post, f"http://127.0.0.1:8234/{token}/decode", body)
+        answer = await asyncio.to_thread(_post, f"http://127.0.0.1:{ports.codec}/{token}/decode", body)
     finally:
         assert await service.stop() == 0, "".join(service.lines)
     output = "".join(service.lines)
     assert "created a development key in .data/payload-keys" in output
-    assert "codec server at http://127.0.0.1:8234" in output
+    assert f"codec server at http://127.0.0.1:{ports.codec}" in output
     assert token not in output
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert settings["Codec"]["Endpoint"] == f"http://127.0.0.1:8234/{token}"
+    assert settings["Codec"]["Endpoint"] == f"http://127.0.0.1:{ports.codec}/{token}"
     assert sealed.metadata[KEY_ID_METADATA] == keyring.active.encode()
     assert json_format.Parse(answer, Payloads()).payloads[0] == plain
 
