@@ -231,19 +231,13 @@ async def main(with_sample_data: bool = False, ports: Ports | None = None) -> in
         os.environ.setdefault("ESCALATION_SMTP_HOST", HOST)
         os.environ.setdefault("ESCALATION_SMTP_PORT", str(ports.smtp))
         token = os.environ.get("ESCALATION_CODEC_TOKEN") or secrets.token_urlsafe(32)
-        ui_origins = [f"http://127.0.0.1:{ports.ui}", f"http://localhost:{ports.ui}"]
-        origins = (
-            os.environ.get("ESCALATION_CODEC_ORIGINS", "").split(",")
-            if "ESCALATION_CODEC_ORIGINS" in os.environ
-            else ui_origins
-        )
+        configured = os.environ.get("ESCALATION_CODEC_ORIGINS", "")
+        origins = [o.strip() for o in configured.split(",") if o.strip()] or [
+            f"http://127.0.0.1:{ports.ui}",
+            f"http://localhost:{ports.ui}",
+        ]
         codec = start_codec_server(
-            HOST,
-            ports.codec,
-            token=token,
-            origins=[o.strip() for o in origins if o.strip()],
-            keyring=keyring,
-            namespace="default",
+            HOST, ports.codec, token=token, origins=origins, keyring=keyring, namespace="default"
         )
         server = _start_dev_server(cli, f"{codec.url}/{token}", ports)
         try:
