@@ -26,8 +26,8 @@ from temporalio.exceptions import ApplicationError
 from activities.directory import RoleUnfilled
 from activities.recording import Notifier, RecordStore
 from activities.working_days import plan_schedule as _plan_schedule
-from schemas.effects import NotificationInput, RecordEventInput, RefusalInput
-from schemas.schedule import Schedule, ScheduleRequest
+from schemas.effects import EffectBatch, NotificationInput, RecordEventInput, RefusalInput
+from schemas.schedule import Schedule, ScheduleRequest, ScheduleRequests, Schedules
 
 INVALID_INPUT = "InvalidInput"
 ROLE_UNFILLED = "RoleUnfilled"
@@ -88,6 +88,13 @@ def plan_schedule(request: ScheduleRequest) -> Schedule:
         return _plan_schedule(request)
 
 
+@activity.defn(name="plan_schedules")
+def plan_schedules(requests: ScheduleRequests) -> Schedules:
+    """Place a transition's deadlines at once (see ``plan_schedule``)."""
+    with _sorted_errors():
+        return Schedules(schedules=[_plan_schedule(request) for request in requests.requests])
+
+
 class EscalationActivities:
     """Recording and notifying, bound to a record store and a notifier."""
 
@@ -110,5 +117,26 @@ class EscalationActivities:
         with _sorted_errors():
             return self.notifier.send(notification)
 
+    @activity.defn(name="carry_out_effects")
+    def carry_out_effects(self, batch: EffectBatch) -> int:
+        """Record and send a transition's effects in order; return how many were new (not done before)."""
+        done = 0
+        with _sorted_errors():
+            for item in batch.items:
+                if item.record is not None:
+                    done += self.records.append_event(item.record)
+                elif item.notify is not None:
+                    done += self.notifier.send(item.notify)
+                elif item.refusal is not None:
+                    done += self.records.append_refusal(item.refusal)
+        return done
+
     def all(self) -> list[Callable[..., Any]]:
-        return [plan_schedule, self.record_event, self.record_refusal, self.send_notification]
+        return [
+            plan_schedule,
+            plan_schedules,
+            self.record_event,
+            self.record_refusal,
+            self.send_notification,
+            self.carry_out_effects,
+        ]

@@ -134,3 +134,21 @@ class RefusalInput(_Model):
     refusal: Refusal
     run_id: str = ""
     """The escalation's first run id (empty in histories recorded before it was added)."""
+
+
+class EffectItem(_Model):
+    """One record, notice or refusal of a transition's batch: exactly one field is set."""
+
+    record: RecordEventInput | None = None
+    notify: NotificationInput | None = None
+    refusal: RefusalInput | None = None
+
+
+class EffectBatch(_Model):
+    """Everything one transition records and sends, carried out in order by one activity.
+
+    Each item is idempotent on its own key, so a batch retried after a crash part-way writes and sends
+    nothing twice.
+    """
+
+    items: list[EffectItem]

@@ -21,6 +21,12 @@ class ScheduleRequest(BaseModel):
     reminder_hour: int = Field(default=9, ge=0, le=23, description="Local hour of reminders.")
 
 
+class ScheduleRequests(BaseModel):
+    """Several deadlines to place at once (one transition's), in order."""
+
+    requests: list[ScheduleRequest]
+
+
 class Schedule(BaseModel):
     """The deadline of a stage (or of the whole formal process), in UTC instants and London dates."""
 
@@ -39,3 +45,9 @@ class Schedule(BaseModel):
     def working_days_left(self, now: datetime) -> int:
         """Working days still to run at ``now`` (the current day counts while it lasts)."""
         return sum(1 for end in self.working_day_ends if end > now)
+
+
+class Schedules(BaseModel):
+    """The deadlines placed for ``ScheduleRequests``, in the same order."""
+
+    schedules: list[Schedule]

@@ -23,7 +23,7 @@ from activities.escalation_activities import EscalationActivities
 from activities.recording import FileRecordStore, OutboxNotifier
 from schemas.effects import NotificationInput, RecordEventInput
 from schemas.escalation import Accept, AddNote, EscalationOutcome, EventKind, Flag, Respond, Status
-from schemas.schedule import Schedule, ScheduleRequest
+from schemas.schedule import Schedule, ScheduleRequest, ScheduleRequests, Schedules
 from tests.driver import make_raise
 from tests.workflow_harness import Run, replay, running, with_unique_id
 from workflows import rules
@@ -141,6 +141,12 @@ def _refusing_plan_schedule(request: ScheduleRequest) -> Schedule:
     return plan_schedule(request)
 
 
+@activity.defn(name="plan_schedules")
+def _refusing_plan_schedules(requests: ScheduleRequests) -> Schedules:
+    """The same, for a transition's deadlines placed at once."""
+    return Schedules(schedules=[_refusing_plan_schedule(request) for request in requests.requests])
+
+
 async def test_an_action_whose_deadline_cannot_be_placed_is_not_adopted(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
@@ -156,7 +162,14 @@ async def test_an_action_whose_deadline_cannot_be_placed_is_not_adopted(
         task_queue=queue,
         workflows=[EscalationWorkflow],
         workflow_runner=workflow_runner(),
-        activities=[_refusing_plan_schedule, acts.record_event, acts.record_refusal, acts.send_notification],
+        activities=[
+            _refusing_plan_schedule,
+            _refusing_plan_schedules,
+            acts.record_event,
+            acts.record_refusal,
+            acts.send_notification,
+            acts.carry_out_effects,
+        ],
         activity_executor=ThreadPoolExecutor(max_workers=4),
     ):
         handle = await time_skipping_env.client.start_workflow(
@@ -170,7 +183,7 @@ async def test_an_action_whose_deadline_cannot_be_placed_is_not_adopted(
             actor=raise_.officer, action_plan="Visits weekly.", action_plan_due=today + timedelta(days=7)
         )
         reason = await run.refused("accept", accept)
-        assert "the hold deadline cannot be placed: this calendar places no fixed dates" in reason
+        assert "deadline cannot be placed: this calendar places no fixed dates" in reason
         after = await run.view()
         assert after.status is Status.AWAITING_RESPONSE and after.timeline == view.timeline
         assert len(records.events(raise_.escalation_id)) == recorded
@@ -249,7 +262,7 @@ async def test_a_long_activity_heartbeats_so_a_dead_worker_is_noticed_in_seconds
                     break
                 assert asyncio.get_running_loop().time() < deadline, f"no heartbeat: {pending}"
                 await asyncio.sleep(0.2)
-            assert beats[0].activity_type.name == "send_notification"
+            assert beats[0].activity_type.name == "carry_out_effects"  # held in its notice
             history = await run.handle.fetch_history()
             scheduled = [
                 e.activity_task_scheduled_event_attributes

@@ -7,6 +7,8 @@ Every run's history is replayed against the current code when the test ends; wit
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import re
 import uuid
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WorkflowExecutionStatus,
@@ -38,7 +42,8 @@ from schemas.escalation import (
     RaiseConcern,
     escalation_id_for,
 )
-from starter.connection import DATA_CONVERTER
+from starter.codec import ENCODING
+from starter.connection import CODEC, DATA_CONVERTER
 from worker import build_worker, workflow_runner
 from workflows.escalation import REFUSED, WORKFLOW_TYPE, EscalationWorkflow
 
@@ -170,7 +175,25 @@ async def replay(history: WorkflowHistory, *, record_as: str | None = None) -> N
     await replayer().replay_workflow(history)
     if record_as and os.environ.get("RECORD_HISTORIES") == "1":
         HISTORIES.mkdir(exist_ok=True)
-        (HISTORIES / f"{record_as}.json").write_text(history.to_json(), encoding="utf-8")
+        (HISTORIES / f"{record_as}.json").write_text(decrypted_json(history), encoding="utf-8")
+
+
+def decrypted_json(history: WorkflowHistory) -> str:
+    """The history as JSON with every encrypted payload decrypted, so that any later session (with its own
+    keys) can replay it: recorded histories hold only the tests' fictional data."""
+
+    def plain(node: Any) -> Any:
+        if isinstance(node, dict):
+            encoding = node.get("metadata", {}).get("encoding")
+            if encoding == base64.b64encode(ENCODING).decode() and "data" in node:
+                payload = json_format.ParseDict(node, Payload())
+                return json_format.MessageToDict(CODEC.keyring.decrypt(payload))
+            return {key: plain(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [plain(item) for item in node]
+        return node
+
+    return json.dumps(plain(json.loads(history.to_json())), indent=2)
 
 
 def unique_ref() -> str:

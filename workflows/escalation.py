@@ -34,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
     from schemas.bounds import LEGACY
     from schemas.effects import (
         Effect,
+        EffectBatch,
+        EffectItem,
         EscalationSnapshot,
         NotificationInput,
         Notify,
@@ -52,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
         EscalationView,
         RaiseConcern,
     )
-    from schemas.schedule import Schedule
+    from schemas.schedule import Schedule, ScheduleRequest, ScheduleRequests, Schedules
     from workflows import boundary, rules
     from workflows import search_attributes as indexed
 
@@ -66,6 +68,9 @@ BUSY = "Busy"
 BOUNDED = "bounded-inputs-2026-11"
 """Patch id: escalations started with it decode and bound every input, pre-compute deadlines before
 adopting an action, keep failed records as problems, and continue as new."""
+LEAN = "lean-transitions-2026-11"
+"""Patch id: escalations started with it place a transition's deadlines in one activity and carry out its
+records and notices in one more, and keep the deadline timer running while the deadline is unchanged."""
 
 _ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -74,6 +79,7 @@ _ACTIVITY_RETRY = RetryPolicy(
     non_retryable_error_types=["InvalidInput"],
 )
 _ACTIVITY_TIMEOUT = timedelta(seconds=60)
+_PLAN_TIMEOUT = timedelta(seconds=10)
 _HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 """The activities heartbeat every few seconds: a worker that dies is noticed in seconds, not a minute."""
 _HISTORY_SIZE_LIMIT = 8 * 1024 * 1024
@@ -90,6 +96,9 @@ class EscalationWorkflow:
         self._version = 0
         self._started = False
         self._bounded = False
+        self._lean = False
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_at: Any = None
         self._acted_in: tuple[int, Any] | None = None
         self._state: EscalationState | None = None
         self._start: rules.Decision | None = None
@@ -119,6 +128,7 @@ class EscalationWorkflow:
     @workflow.run
     async def run(self, raise_: RawValue) -> EscalationOutcome:
         self._bounded = workflow.patched(BOUNDED)
+        self._lean = self._bounded and workflow.patched(LEAN)
         if self._start is None:
             raise ApplicationError(self._start_refused, type=REFUSED, non_retryable=True)
         async with self._lock:
@@ -250,6 +260,9 @@ class EscalationWorkflow:
                 await self._carry_out(refusal)
 
     async def _wait_for_change_or_timer(self) -> None:
+        if self._lean:
+            await self._wait_keeping_the_timer()
+            return
         seen = self._version
         wake = rules.next_wakeup(self.state_model)
         if wake is not None:
@@ -268,12 +281,37 @@ class EscalationWorkflow:
             return
         await workflow.wait_condition(lambda: self._version != seen)
 
+    async def _wait_keeping_the_timer(self) -> None:
+        """Wait for a change or the next deadline; a timer runs on while its deadline stays the same."""
+        seen = self._version
+        wake = rules.next_wakeup(self.state_model)
+        if wake is not None and wake <= workflow.now():
+            async with self._lock:
+                if self._version == seen:
+                    await self._carry_out(rules.on_timer(self.state_model, workflow.now()))
+            return
+        if wake != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = wake
+            self._timer = None if wake is None else asyncio.create_task(self._sleep_until(wake))
+        timer = self._timer
+        await workflow.wait_condition(lambda: self._version != seen or (timer is not None and timer.done()))
+        if timer is not None and timer.done():
+            self._timer = self._timer_at = None  # fired: the next turn finds its deadline due
+
+    async def _sleep_until(self, wake: Any) -> None:
+        await workflow.sleep(wake - workflow.now(), summary="next deadline")
+
     async def _carry_out(self, decision: rules.Decision, *, refusable: bool = False) -> None:
         """Adopt the decided state, then carry out its effects in order (caller holds the lock).
 
         Bounded escalations place every deadline first: if one cannot be placed, an action that may be
         refused (``refusable``) raises ``rules.Refused`` with nothing adopted; otherwise it is a problem.
         """
+        if self._lean:
+            await self._carry_out_lean(decision, refusable=refusable)
+            return
         self._mark_acted()
         placed: dict[int, Schedule] = {}
         if self._bounded:
@@ -296,6 +334,68 @@ class EscalationWorkflow:
                     raise
                 self._problem(f"{_effect_name(effect)} failed and will not be retried: {_cause(failed)}")
         self._update_search_attributes()
+
+    async def _carry_out_lean(self, decision: rules.Decision, *, refusable: bool) -> None:
+        """``_carry_out`` in two activities at most: the deadlines, then every record and notice in order."""
+        self._mark_acted()
+        requests = [e.request for e in decision.effects if isinstance(e, PlanSchedule)]
+        placed: list[Schedule] = []
+        if requests:
+            try:
+                placed = await self._plan_all(requests)
+            except ActivityError as failed:
+                reason = f"a deadline cannot be placed: {_cause(failed)}"
+                if refusable:
+                    raise rules.Refused(reason) from None
+                self._problem(reason)
+        self._state = decision.state
+        self._version += 1
+        schedules = iter(placed)
+        batch: list[EffectItem] = []
+        pending = list(decision.effects)
+        while pending:
+            effect = pending.pop(0)
+            if not isinstance(effect, PlanSchedule):
+                batch.append(self._effect_item(effect))
+                continue
+            schedule = next(schedules, None)
+            if schedule is not None:  # announced now, in order, with the state as it then stands
+                then = rules.on_scheduled(self.state_model, effect, schedule, workflow.now())
+                self._state = then.state
+                pending[:0] = then.effects
+        if batch:
+            try:
+                await self._activity("carry_out_effects", EffectBatch(items=batch))
+            except ActivityError as failed:
+                self._problem(f"records and notices failed and will not be retried: {_cause(failed)}")
+        self._update_search_attributes()
+
+    async def _plan_all(self, requests: list[ScheduleRequest]) -> list[Schedule]:
+        placed = await workflow.execute_activity(
+            "plan_schedules",
+            ScheduleRequests(requests=requests),
+            result_type=Schedules,
+            start_to_close_timeout=_PLAN_TIMEOUT,
+            heartbeat_timeout=_HEARTBEAT_TIMEOUT,
+            retry_policy=_ACTIVITY_RETRY,
+            summary="deadlines",
+        )
+        self._mark_acted()
+        return list(Schedules.model_validate(placed).schedules)
+
+    def _effect_item(self, effect: Effect) -> EffectItem:
+        """The activity input of a record, notice or refusal, from the state as it now stands."""
+        s = self.state_model
+        run_id = workflow.info().first_execution_run_id or workflow.info().run_id
+        if isinstance(effect, Record):
+            return EffectItem(record=_record_input(s, effect, run_id))
+        if isinstance(effect, Notify):
+            return EffectItem(notify=_notification(s, effect, run_id))
+        assert isinstance(effect, RecordRefusal)
+        refusal = RefusalInput(
+            escalation_id=s.escalation_id, authority=s.protocol.key, refusal=effect.refusal, run_id=run_id
+        )
+        return EffectItem(refusal=refusal)
 
     def _problem(self, text: str) -> None:
         workflow.logger.error("escalation %s: %s", self.state_model.escalation_id, text)
@@ -327,20 +427,7 @@ class EscalationWorkflow:
         s = self.state_model
         run_id = workflow.info().first_execution_run_id or workflow.info().run_id
         if isinstance(effect, Record):
-            await self._activity(
-                "record_event",
-                RecordEventInput(
-                    escalation_id=s.escalation_id,
-                    authority=s.protocol.key,
-                    child_ref=s.child_ref,
-                    track=s.track,
-                    status=s.status,
-                    stage=effect.entry.stage or rules.current_stage(s).key,
-                    entry=effect.entry,
-                    run_id=run_id,
-                    snapshot=_snapshot(s),
-                ),
-            )
+            await self._activity("record_event", _record_input(s, effect, run_id))
         elif isinstance(effect, Notify):
             await self._activity("send_notification", _notification(s, effect, run_id))
         elif isinstance(effect, RecordRefusal):
@@ -423,6 +510,20 @@ def _effect_name(effect: Effect) -> str:
     if isinstance(effect, RecordRefusal):
         return "recording a refusal"
     return f"placing the {effect.purpose} deadline"
+
+
+def _record_input(s: EscalationState, effect: Record, run_id: str) -> RecordEventInput:
+    return RecordEventInput(
+        escalation_id=s.escalation_id,
+        authority=s.protocol.key,
+        child_ref=s.child_ref,
+        track=s.track,
+        status=s.status,
+        stage=effect.entry.stage or rules.current_stage(s).key,
+        entry=effect.entry,
+        run_id=run_id,
+        snapshot=_snapshot(s),
+    )
 
 
 def _snapshot(s: EscalationState) -> EscalationSnapshot:
