@@ -39,7 +39,9 @@ RECIPIENTS = 3
 def notification(i: int) -> NotificationInput:
     """A distinct stage-sent notice (its own idempotency key, so its own Message-IDs)."""
     officer = Actor(id="wig-iro-a", role="iro")
-    raise_ = make_raise("wigan", "iro", officer=officer, child_ref="C123").model_copy(update={"team": "team-a"})
+    raise_ = make_raise("wigan", "iro", officer=officer, child_ref="C123").model_copy(
+        update={"team": "team-a"}
+    )
     driver = Driver(raise_, FRIDAY)
     [notice] = driver.notices(EventKind.SENT_TO_STAGE)
     n = _notification(driver.state, notice, "run-bench")
@@ -61,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--notifications must be at least 1")
 
     template = notification(0)
-    notices = [template.model_copy(update={"idempotency_key": f"{template.idempotency_key}-{i}"}) for i in range(args.notifications)]
+    notices = [
+        template.model_copy(update={"idempotency_key": f"{template.idempotency_key}-{i}"})
+        for i in range(args.notifications)
+    ]
     capture = Capture()
     controller = start_capture(capture)
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     count = args.notifications - 1
     delivered = len(capture.deliveries)
     if delivered != args.notifications * RECIPIENTS:
-        print(f"expected {args.notifications * RECIPIENTS} messages, the server got {delivered}", file=sys.stderr)
+        print(
+            f"expected {args.notifications * RECIPIENTS} messages, the server got {delivered}",
+            file=sys.stderr,
+        )
         return 1
     print(f"{count} notifications x {RECIPIENTS} recipients on {url.split(':')[0]}")
     print(f"CPU per notification:  {cpu / count * 1000:8.2f} ms")

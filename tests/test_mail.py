@@ -8,6 +8,7 @@ database is migrated with ``activities.db.migrate`` (revisions 0001_records and 
 from __future__ import annotations
 
 import ast
+import ssl
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
@@ -26,6 +27,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 import workflows.rules
+from activities import mail
 from activities.db import migrate
 from activities.db.base import Base, make_engine
 from activities.db.mail_models import DirectoryPerson, ReplyToken, SentMail
@@ -435,6 +437,28 @@ def test_a_team_role_falls_back_to_the_authority_wide_holder(sqlite_engine: Engi
     )
     assert resolve(sqlite_engine, "wigan", "team-a", "team_manager").id == "wig-team-manager-a"
     assert resolve(sqlite_engine, "wigan", "team-z", "team_manager").id == extra.person
+
+
+def test_without_tls_no_tls_context_is_made_and_with_tls_one_serves_the_whole_process(
+    sqlite_engine: Engine, smtp_server: tuple[Capture, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[ssl.SSLContext] = []
+    real = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    monkeypatch.setattr(mail, "_tls", None)
+    capture, port = smtp_server
+    assert notifier(sqlite_engine, port).send(stage_sent()) is True
+    assert len(capture.deliveries) == 3
+    assert made == [], "ESCALATION_SMTP_TLS=none makes no TLS context"
+
+    contexts = {id(mail.tls_context()) for _ in range(3)}
+    assert len(contexts) == 1 and len(made) == 1, "one context, made once, shared by every connection"
+    assert made[0].verify_mode == ssl.CERT_REQUIRED and made[0].check_hostname
 
 
 def test_smtp_errors_propagate_and_nothing_is_logged(sqlite_engine: Engine) -> None:
