@@ -3,9 +3,10 @@
 ``DbRecordStore`` writes one row per note into ``case_notes`` (the outbox), in the same transaction as the
 event it records. ``deliver_pending(engine, adapter)`` later hands pending (and earlier failed) notes to a
 ``CaseSystemAdapter`` and marks each ``delivered`` (with the system's reference) or ``failed`` (attempts,
-last error); a failed note is tried again on the next run. Those delivery columns are all that ever changes:
-the database refuses to delete a note or change its content. Run it from a scheduled job or a loop in the
-worker process; it never blocks the escalation's workflow.
+last error); a failed note is tried again later. Those delivery columns are all that ever changes:
+the database refuses to delete a note or change its content. ``Drain`` runs it continuously (the worker's
+loop): batch after batch, a few notes in flight at once, a short poll when the outbox is empty, failed notes
+retried on a slower interval. It never blocks the escalation's workflow.
 
 Writing an adapter for a real case system
 -----------------------------------------
@@ -22,6 +23,8 @@ An adapter is any object with ``deliver(note: CaseNoteMessage) -> str``:
   written before run ids were recorded: ``<escalation id>-<seq>``) as the external or
   correlation id if the system has one, or look for a note with that key before creating one, and return
   the existing reference.
+* **Allow calls from several threads**: ``Drain`` hands over a few notes of a batch at once (give it
+  ``threads=1`` for an adapter that cannot). A crash before a batch's commit hands its notes over again.
 * **Map ``note.note_type``** to the system's own forms. The seeds say where notes go: Waltham Forest records
   an informal alert as a case note on MOSAIC and a formal alert as a MOSAIC episode (steps tasked back to
   the IRO); Wigan uses an "IRO Informal" or "Child Protection Informal" case note and the Dispute
