@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -466,7 +466,7 @@ class SmtpNotifier:
                 check_row(log, _name(n), InvalidNotification)
                 messages.append((r.person, log, message))
             # One transaction for every token, committed before any message carrying one goes out.
-            session.add_all(tokens)
+            session.execute(insert(ReplyToken), [_values(t) for t in tokens])
             session.commit()
             sent = 0
             with self._connect() as smtp:
@@ -613,11 +613,16 @@ class SmtpNotifier:
     def _log(session: Session, row: SentMail) -> None:
         """Commit the (already checked) log row of a message the SMTP server has just accepted."""
         row.sent_at = datetime.now(UTC)
-        session.add(row)
         try:
+            session.execute(insert(SentMail), [_values(row)])
             session.commit()
         except IntegrityError:  # logged concurrently by another attempt: already recorded
             session.rollback()
+
+
+def _values(row: ReplyToken | SentMail) -> dict[str, Any]:
+    """A checked row's column values, for a plain INSERT (the database numbers the id)."""
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key != "id"}
 
 
 def _name(n: NotificationInput) -> str:

@@ -300,6 +300,46 @@ def test_a_send_interrupted_part_way_delivers_only_the_rest_on_retry_and_every_t
     assert len(capture.deliveries) == 3
 
 
+def test_a_message_logged_by_a_concurrent_attempt_while_it_was_sent_is_logged_once_and_not_an_error(
+    engine: Engine,
+) -> None:
+    """Another attempt logs a message between this one's check and its log row: the row stays single."""
+    n = stage_sent()
+    manager = directory_person(engine, "wig-team-manager-a")
+    message_id = message_id_for(n.idempotency_key, manager.person_id, "replies.example.org", n.run_id)
+
+    class LoggedMeanwhile(Capture):
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            reply = await super().handle_DATA(server, session, envelope)
+            if envelope.rcpt_tos == [manager.email]:
+                with Session(engine) as db, db.begin():
+                    db.add(
+                        SentMail(
+                            message_id=message_id,
+                            idempotency_key=n.idempotency_key,
+                            escalation_id=n.escalation_id,
+                            run_id=n.run_id,
+                            person_id=manager.person_id,
+                            address=manager.email,
+                            kind=n.kind.value,
+                            subject="logged by the other attempt",
+                            sent_at=datetime.now(UTC),
+                        )
+                    )
+            return reply
+
+    capture = LoggedMeanwhile()
+    controller = start_capture(capture)
+    try:
+        assert notifier(engine, controller.port).send(n) is True
+    finally:
+        controller.stop()
+    assert len(capture.deliveries) == 3
+    rows = sent_rows(engine)
+    assert len(rows) == 3 and len({r.message_id for r in rows}) == 3
+    assert [r.subject for r in rows if r.message_id == message_id] == ["logged by the other attempt"]
+
+
 def test_the_raw_reply_token_never_reaches_the_database_and_an_expired_one_is_not_found(
     engine: Engine, smtp_server: tuple[Capture, int]
 ) -> None:
