@@ -1,16 +1,17 @@
-"""CPU per notification: ``.venv/bin/python benchmarks/notify_cpu.py [--notifications N] [--database URL]``.
+"""CPU per notification: ``.venv/bin/python benchmarks/notify_cpu.py [--notifications N] [--postgres]``.
 
 Sends N notifications (Wigan's "sent to stage", three recipients each: the team manager, the raising
 officer and the IRO team manager) through ``SmtpNotifier`` to a real SMTP server (aiosmtpd on 127.0.0.1, a
-free port) with the record store on SQLite (a temporary file) unless ``--database`` names another, migrated
-and with the sample directories. Prints the CPU time of the sending thread per notification (the SMTP
-server's own thread is not counted) and the wall time. ``--profile`` also prints where the CPU went.
-A figure, not a test: compare runs on the same machine.
+free port) with the record store on SQLite (a temporary file), on a throwaway PostgreSQL cluster with
+``--postgres``, or on ``--database URL``; migrated and with the sample directories. Prints the CPU time of
+the sending thread per notification (the SMTP server's own thread is not counted) and the wall time.
+``--profile`` also prints where the CPU went. A figure, not a test: compare runs on the same machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import pstats
 import sys
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.mail import SmtpNotifier
 from activities.settings import SmtpSettings
+from benchmarks.case_notes_drain import throwaway_postgres
 from schemas.effects import NotificationInput
 from schemas.escalation import Actor, EventKind
 from schemas.protocol import RAISING_OFFICER
@@ -56,7 +58,9 @@ def notification(i: int) -> NotificationInput:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notifications", type=int, default=200, help="how many to send (default 200)")
-    parser.add_argument("--database", help="a database URL (default: a temporary SQLite file)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--postgres", action="store_true", help="on a throwaway PostgreSQL cluster")
+    where.add_argument("--database", help="a database URL (default: a temporary SQLite file)")
     parser.add_argument("--profile", action="store_true", help="print the top functions by CPU")
     args = parser.parse_args(argv)
     if args.notifications < 1:
@@ -69,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     capture = Capture()
     controller = start_capture(capture)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         url = args.database or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        if args.postgres:
+            url = stack.enter_context(throwaway_postgres())
         with migrated_engine(url, directories=DIRECTORIES) as engine:
             smtp = SmtpSettings(
                 host="127.0.0.1",
