@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,25 +26,7 @@ from sqlalchemy import Engine, func, insert, select
 from activities.case_notes import Drain, FileCaseNoteAdapter
 from activities.db.record_models import CaseNote
 from tests.databases import migrated_engine
-from tests.postgres_server import _admin, _Cluster, find_postgres_bin
-from tests.temporal_servers import free_port
-
-
-@contextlib.contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    bindir = find_postgres_bin()
-    if bindir is None:
-        raise SystemExit("--postgres: PostgreSQL's initdb and pg_ctl were not found (Debian's 'postgresql')")
-    cluster = _Cluster(bindir)
-    try:
-        cluster.init()
-        cluster.port = free_port()
-        cluster.start()
-        _admin(cluster.url(), 'CREATE DATABASE "escalations"')
-        yield cluster.url()
-    finally:
-        cluster.stop()
-        shutil.rmtree(cluster.root, ignore_errors=True)
+from tests.postgres_cluster import throwaway_postgres
 
 
 def fill(engine: Engine, count: int) -> None:

@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.mail import SmtpNotifier
 from activities.settings import SmtpSettings
-from benchmarks.case_notes_drain import throwaway_postgres
 from schemas.effects import NotificationInput
 from schemas.escalation import Actor, EventKind
 from schemas.protocol import RAISING_OFFICER
 from tests.databases import DIRECTORIES, migrated_engine
 from tests.driver import Driver, make_raise
+from tests.postgres_cluster import throwaway_postgres
 from tests.smtp_server import Capture, start_capture
 from workflows.escalation import _notification
 
