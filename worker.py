@@ -22,7 +22,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.case_notes import FileCaseNoteAdapter, deliver_pending
+from activities.case_notes import Drain, FileCaseNoteAdapter
 from activities.db import migrate
 from activities.db.base import make_engine
 from activities.db_records import DbRecordStore
@@ -98,16 +98,36 @@ def build_worker(
     )
 
 
-async def deliver_case_notes(engine: Engine, folder: Path, stop: asyncio.Event, every: float = 15.0) -> None:
-    """Hand pending case notes to the case-system adapter (here: files in ``folder``) until ``stop``."""
-    adapter = FileCaseNoteAdapter(folder)
-    while not stop.is_set():
-        try:
-            await asyncio.to_thread(deliver_pending, engine, adapter)
-        except Exception as exc:  # a database outage must not stop the worker; the notes wait
-            print(f"case notes: delivery failed, will retry: {exc}", file=sys.stderr, flush=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
+async def deliver_case_notes(
+    engine: Engine,
+    folder: Path,
+    stop: asyncio.Event,
+    every: float = 15.0,
+    *,
+    idle: float = 1.0,
+    batch: int = 100,
+    threads: int = 4,
+) -> None:
+    """Drain the case-note outbox to the case-system adapter (here: files in ``folder``) until ``stop``.
+
+    Batch after batch while full ones come back, ``threads`` notes in flight at once; ``idle`` seconds
+    between polls once it is empty; notes that failed are retried every ``every`` seconds.
+    """
+    drain = Drain(
+        engine, FileCaseNoteAdapter(folder), batch=batch, threads=threads, idle=idle, retry_every=every
+    )
+    try:
+        while not stop.is_set():
+            try:
+                _, wait = await asyncio.to_thread(drain.run_once)
+            except Exception as exc:  # a database outage must not stop the worker; the notes wait
+                print(f"case notes: delivery failed, will retry: {exc}", file=sys.stderr, flush=True)
+                wait = every
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+    finally:
+        drain.close()
 
 
 async def smoke(client: Client) -> None:

@@ -3,9 +3,10 @@
 ``DbRecordStore`` writes one row per note into ``case_notes`` (the outbox), in the same transaction as the
 event it records. ``deliver_pending(engine, adapter)`` later hands pending (and earlier failed) notes to a
 ``CaseSystemAdapter`` and marks each ``delivered`` (with the system's reference) or ``failed`` (attempts,
-last error); a failed note is tried again on the next run. Those delivery columns are all that ever changes:
-the database refuses to delete a note or change its content. Run it from a scheduled job or a loop in the
-worker process; it never blocks the escalation's workflow.
+last error); a failed note is tried again later. Those delivery columns are all that ever changes:
+the database refuses to delete a note or change its content. ``Drain`` runs it continuously (the worker's
+loop): batch after batch, a few notes in flight at once, a short poll when the outbox is empty, failed notes
+retried on a slower interval. It never blocks the escalation's workflow.
 
 Writing an adapter for a real case system
 -----------------------------------------
@@ -22,6 +23,8 @@ An adapter is any object with ``deliver(note: CaseNoteMessage) -> str``:
   written before run ids were recorded: ``<escalation id>-<seq>``) as the external or
   correlation id if the system has one, or look for a note with that key before creating one, and return
   the existing reference.
+* **Allow calls from several threads**: ``Drain`` hands over a few notes of a batch at once (give it
+  ``threads=1`` for an adapter that cannot). A crash before a batch's commit hands its notes over again.
 * **Map ``note.note_type``** to the system's own forms. The seeds say where notes go: Waltham Forest records
   an informal alert as a case note on MOSAIC and a formal alert as a MOSAIC episode (steps tasked back to
   the IRO); Wigan uses an "IRO Informal" or "Child Protection Informal" case note and the Dispute
@@ -40,11 +43,14 @@ Test a new adapter against ``deliver_pending`` with the record store on SQLite, 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
+import time
 import uuid
-from dataclasses import dataclass
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -152,44 +158,122 @@ class FileCaseNoteAdapter:
 
 
 def deliver_pending(
-    engine: Engine, adapter: CaseSystemAdapter, limit: int = 100, *, max_attempts: int | None = None
+    engine: Engine,
+    adapter: CaseSystemAdapter,
+    limit: int = 100,
+    *,
+    max_attempts: int | None = None,
+    retry_failed: bool = True,
+    pool: Executor | None = None,
 ) -> int:
-    """Hand up to ``limit`` pending or failed notes to ``adapter``; return how many were delivered now.
+    """Hand one batch of up to ``limit`` waiting notes to ``adapter``; return how many were delivered now.
 
-    Each note is handled in its own transaction, with its row locked (PostgreSQL: ``FOR UPDATE SKIP
-    LOCKED``, so two deliverers never send the same note at once). Notes never tried come first. With
+    Waiting means pending, or failed before when ``retry_failed``; notes never tried come first. With
     ``max_attempts``, a note that failed that many times is left ``failed`` for someone to look at.
-    Database errors propagate; an adapter's error marks the note failed and the run goes on.
+
+    The batch is one transaction: its rows are locked as they are read (PostgreSQL: ``FOR UPDATE SKIP
+    LOCKED``, so two deliverers never hand over the same note and each takes the next free batch), handed
+    over (in parallel on ``pool`` when given), and all marked ``delivered`` or ``failed`` in one commit.
+    A crash before that commit hands the batch over again later, which the adapter's idempotency absorbs.
+    SQLite has no row locks: run one deliverer per SQLite database. Database errors propagate; an adapter's
+    error marks its note failed and the batch goes on.
     """
-    sessions = session_factory(engine)
-    waiting: ColumnElement[bool] = CaseNote.status.in_(("pending", "failed"))
+    return _deliver_batch(engine, adapter, limit, max_attempts, retry_failed, pool)[0]
+
+
+def _deliver_batch(
+    engine: Engine,
+    adapter: CaseSystemAdapter,
+    limit: int,
+    max_attempts: int | None,
+    retry_failed: bool,
+    pool: Executor | None,
+) -> tuple[int, int]:
+    """``deliver_pending``'s batch: (how many were delivered, how many were handed over)."""
+    if limit < 1:
+        raise ValueError(f"case notes: the batch size must be at least 1, not {limit}")
+    statuses = ("pending", "failed") if retry_failed else ("pending",)
+    waiting: ColumnElement[bool] = CaseNote.status.in_(statuses)
     if max_attempts is not None:
         waiting = and_(waiting, CaseNote.attempts < max_attempts)
-    with sessions() as session:
-        ids = list(
-            session.scalars(
-                select(CaseNote.id).where(waiting).order_by(CaseNote.attempts, CaseNote.id).limit(limit)
-            )
-        )
-    delivered = 0
-    for note_id in ids:
-        with sessions.begin() as session:
-            note = session.scalars(
-                select(CaseNote).where(CaseNote.id == note_id, waiting).with_for_update(skip_locked=True)
-            ).first()
-            if note is None:
-                continue  # delivered meanwhile, or being delivered by another run
-            message = CaseNoteMessage.from_row(note)
+    claim = (
+        select(CaseNote)
+        .where(waiting)
+        .order_by(CaseNote.attempts, CaseNote.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    with session_factory(engine).begin() as session:
+        notes = list(session.scalars(claim))
+        if not notes:
+            return 0, 0
+        messages = [CaseNoteMessage.from_row(note) for note in notes]
+        if pool is None or len(messages) == 1:
+            outcomes = [_hand_over(adapter, m) for m in messages]
+        else:
+            outcomes = list(pool.map(functools.partial(_hand_over, adapter), messages))
+        now = datetime.now(UTC)
+        delivered = 0
+        for note, (reference, error) in zip(notes, outcomes, strict=True):
             note.attempts += 1
-            try:
-                reference = adapter.deliver(message)
-            except Exception as exc:
+            if error is not None:
                 note.status = "failed"
-                note.last_error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+                note.last_error = error
                 continue
             note.status = "delivered"
-            note.external_ref = str(reference)[:200]
-            note.delivered_at = datetime.now(UTC)
+            note.external_ref = reference
+            note.delivered_at = now
             note.last_error = None
             delivered += 1
-    return delivered
+    return delivered, len(notes)
+
+
+def _hand_over(adapter: CaseSystemAdapter, message: CaseNoteMessage) -> tuple[str | None, str | None]:
+    """(the case system's reference, None), or (None, the error to keep) when the adapter raised."""
+    try:
+        return str(adapter.deliver(message))[:200], None
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+
+
+@dataclass
+class Drain:
+    """Deliver the outbox continuously: ``run_once`` hands over one batch and says how long to wait.
+
+    A full batch means more are waiting: go on at once. Otherwise wait ``idle`` seconds (new notes are
+    picked up within that). Failed notes are retried only every ``retry_every`` seconds, so a case system
+    that is down is not hammered; new notes are always tried at once. ``threads`` notes are in flight at a
+    time (the adapter must allow calls from several threads, as ``FileCaseNoteAdapter`` does).
+    """
+
+    engine: Engine
+    adapter: CaseSystemAdapter
+    batch: int = 100
+    threads: int = 4
+    idle: float = 1.0
+    retry_every: float = 15.0
+    max_attempts: int | None = None
+    _next_retry: float = field(default=0.0, init=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"case notes: {name} must be at least 1, not {getattr(self, name)}")
+        if self.threads > 1:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="case-notes")
+
+    def run_once(self) -> tuple[int, float]:
+        """Hand over one batch: (how many were delivered, seconds to wait before the next)."""
+        now = time.monotonic()
+        retry = now >= self._next_retry
+        if retry:
+            self._next_retry = now + self.retry_every
+        delivered, tried = _deliver_batch(
+            self.engine, self.adapter, self.batch, self.max_attempts, retry, self._pool
+        )
+        return delivered, 0.0 if tried >= self.batch else self.idle
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)

@@ -22,7 +22,15 @@ added it is empty, and the Message-ID is derived as it was then.
 The one remaining window is a crash (or lost database connection) after the SMTP server has
 accepted a message and before its log row is committed: that message is sent again on retry, with the same
 Message-ID, which lets mail servers and clients that deduplicate on Message-ID drop the copy. The window is
-kept to one message: each log row is committed on its own.
+kept to one message: each log row is committed on its own, straight after its message was accepted (batching
+the log rows into one commit per notification would widen the window to every recipient, so it is not
+done).
+
+Cost: one notification uses one database connection and one SMTP connection for all its recipients. Its
+reads (directory, log) are one short transaction, its reply tokens one more (committed before the first
+message goes out, so every token sent can be looked up), then each message one (the check that a concurrent
+attempt has not logged it, then its log row). The headers shared by every recipient are parsed once per
+notification, and the TLS context (``tls_context``) once per process, only when TLS is on.
 
 Errors: SMTP, connection and database errors propagate (retryable); ``RoleUnfilled`` propagates (retryable:
 the notice waits until the directory is filled in); so does ``ProtocolUnavailable`` (the authority's protocol
@@ -40,18 +48,19 @@ import re
 import secrets
 import smtplib
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -78,6 +87,7 @@ __all__ = [
     "long_date",
     "message_id_for",
     "render",
+    "tls_context",
 ]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates" / "mail"
@@ -348,6 +358,26 @@ def _address(person: Person) -> Address:
         raise InvalidNotification(f"the address of {person.id!r} cannot be used: {exc}") from exc
 
 
+# --- TLS ------------------------------------------------------------------------------------------------
+
+_tls_lock = threading.Lock()
+_tls: ssl.SSLContext | None = None
+
+
+def tls_context() -> ssl.SSLContext:
+    """The process's one client TLS context (system CAs, hostname checked), made on first use.
+
+    Making one loads every system CA certificate (tens of milliseconds of CPU), so it is made once and
+    shared by every connection (an ``SSLContext`` may be used from several threads); with
+    ``ESCALATION_SMTP_TLS=none`` it is never made.
+    """
+    global _tls
+    with _tls_lock:
+        if _tls is None:
+            _tls = ssl.create_default_context()
+        return _tls
+
+
 # --- the notifier ---------------------------------------------------------------------------------------
 
 ProtocolLoader = Callable[[str], Protocol]
@@ -398,70 +428,73 @@ class SmtpNotifier:
                 f"cannot notify {n.kind.value!r} for escalation {n.escalation_id!r}: the {n.authority!r} "
                 f"protocol does not load on this worker ({exc}); the notice is retried until it does"
             ) from exc
-        recipients, to_people, cc_people = self._recipients(n, protocol)
-        to_addresses = [_address(p) for p, _ in to_people]
-        cc_addresses = [_address(p) for p, _ in cc_people]
-        ids = {
-            r.person.id: message_id_for(n.idempotency_key, r.person.id, self.smtp.reply_domain, n.run_id)
-            for r in recipients
-        }
-        with Session(self.engine) as session:
+        with self.engine.connect() as connection, Session(bind=connection) as session:
+            recipients, to_people, cc_people = self._recipients(session, n, protocol)
+            to_addresses = [_address(p) for p, _ in to_people]
+            cc_addresses = [_address(p) for p, _ in cc_people]
+            ids = {
+                r.person.id: message_id_for(n.idempotency_key, r.person.id, self.smtp.reply_domain, n.run_id)
+                for r in recipients
+            }
             done = set(
                 session.scalars(select(SentMail.message_id).where(SentMail.message_id.in_(ids.values())))
             )
-        pending = [r for r in recipients if ids[r.person.id] not in done]
-        if not pending:
-            return False
-        # Everything that could fail for good is done before the first message goes out.
-        messages: list[tuple[Recipient, RenderedMail, EmailMessage]] = []
-        tokens: list[ReplyToken] = []
-        for r in pending:
-            token = secrets.token_urlsafe(TOKEN_BYTES)
-            tokens.append(self._token_row(n, r, token))
-            reply = f"{self.smtp.reply_local}+{token}@{self.smtp.reply_domain}"
-            mail = render(
-                n,
-                r,
-                protocol=protocol,
-                to_people=to_people,
-                cc_people=cc_people,
-                reply_address=reply,
-                form_url=self.form_url,
-                env=self.env,
-            )
-            message = self._message(n, mail, ids[r.person.id], reply, to_addresses, cc_addresses)
-            check_row(self._log_row(n, r, mail, ids[r.person.id]), _name(n), InvalidNotification)
-            messages.append((r, mail, message))
-        with Session(self.engine) as session, session.begin():
-            session.add_all(tokens)
-        sent = 0
-        with self._connect() as smtp:
-            for r, mail, message in messages:
-                if self._logged(ids[r.person.id]):  # a concurrent attempt got there first
-                    continue
-                self._deliver(smtp, message, r.person)
-                self._log(n, r, mail, ids[r.person.id])
-                sent += 1
+            session.commit()  # the reads end here: nothing waits on them while rendering
+            pending = [r for r in recipients if ids[r.person.id] not in done]
+            if not pending:
+                return False
+            # Everything that could fail for good is done before the first message goes out.
+            shared = self._shared_headers(n, to_addresses, cc_addresses)
+            messages: list[tuple[Person, SentMail, EmailMessage]] = []
+            tokens: list[ReplyToken] = []
+            for r in pending:
+                token = secrets.token_urlsafe(TOKEN_BYTES)
+                tokens.append(self._token_row(n, r, token))
+                reply = f"{self.smtp.reply_local}+{token}@{self.smtp.reply_domain}"
+                mail = render(
+                    n,
+                    r,
+                    protocol=protocol,
+                    to_people=to_people,
+                    cc_people=cc_people,
+                    reply_address=reply,
+                    form_url=self.form_url,
+                    env=self.env,
+                )
+                message = self._message(n, mail, ids[r.person.id], reply, shared)
+                log = self._log_row(n, r, mail, ids[r.person.id])
+                check_row(log, _name(n), InvalidNotification)
+                messages.append((r.person, log, message))
+            # One transaction for every token, committed before any message carrying one goes out.
+            session.execute(insert(ReplyToken), [_values(t) for t in tokens])
+            session.commit()
+            sent = 0
+            with self._connect() as smtp:
+                for person, log, message in messages:
+                    if self._logged(session, log.message_id):  # a concurrent attempt got there first
+                        continue
+                    self._deliver(smtp, message, person)
+                    self._log(session, log)
+                    sent += 1
         return sent > 0
 
     # -- steps --
 
     def _recipients(
-        self, n: NotificationInput, protocol: Protocol
+        self, session: Session, n: NotificationInput, protocol: Protocol
     ) -> tuple[list[Recipient], list[tuple[Person, str]], list[tuple[Person, str]]]:
         """One recipient per person (``to`` before ``cc``), and the header lists, deduplicated by person."""
-        with Session(self.engine) as session:
 
-            def find(role: str) -> Person:
-                return self.resolver(
-                    session, n.authority, n.team, role, officer_id=n.officer.id, protocol=protocol
-                )
+        def find(role: str) -> Person:
+            return self.resolver(
+                session, n.authority, n.team, role, officer_id=n.officer.id, protocol=protocol
+            )
 
-            to_people = _unique([(find(role), role) for role in n.to_roles])
-            to_ids = {p.id for p, _ in to_people}
-            cc_people = [
-                (p, r) for p, r in _unique([(find(role), role) for role in n.cc_roles]) if p.id not in to_ids
-            ]
+        to_people = _unique([(find(role), role) for role in n.to_roles])
+        to_ids = {p.id for p, _ in to_people}
+        cc_people = [
+            (p, r) for p, r in _unique([(find(role), role) for role in n.cc_roles]) if p.id not in to_ids
+        ]
 
         def recipient(person: Person, role: str, position: Literal["to", "cc"]) -> Recipient:
             acts_as = n.officer.role if role == RAISING_OFFICER else role
@@ -489,48 +522,54 @@ class SmtpNotifier:
         check_row(row, _name(n), InvalidNotification)
         return row
 
+    def _shared_headers(
+        self, n: NotificationInput, to_addresses: list[Address], cc_addresses: list[Address]
+    ) -> list[BaseHeader]:
+        """The headers every recipient's message has alike, parsed once for the notification."""
+        make = MESSAGE_POLICY.header_factory
+        thread = f"<{n.escalation_id}@{self.smtp.reply_domain}>"
+        try:
+            headers = [make("From", self.smtp.mail_from), make("To", to_addresses)]
+            if cc_addresses:
+                headers.append(make("Cc", cc_addresses))
+        except (ValueError, IndexError) as exc:
+            raise InvalidNotification(f"cannot address the {n.kind.value!r} notification: {exc}") from exc
+        headers += [
+            make("References", thread),
+            make("In-Reply-To", thread),
+            make("Date", format_datetime(datetime.now(UTC))),
+            make("Auto-Submitted", "auto-generated"),
+            make("X-Escalation-Id", n.escalation_id),
+            make("X-Escalation-Event", n.kind.value),
+        ]
+        return headers
+
     def _message(
-        self,
-        n: NotificationInput,
-        mail: RenderedMail,
-        message_id: str,
-        reply: str,
-        to_addresses: list[Address],
-        cc_addresses: list[Address],
+        self, n: NotificationInput, mail: RenderedMail, message_id: str, reply: str, shared: list[BaseHeader]
     ) -> EmailMessage:
         msg = EmailMessage(policy=MESSAGE_POLICY)
         try:
             msg["Subject"] = mail.subject
-            msg["From"] = self.smtp.mail_from
-            msg["To"] = to_addresses
-            if cc_addresses:
-                msg["Cc"] = cc_addresses
             msg["Reply-To"] = reply
         except (ValueError, IndexError) as exc:
             raise InvalidNotification(f"cannot address the {n.kind.value!r} notification: {exc}") from exc
         msg["Message-ID"] = message_id
-        thread = f"<{n.escalation_id}@{self.smtp.reply_domain}>"
-        msg["References"] = thread
-        msg["In-Reply-To"] = thread
-        msg["Date"] = format_datetime(datetime.now(UTC))
-        msg["Auto-Submitted"] = "auto-generated"
-        msg["X-Escalation-Id"] = n.escalation_id
-        msg["X-Escalation-Event"] = n.kind.value
+        for header in shared:  # already parsed: stored as they are
+            msg[header.name] = header
         msg.set_content(mail.text)
         msg.add_alternative(mail.html, subtype="html")
         return msg
 
     def _connect(self) -> smtplib.SMTP:
         s = self.smtp
-        context = ssl.create_default_context()
         conn: smtplib.SMTP
         if s.tls == "ssl":
-            conn = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=context)
+            conn = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=tls_context())
         else:
             conn = smtplib.SMTP(s.host, s.port, timeout=self.timeout)
         try:
             if s.tls == "starttls":
-                conn.starttls(context=context)
+                conn.starttls(context=tls_context())
             if s.user:
                 conn.login(s.user, s.password or "")
         except BaseException:
@@ -550,10 +589,11 @@ class SmtpNotifier:
                 ) from exc
             raise
 
-    def _logged(self, message_id: str) -> bool:
-        with Session(self.engine) as session:
-            found = session.scalars(select(SentMail.id).where(SentMail.message_id == message_id)).first()
-            return found is not None
+    @staticmethod
+    def _logged(session: Session, message_id: str) -> bool:
+        found = session.scalars(select(SentMail.id).where(SentMail.message_id == message_id)).first()
+        session.commit()  # no transaction stays open while the message is sent
+        return found is not None
 
     @staticmethod
     def _log_row(n: NotificationInput, r: Recipient, mail: RenderedMail, message_id: str) -> SentMail:
@@ -569,13 +609,20 @@ class SmtpNotifier:
             sent_at=datetime.now(UTC),
         )
 
-    def _log(self, n: NotificationInput, r: Recipient, mail: RenderedMail, message_id: str) -> None:
-        with Session(self.engine) as session:
-            session.add(self._log_row(n, r, mail, message_id))
-            try:
-                session.commit()
-            except IntegrityError:  # logged concurrently by another attempt: already recorded
-                session.rollback()
+    @staticmethod
+    def _log(session: Session, row: SentMail) -> None:
+        """Commit the (already checked) log row of a message the SMTP server has just accepted."""
+        row.sent_at = datetime.now(UTC)
+        try:
+            session.execute(insert(SentMail), [_values(row)])
+            session.commit()
+        except IntegrityError:  # logged concurrently by another attempt: already recorded
+            session.rollback()
+
+
+def _values(row: ReplyToken | SentMail) -> dict[str, Any]:
+    """A checked row's column values, for a plain INSERT (the database numbers the id)."""
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key != "id"}
 
 
 def _name(n: NotificationInput) -> str:

@@ -8,6 +8,7 @@ database is migrated with ``activities.db.migrate`` (revisions 0001_records and 
 from __future__ import annotations
 
 import ast
+import ssl
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
@@ -26,6 +27,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 import workflows.rules
+from activities import mail
 from activities.db import migrate
 from activities.db.base import Base, make_engine
 from activities.db.mail_models import DirectoryPerson, ReplyToken, SentMail
@@ -298,6 +300,46 @@ def test_a_send_interrupted_part_way_delivers_only_the_rest_on_retry_and_every_t
     assert len(capture.deliveries) == 3
 
 
+def test_a_message_logged_by_a_concurrent_attempt_while_it_was_sent_is_logged_once_and_not_an_error(
+    engine: Engine,
+) -> None:
+    """Another attempt logs a message between this one's check and its log row: the row stays single."""
+    n = stage_sent()
+    manager = directory_person(engine, "wig-team-manager-a")
+    message_id = message_id_for(n.idempotency_key, manager.person_id, "replies.example.org", n.run_id)
+
+    class LoggedMeanwhile(Capture):
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            reply = await super().handle_DATA(server, session, envelope)
+            if envelope.rcpt_tos == [manager.email]:
+                with Session(engine) as db, db.begin():
+                    db.add(
+                        SentMail(
+                            message_id=message_id,
+                            idempotency_key=n.idempotency_key,
+                            escalation_id=n.escalation_id,
+                            run_id=n.run_id,
+                            person_id=manager.person_id,
+                            address=manager.email,
+                            kind=n.kind.value,
+                            subject="logged by the other attempt",
+                            sent_at=datetime.now(UTC),
+                        )
+                    )
+            return reply
+
+    capture = LoggedMeanwhile()
+    controller = start_capture(capture)
+    try:
+        assert notifier(engine, controller.port).send(n) is True
+    finally:
+        controller.stop()
+    assert len(capture.deliveries) == 3
+    rows = sent_rows(engine)
+    assert len(rows) == 3 and len({r.message_id for r in rows}) == 3
+    assert [r.subject for r in rows if r.message_id == message_id] == ["logged by the other attempt"]
+
+
 def test_the_raw_reply_token_never_reaches_the_database_and_an_expired_one_is_not_found(
     engine: Engine, smtp_server: tuple[Capture, int]
 ) -> None:
@@ -435,6 +477,28 @@ def test_a_team_role_falls_back_to_the_authority_wide_holder(sqlite_engine: Engi
     )
     assert resolve(sqlite_engine, "wigan", "team-a", "team_manager").id == "wig-team-manager-a"
     assert resolve(sqlite_engine, "wigan", "team-z", "team_manager").id == extra.person
+
+
+def test_without_tls_no_tls_context_is_made_and_with_tls_one_serves_the_whole_process(
+    sqlite_engine: Engine, smtp_server: tuple[Capture, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[ssl.SSLContext] = []
+    real = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    monkeypatch.setattr(mail, "_tls", None)
+    capture, port = smtp_server
+    assert notifier(sqlite_engine, port).send(stage_sent()) is True
+    assert len(capture.deliveries) == 3
+    assert made == [], "ESCALATION_SMTP_TLS=none makes no TLS context"
+
+    contexts = {id(mail.tls_context()) for _ in range(3)}
+    assert len(contexts) == 1 and len(made) == 1, "one context, made once, shared by every connection"
+    assert made[0].verify_mode == ssl.CERT_REQUIRED and made[0].check_hostname
 
 
 def test_smtp_errors_propagate_and_nothing_is_logged(sqlite_engine: Engine) -> None:
