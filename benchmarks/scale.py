@@ -246,9 +246,11 @@ async def wave(
 ) -> None:
     """``args.wave`` escalations due at one instant: how late each one's automatic escalation lands."""
     count = args.wave
-    lead = count / max(recorded_rate, 1.0) * 1.5 + 30  # time to start and record them all, with margin
+    lead = count / max(recorded_rate, 1.0) * 1.5 + args.wave_lead  # time to start and record them all
     ready_by = datetime.now(UTC) + timedelta(seconds=lead)
     wave_at = (ready_by + timedelta(minutes=1)).replace(second=0, microsecond=0)  # the next minute's start
+    if args.wave_lead < 30:  # a quick run: no need to wait for a minute's start
+        wave_at = ready_by
     cmd = [sys.executable, "-u", "-m", "benchmarks.wave_worker", *common, "--task-queue", WAVE_QUEUE]
     cmd += ["--wave-at", wave_at.isoformat()]
     procs.append(await spawn_until_ready(cmd, folder / "wave-worker.log", READY_LINE))
@@ -328,6 +330,13 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=_seconds, default=120, help="case-note drain watched (s)")
     parser.add_argument("--list-timeout", type=_seconds, default=900, help="`escalate list` allowed (s)")
     parser.add_argument("--wave-timeout", type=_seconds, default=600, help="after the wave's deadline (s)")
+    parser.add_argument(
+        "--wave-lead",
+        type=_seconds,
+        default=30,
+        help="margin (s) before the wave's deadline beyond the time to start it; under 30, the deadline is "
+        "not rounded to a minute's start (quick runs)",
+    )
     args = parser.parse_args(argv)
     if args.escalations < 1 or args.concurrency < 1:
         parser.error("--escalations and --concurrency: give 1 or more")

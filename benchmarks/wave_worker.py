@@ -26,7 +26,7 @@ from activities.db_records import DbRecordStore
 from activities.escalation_activities import EscalationActivities
 from activities.mail import SmtpNotifier
 from activities.settings import Settings
-from schemas.schedule import Schedule, ScheduleRequest
+from schemas.schedule import Schedule, ScheduleRequest, ScheduleRequests, Schedules
 from starter.clean_exit import run_then_exit
 from starter.connection import connect
 from starter.worker_options import add_arguments, apply_settings
@@ -38,7 +38,7 @@ READY_LINE = "worker polling task queue"
 
 
 def wave_clock(wave_at: datetime):  # type: ignore[no-untyped-def]
-    """A ``plan_schedule`` activity placing every stage received before ``wave_at`` due at ``wave_at``."""
+    """``plan_schedule`` and ``plan_schedules`` placing every stage received before ``wave_at`` due then."""
 
     @activity.defn(name="plan_schedule")
     def plan_schedule(request: ScheduleRequest) -> Schedule:
@@ -53,7 +53,11 @@ def wave_clock(wave_at: datetime):  # type: ignore[no-untyped-def]
             working_day_ends=[wave_at],
         )
 
-    return plan_schedule
+    @activity.defn(name="plan_schedules")
+    def plan_schedules(requests: ScheduleRequests) -> Schedules:
+        return Schedules(schedules=[plan_schedule(request) for request in requests.requests])
+
+    return [plan_schedule, plan_schedules]
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -63,13 +67,14 @@ async def serve(args: argparse.Namespace) -> int:
     settings = Settings()
     engine = prepare_database(settings)
     real = EscalationActivities(records=DbRecordStore(engine), notifier=SmtpNotifier(engine, settings.smtp))
-    activities = [a for a in real.all() if a is not escalation_activities.plan_schedule]
+    clock = {escalation_activities.plan_schedule, escalation_activities.plan_schedules}
+    activities = [a for a in real.all() if a not in clock]
     worker = Worker(
         client,
         task_queue=args.task_queue,
         workflows=[EscalationWorkflow],
         workflow_runner=workflow_runner(),
-        activities=[*activities, wave_clock(wave_at)],
+        activities=[*activities, *wave_clock(wave_at)],
         activity_executor=ThreadPoolExecutor(max_workers=8),
     )
     stop = asyncio.Event()

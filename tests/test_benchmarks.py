@@ -50,6 +50,8 @@ def test_scale_benchmark_runs() -> None:
         "2",
         "--drain-timeout",
         "60",
+        "--wave-lead",
+        "8",
         timeout=900,
     )
     assert "started 3 escalations" in out
