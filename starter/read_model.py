@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client, WorkflowExecution
@@ -128,6 +128,7 @@ def _stage_place(authority: str, track: str, stage: str) -> tuple[int | None, in
     return (keys.index(stage) + 1 if stage in keys else None), len(stages)
 
 
+@lru_cache(maxsize=4096)  # one listing asks the same few deadlines many times, at one ``now``
 def working_days_left(authority: str, track: str, stage: str, due_at: datetime, now: datetime) -> int:
     """Working days still to run at ``now`` before ``due_at`` (the current day counts while it lasts).
 
@@ -150,8 +151,10 @@ def working_days_left(authority: str, track: str, stage: str, due_at: datetime, 
             )
         except KeyError:
             allowance = None
-    if allowance is not None and calendar.subtract_working_days(due_date, allowance) == today:
-        days = days[1:] if days and days[0] == today else days  # sent today: today is day 0
+    if allowance is not None:
+        counts_from = calendar.subtract_working_days(due_date, allowance)
+        if counts_from == calendar.next_working_day(today):  # sent today (or this weekend): day 0
+            days = [d for d in days if d > counts_from]
     return len(days)
 
 

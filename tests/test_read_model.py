@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,13 @@ import pytest_asyncio
 from temporalio.client import Client, Interceptor, OutboundInterceptor, QueryWorkflowInput
 from temporalio.testing import WorkflowEnvironment
 
+from activities.working_days import LONDON, plan_schedule
 from protocols import load_protocol
 from schemas.escalation import Actor, Concern, EscalationView, RaiseConcern, Respond, Status, Withdraw
+from schemas.schedule import ScheduleRequest
 from starter.connection import DATA_CONVERTER
 from starter.escalations import prepare, raise_concern
-from starter.read_model import ListFilter, list_escalations, visibility_query
+from starter.read_model import ListFilter, list_escalations, visibility_query, working_days_left
 from starter.temporal_binaries import temporal_cli_path
 from tests.cli_runner import ESCALATE, Cli
 from tests.temporal_servers import require_or_skip
@@ -129,6 +131,21 @@ async def test_the_query_carries_every_filter() -> None:
     assert "(EscalationFlags = 'overdue' OR EscalationDeadline < '2026-12-01T12:00:00.000000Z')" in query
     assert "'resolved'" not in visibility_query(ListFilter(open_only=True), now)
     assert visibility_query(ListFilter(stage="it's"), now).count("it\\'s") == 1, "quotes are escaped"
+
+
+async def test_working_days_left_from_the_deadline_alone_match_the_workflows_count() -> None:
+    """Stages sent on every day of six weeks over Christmas, read every 7 hours until due."""
+    compared = 0
+    for offset in range(42):
+        sent = datetime.combine(date(2026, 12, 1) + timedelta(days=offset), time(10), tzinfo=LONDON)
+        schedule = plan_schedule(ScheduleRequest(received_at=sent.astimezone(UTC), working_days=5))
+        now = schedule.received_at
+        while now < schedule.due_at:
+            left = working_days_left("wigan", "iro", "stage-1", schedule.due_at, now)
+            assert left == schedule.working_days_left(now), (sent, now)
+            compared += 1
+            now += timedelta(hours=7)
+    assert compared > 1000
 
 
 async def test_list_filters_and_sorts_in_visibility_with_no_worker(
