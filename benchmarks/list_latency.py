@@ -131,16 +131,20 @@ async def main(argv: list[str] | None = None) -> int:
             took = time.perf_counter() - started
             print(f"{args.escalations} escalations raised and indexed in {took:.1f} s")
 
-            started = time.perf_counter()
-            listing = await list_escalations(client, ListFilter(), datetime.now(UTC), timedelta(seconds=60))
-            in_process = time.perf_counter() - started
             empty, _ = _time_command(address, "list", "--stage", "no-such-stage", "--wait", "60")
             took, lines = _time_command(address, "list", "--wait", "60")
             print(
                 f"escalate list (no worker running): {took:.2f} s for {lines} lines, process start included"
             )
             print(f"  the same command listing nothing (process start and connect): {empty:.2f} s")
-            print(f"  the read model's call alone: {in_process:.2f} s for {len(listing.rows)} escalations")
+            in_process = []
+            for _ in range(3):
+                started = time.perf_counter()
+                now = datetime.now(UTC)
+                listing = await list_escalations(client, ListFilter(), now, timedelta(seconds=60))
+                in_process.append(time.perf_counter() - started)
+            best = min(in_process)
+            print(f"  the read model alone: {best:.2f} s for {len(listing.rows)} escalations (best of 3)")
             if args.scan:
                 async with build_worker(
                     client, TASK_QUEUE, records=FileRecordStore(root), notifier=OutboxNotifier(root)
