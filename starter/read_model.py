@@ -17,7 +17,8 @@ and the listing says how many were left out; when it has none registered, the ca
 each escalation's state (slow, one query each).
 
 Sorting is done here after the filtered list returns (by deadline, soonest first, then id): Temporal's SQL
-visibility (the dev server's, PostgreSQL's) offers no ``ORDER BY`` on custom attributes.
+visibility stores (the dev server's SQLite, PostgreSQL) refuse ``ORDER BY`` ("operation is not supported");
+only Elasticsearch sorts.
 """
 
 from __future__ import annotations
