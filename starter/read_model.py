@@ -23,12 +23,16 @@ only Elasticsearch sorts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.client import Client, WorkflowExecution
+from temporalio.api.common.v1 import Payload
+from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
+from temporalio.client import Client
 
 from activities.working_days import WorkingDayCalendar, end_of_day, london_date
 from protocols import ProtocolError, load_protocol
@@ -159,19 +163,26 @@ def working_days_left(authority: str, track: str, stage: str, due_at: datetime, 
     return len(days)
 
 
-def row_of(execution: WorkflowExecution, now: datetime) -> EscalationRow | None:
+def _value(fields: Mapping[str, Payload], name: str) -> Any:
+    """One search attribute's value (visibility stores them as plain JSON payloads, never encrypted)."""
+    payload = fields.get(name)
+    return json.loads(payload.data) if payload is not None and payload.data else None
+
+
+def row_of(escalation_id: str, fields: Mapping[str, Payload], now: datetime) -> EscalationRow | None:
     """The row of one listed execution, or None when it lacks the attributes a row needs."""
-    values = execution.typed_search_attributes
-    authority = values.get(indexed.AUTHORITY)
-    track = values.get(indexed.TRACK)
-    stage = values.get(indexed.STAGE)
-    status = values.get(indexed.STATUS)
-    if not (authority and track and stage and status) or status not in {s.value for s in Status}:
+    authority = _value(fields, indexed.AUTHORITY.name)
+    track = _value(fields, indexed.TRACK.name)
+    stage = _value(fields, indexed.STAGE.name)
+    status = _value(fields, indexed.STATUS.name)
+    if not all(isinstance(v, str) and v for v in (authority, track, stage)) or status not in _STATUSES:
         return None
-    deadline = values.get(indexed.DEADLINE)
+    raw_deadline = _value(fields, indexed.DEADLINE.name)
+    deadline = datetime.fromisoformat(raw_deadline) if isinstance(raw_deadline, str) else None
+    flags = _value(fields, indexed.FLAGS.name)
     number, count = _stage_place(authority, track, stage)
     return EscalationRow(
-        escalation_id=execution.id,
+        escalation_id=escalation_id,
         authority=authority,
         track=track,
         stage=stage,
@@ -181,8 +192,11 @@ def row_of(execution: WorkflowExecution, now: datetime) -> EscalationRow | None:
         deadline=deadline,
         deadline_date=london_date(deadline - timedelta(microseconds=1)) if deadline else None,
         working_days_left=working_days_left(authority, track, stage, deadline, now) if deadline else None,
-        flags=list(values.get(indexed.FLAGS) or []),
+        flags=[str(f) for f in flags] if isinstance(flags, list) else [],
     )
+
+
+_STATUSES = frozenset(s.value for s in Status)
 
 
 def sort_key(row: EscalationRow) -> tuple[int, datetime, str]:
@@ -191,9 +205,28 @@ def sort_key(row: EscalationRow) -> tuple[int, datetime, str]:
     return (0 if row.deadline else 1, row.deadline or far, row.escalation_id)
 
 
-async def _executions(client: Client, query: str, rpc_timeout: timedelta) -> AsyncIterator[WorkflowExecution]:
-    async for execution in client.list_workflows(query, page_size=1000, rpc_timeout=rpc_timeout):
-        yield execution
+async def _pages(
+    client: Client, query: str, rpc_timeout: timedelta
+) -> AsyncIterator[tuple[str, Mapping[str, Payload]]]:
+    """(workflow id, search attributes) of every match, straight from the list call's pages.
+
+    The raw call rather than ``Client.list_workflows``: that decodes every execution's attributes twice
+    (typed and untyped), which is most of a long list's cost.
+    """
+    token = b""
+    while True:
+        page = await client.workflow_service.list_workflow_executions(
+            ListWorkflowExecutionsRequest(
+                namespace=client.namespace, query=query, page_size=1000, next_page_token=token
+            ),
+            retry=True,
+            timeout=rpc_timeout,
+        )
+        for info in page.executions:
+            yield info.execution.workflow_id, info.search_attributes.indexed_fields
+        token = page.next_page_token
+        if not token:
+            return
 
 
 async def list_escalations(
@@ -204,8 +237,8 @@ async def list_escalations(
     Raises ``temporalio.service.RPCError`` when visibility cannot answer.
     """
     rows: dict[str, EscalationRow] = {}
-    async for execution in _executions(client, visibility_query(wanted, now), rpc_timeout):
-        row = row_of(execution, now)
+    async for escalation_id, fields in _pages(client, visibility_query(wanted, now), rpc_timeout):
+        row = row_of(escalation_id, fields, now)
         if row is not None and row.escalation_id not in rows:  # the newest run of an id comes first
             rows[row.escalation_id] = row
     unindexed = (await client.count_workflows(UNINDEXED_QUERY, rpc_timeout=rpc_timeout)).count
