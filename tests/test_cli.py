@@ -51,6 +51,16 @@ async def _history_length(env: WorkflowEnvironment, escalation_id: str) -> int:
     return len([e async for e in handle.fetch_history_events()])
 
 
+async def _listed(cli: Cli, escalation_id: str, *filters: str) -> str:
+    """``escalate list`` output once it shows ``escalation_id`` (visibility is eventually consistent)."""
+    give_up = asyncio.get_running_loop().time() + TIMEOUT_S
+    while True:
+        out = await cli.ok("list", *filters)
+        if escalation_id in out or asyncio.get_running_loop().time() > give_up:
+            return out
+        await asyncio.sleep(0.2)
+
+
 def _raise_args(authority: str, track: str, category: str, child: str, officer: str, role: str) -> list[str]:
     return [
         "raise",
@@ -203,8 +213,9 @@ async def test_a_whole_escalation_through_the_command(cli: Cli, dev_server_env: 
     reason = await cli.fails(EXIT_REFUSED, "note", escalation_id, "--text", "Late.", **iro)
     assert "resolved" in reason
 
-    listed = await cli.ok("list", "--authority", "gloucestershire", "--status", "resolved")
-    assert escalation_id in listed
+    # The list reads visibility, which shows a change a moment after it is made: wait for it.
+    listed = await _listed(cli, escalation_id, "--authority", "gloucestershire", "--status", "resolved")
+    assert f"{escalation_id}  resolved  " in listed
     assert escalation_id not in await cli.ok("list", "--authority", "gloucestershire", "--open")
 
 

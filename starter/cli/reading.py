@@ -1,4 +1,8 @@
-"""Commands that read escalations: ``status``, ``history``, ``actions``, ``list``."""
+"""Commands that read escalations: ``status``, ``history``, ``actions``, ``list``.
+
+``status``, ``history`` and ``actions`` ask the escalation itself (one query, always current); ``list``
+reads the visibility read model (``starter.read_model``) and needs no worker.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 
-from temporalio.service import RPCError
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from protocols import available_protocols
 from schemas.escalation import (
@@ -26,7 +31,8 @@ from starter.cli.common import (
     words,
 )
 from starter.cli.service import actor_of, connect_client, read_state, run_query
-from workflows.escalation import TASK_QUEUE
+from starter.escalations import search_attributes_registered
+from starter.read_model import BASE_QUERY, EscalationRow, ListFilter, list_escalations
 
 
 def _status_text(view: EscalationView) -> list[str]:
@@ -115,8 +121,30 @@ async def cmd_actions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_overdue(view: EscalationView, now: datetime) -> bool:
-    return Flag.OVERDUE in view.flags or (view.deadline is not None and view.deadline < now)
+def list_line(row: EscalationRow) -> str:
+    """One escalation on one line, from the read model (the same line as ever)."""
+    due = (
+        f"due {row.deadline_date.isoformat()} ({row.working_days_left} wd left)"
+        if row.deadline_date
+        else "no deadline running"
+    )
+    flags = f"  [{', '.join(row.flags)}]" if row.flags else ""
+    place = f"{row.stage_number or '?'}/{row.stage_count or '?'}"
+    return f"{row.escalation_id}  {row.status.value}  {place} {row.stage}  {due}{flags}"
+
+
+NO_ATTRIBUTES = (
+    "note: this namespace has no escalation search attributes registered, so each escalation's state is "
+    "read in turn (slow, and needs a worker): register them (docs/deploy.md) for a fast list"
+)
+
+
+def _unindexed_note(count: int) -> str:
+    some = "1 escalation" if count == 1 else f"{count} escalations"
+    return (
+        f"note: {some} started before the search attributes were registered "
+        f"{'is' if count == 1 else 'are'} not listed; `escalate status ID` reads one"
+    )
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
@@ -124,15 +152,45 @@ async def cmd_list(args: argparse.Namespace) -> int:
         raise CliError(f"unknown authority {args.authority!r}; known: {', '.join(available_protocols())}")
     if args.status and args.status not in {s.value for s in Status}:
         raise CliError(f"unknown status {args.status!r}; one of: {', '.join(s.value for s in Status)}")
+    wanted = ListFilter(
+        authority=args.authority,
+        stage=args.stage,
+        status=Status(args.status) if args.status else None,
+        overdue=args.overdue,
+        open_only=args.open,
+    )
     client = await connect_client(args)
-    query = f"WorkflowType = 'EscalationWorkflow' AND TaskQueue = '{TASK_QUEUE}'"
-    if args.open or (args.status and not Status(args.status).is_closed):
+    now = datetime.now(UTC)
+    try:
+        listing = await list_escalations(client, wanted, now, rpc_timeout=timedelta(seconds=args.wait))
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT and not await search_attributes_registered(client):
+            print(NO_ATTRIBUTES, file=sys.stderr)
+            return await _list_by_scan(args, client, wanted, now)
+        raise CliError(f"cannot list escalations: {exc.message}", EXIT_UNAVAILABLE) from None
+    for row in listing.rows:
+        print(list_line(row))
+    if not listing.rows:
+        print("no escalations match")
+    if listing.unindexed:
+        print(_unindexed_note(listing.unindexed), file=sys.stderr)
+    return 0
+
+
+def _is_overdue(view: EscalationView, now: datetime) -> bool:
+    return Flag.OVERDUE in view.flags or (view.deadline is not None and view.deadline < now)
+
+
+async def _list_by_scan(args: argparse.Namespace, client: Client, wanted: ListFilter, now: datetime) -> int:
+    """The fallback without attributes: one ``state`` query per escalation (needs a worker)."""
+    query = BASE_QUERY
+    if wanted.open_only or (wanted.status and not wanted.status.is_closed):
         query += " AND ExecutionStatus = 'Running'"  # an escalation's workflow ends when it closes
     ids: list[str] = []
     try:
         async for execution in client.list_workflows(query, rpc_timeout=timedelta(seconds=args.wait)):
             if execution.id not in ids and (
-                not args.authority or execution.id.startswith(args.authority + "-")
+                not wanted.authority or execution.id.startswith(wanted.authority + "-")
             ):
                 ids.append(execution.id)
     except RPCError as exc:
@@ -148,17 +206,16 @@ async def cmd_list(args: argparse.Namespace) -> int:
                 return None
 
     views = [v for v in await asyncio.gather(*(read(i) for i in ids)) if v is not None]
-    now = datetime.now(UTC)
     shown = [
         v
         for v in views
-        if (not args.authority or v.authority == args.authority)
-        and (not args.stage or v.stage == args.stage)
-        and (not args.status or v.status.value == args.status)
-        and (not args.open or not v.status.is_closed)
-        and (not args.overdue or _is_overdue(v, now))
+        if (not wanted.authority or v.authority == wanted.authority)
+        and (not wanted.stage or v.stage == wanted.stage)
+        and (not wanted.status or v.status == wanted.status)
+        and (not wanted.open_only or not v.status.is_closed)
+        and (not wanted.overdue or _is_overdue(v, now))
     ]
-    for view in sorted(shown, key=lambda v: v.escalation_id):
+    for view in sorted(shown, key=lambda v: (v.deadline is None, v.deadline or now, v.escalation_id)):
         print(_list_line(view))
     if not shown:
         print("no escalations match")

@@ -131,12 +131,12 @@ async def act(args: argparse.Namespace, action: Action) -> int:
     """Send ``action`` as the update of the same name; print its outcome on one line.
 
     An update refused as busy is sent again after a short pause (0.2 s, doubling to 2 s) until ``--wait``
-    runs out; every other refusal is final.
+    runs out; every other refusal is final. One round trip when all is well: the escalation is looked up
+    (``ensure_open``) only when the update finds no running workflow, to say why.
     """
     kind: str = action.kind
     client = await connect_client(args)
     handle = client.get_workflow_handle(args.id)
-    await ensure_open(args, handle)
     loop = asyncio.get_running_loop()
     give_up = loop.time() + args.wait
     pause, longest = BUSY_BACKOFF_S
@@ -164,7 +164,7 @@ async def act(args: argparse.Namespace, action: Action) -> int:
             # wait_for's cancellation reaches the client as WorkflowUpdateRPCTimeoutOrCancelledError.
             raise _stuck(args, kind, busy) from None
         except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:  # ended between the look-up and the update
+            if exc.status == RPCStatusCode.NOT_FOUND:  # no such workflow, or it has ended: say which
                 await ensure_open(args, handle)
                 raise unknown(args, handle.id) from None
             raise CliError(f"cannot send {kind} to {handle.id}: {exc.message}", EXIT_UNAVAILABLE) from None

@@ -1,0 +1,259 @@
+"""Reading many escalations at once: the read model behind ``escalate list``.
+
+The source is Temporal's visibility store, queried through the escalation search attributes
+(``workflows.search_attributes``), not the record store's ``escalations`` table. Why:
+
+- the command line talks only to Temporal and holds no database credentials; visibility needs none;
+- the attributes carry every field a list line shows (authority, track, stage, status, running deadline,
+  flags), so one paged list call answers, with filters in the visibility query, and no worker is needed
+  (no ``state`` query, no replay of any history);
+- the ``escalations`` table stays the read model of the web dashboards, which already hold a database
+  session; both are written from the same transitions, so they agree.
+
+What this costs: visibility is eventually consistent (a change shows a moment after it is made; ``status``
+asks the workflow itself and is always current), and an escalation started where the attributes were not
+registered has none. When the namespace has the attributes registered, such escalations are not listed,
+and the listing says how many were left out; when it has none registered, the caller falls back to reading
+each escalation's state (slow, one query each).
+
+Sorting is done here after the filtered list returns (by deadline, soonest first, then id): Temporal's SQL
+visibility stores (the dev server's SQLite, PostgreSQL) refuse ``ORDER BY`` ("operation is not supported");
+only Elasticsearch sorts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from functools import cache, lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.api.common.v1 import Payload
+from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
+from temporalio.client import Client
+
+from activities.working_days import WorkingDayCalendar, end_of_day, london_date
+from protocols import ProtocolError, load_protocol
+from schemas.escalation import Flag, Status
+from schemas.protocol import Protocol
+from workflows import search_attributes as indexed
+from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE
+
+BASE_QUERY = f"WorkflowType = '{WORKFLOW_TYPE}' AND TaskQueue = '{TASK_QUEUE}'"
+"""Every escalation's workflow, whatever its attributes."""
+
+
+class ListFilter(BaseModel):
+    """What ``escalate list`` asks for; every field is ANDed into the visibility query."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    authority: str | None = None
+    stage: str | None = None
+    status: Status | None = None
+    overdue: bool = False
+    open_only: bool = False
+
+
+class EscalationRow(BaseModel):
+    """One escalation as a list shows it, built from its search attributes alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    escalation_id: str
+    authority: str
+    track: str
+    stage: str
+    status: Status
+    stage_number: int | None = Field(description="None when the current protocol no longer has the stage.")
+    stage_count: int | None
+    deadline: datetime | None
+    deadline_date: date | None
+    working_days_left: int | None
+    flags: list[str]
+
+
+class Listing(BaseModel):
+    """A sorted list, and how many escalations it could not include (started without attributes)."""
+
+    rows: list[EscalationRow]
+    unindexed: int
+
+
+def _quoted(value: str) -> str:
+    """A visibility query string literal (values are keys already checked, but never trust that)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _instant(value: datetime) -> str:
+    return _quoted(value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def visibility_query(wanted: ListFilter, now: datetime) -> str:
+    """The visibility query for ``wanted``: only escalations that carry their attributes."""
+    parts = [BASE_QUERY, f"{indexed.STATUS.name} IS NOT NULL"]
+    if wanted.authority:
+        parts.append(f"{indexed.AUTHORITY.name} = {_quoted(wanted.authority)}")
+    if wanted.stage:
+        parts.append(f"{indexed.STAGE.name} = {_quoted(wanted.stage)}")
+    if wanted.status:
+        parts.append(f"{indexed.STATUS.name} = {_quoted(wanted.status.value)}")
+    if wanted.open_only:
+        still_open = ", ".join(_quoted(s.value) for s in Status if not s.is_closed)
+        parts.append(f"{indexed.STATUS.name} IN ({still_open})")
+    if wanted.overdue:
+        flagged = f"{indexed.FLAGS.name} = {_quoted(Flag.OVERDUE.value)}"
+        parts.append(f"({flagged} OR {indexed.DEADLINE.name} < {_instant(now)})")
+    return " AND ".join(parts)
+
+
+UNINDEXED_QUERY = f"{BASE_QUERY} AND {indexed.STATUS.name} IS NULL"
+"""Escalations started without the attributes (before they were registered): a list cannot show them."""
+
+
+@cache
+def _protocol(authority: str) -> Protocol | None:
+    try:
+        return load_protocol(authority)
+    except ProtocolError:  # an authority whose protocol file is gone: the row shows what visibility holds
+        return None
+
+
+def _stage_place(authority: str, track: str, stage: str) -> tuple[int | None, int | None]:
+    protocol = _protocol(authority)
+    if protocol is None:
+        return None, None
+    try:
+        stages = protocol.track(track).stages
+    except KeyError:
+        return None, None
+    keys = [s.key for s in stages]
+    return (keys.index(stage) + 1 if stage in keys else None), len(stages)
+
+
+@lru_cache(maxsize=4096)  # one listing asks the same few deadlines many times, at one ``now``
+def working_days_left(authority: str, track: str, stage: str, due_at: datetime, now: datetime) -> int:
+    """Working days still to run at ``now`` before ``due_at`` (the current day counts while it lasts).
+
+    As the workflow counts (``Schedule.working_days_left``): the stage's day of receipt does not count.
+    Visibility keeps only the deadline, so that day is found back from the stage's working-day allowance;
+    a deadline moved by an extension has no allowance to count back from, and then every working day
+    still to run counts.
+    """
+    protocol = _protocol(authority)
+    calendar = WorkingDayCalendar(protocol.closure_days if protocol else ())
+    due_date = london_date(due_at - timedelta(microseconds=1))
+    today = london_date(now)
+    running = calendar.working_days_between(today - timedelta(days=1), due_date)
+    days = [d for d in running if end_of_day(d) > now]
+    allowance = None
+    if protocol is not None:
+        try:
+            allowance = next(
+                (s.response_working_days for s in protocol.track(track).stages if s.key == stage), None
+            )
+        except KeyError:
+            allowance = None
+    if allowance is not None:
+        counts_from = calendar.subtract_working_days(due_date, allowance)
+        if counts_from == calendar.next_working_day(today):  # sent today (or this weekend): day 0
+            days = [d for d in days if d > counts_from]
+    return len(days)
+
+
+def _value(fields: Mapping[str, Payload], name: str) -> Any:
+    """One search attribute's value (visibility stores them as plain JSON payloads, never encrypted)."""
+    payload = fields.get(name)
+    return json.loads(payload.data) if payload is not None and payload.data else None
+
+
+def row_of(escalation_id: str, fields: Mapping[str, Payload], now: datetime) -> EscalationRow | None:
+    """The row of one listed execution, or None when it lacks the attributes a row needs."""
+    authority = _value(fields, indexed.AUTHORITY.name)
+    track = _value(fields, indexed.TRACK.name)
+    stage = _value(fields, indexed.STAGE.name)
+    status = _value(fields, indexed.STATUS.name)
+    if not all(isinstance(v, str) and v for v in (authority, track, stage)) or status not in _STATUSES:
+        return None
+    raw_deadline = _value(fields, indexed.DEADLINE.name)
+    deadline = datetime.fromisoformat(raw_deadline) if isinstance(raw_deadline, str) else None
+    flags = _value(fields, indexed.FLAGS.name)
+    number, count = _stage_place(authority, track, stage)
+    return EscalationRow(
+        escalation_id=escalation_id,
+        authority=authority,
+        track=track,
+        stage=stage,
+        status=Status(status),
+        stage_number=number,
+        stage_count=count,
+        deadline=deadline,
+        deadline_date=london_date(deadline - timedelta(microseconds=1)) if deadline else None,
+        working_days_left=working_days_left(authority, track, stage, deadline, now) if deadline else None,
+        flags=[str(f) for f in flags] if isinstance(flags, list) else [],
+    )
+
+
+_STATUSES = frozenset(s.value for s in Status)
+
+
+def sort_key(row: EscalationRow) -> tuple[int, datetime, str]:
+    """Running deadlines first, soonest first; then the rest; each by id."""
+    far = datetime.max.replace(tzinfo=UTC)
+    return (0 if row.deadline else 1, row.deadline or far, row.escalation_id)
+
+
+async def _pages(
+    client: Client, query: str, rpc_timeout: timedelta
+) -> AsyncIterator[tuple[str, Mapping[str, Payload]]]:
+    """(workflow id, search attributes) of every match, straight from the list call's pages.
+
+    The raw call rather than ``Client.list_workflows``: that decodes every execution's attributes twice
+    (typed and untyped), which is most of a long list's cost.
+    """
+    token = b""
+    while True:
+        page = await client.workflow_service.list_workflow_executions(
+            ListWorkflowExecutionsRequest(
+                namespace=client.namespace, query=query, page_size=1000, next_page_token=token
+            ),
+            retry=True,
+            timeout=rpc_timeout,
+        )
+        for info in page.executions:
+            yield info.execution.workflow_id, info.search_attributes.indexed_fields
+        token = page.next_page_token
+        if not token:
+            return
+
+
+async def list_escalations(
+    client: Client, wanted: ListFilter, now: datetime, rpc_timeout: timedelta = timedelta(seconds=30)
+) -> Listing:
+    """The escalations ``wanted`` asks for, sorted by ``sort_key``: visibility calls only, no worker.
+
+    Raises ``temporalio.service.RPCError`` when visibility cannot answer.
+    """
+    rows: dict[str, EscalationRow] = {}
+    async for escalation_id, fields in _pages(client, visibility_query(wanted, now), rpc_timeout):
+        row = row_of(escalation_id, fields, now)
+        if row is not None and row.escalation_id not in rows:  # the newest run of an id comes first
+            rows[row.escalation_id] = row
+    unindexed = (await client.count_workflows(UNINDEXED_QUERY, rpc_timeout=rpc_timeout)).count
+    return Listing(rows=sorted(rows.values(), key=sort_key), unindexed=unindexed)
+
+
+__all__ = [
+    "BASE_QUERY",
+    "UNINDEXED_QUERY",
+    "EscalationRow",
+    "ListFilter",
+    "Listing",
+    "list_escalations",
+    "row_of",
+    "sort_key",
+    "visibility_query",
+    "working_days_left",
+]
