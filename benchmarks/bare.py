@@ -11,8 +11,6 @@ differs. In a module of its own so that the workflow sandbox can import it.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -67,14 +65,9 @@ async def serve(address: str, task_queue: str) -> int:
         activities=[noop],
         activity_executor=ThreadPoolExecutor(max_workers=8),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        print(f"{READY_LINE} {task_queue!r}", flush=True)
-        await stop.wait()
-    return 0
+    from benchmarks.serving import serve_until_stopped
+
+    return await serve_until_stopped(worker, f"{READY_LINE} {task_queue!r}")
 
 
 def main() -> None:

@@ -20,51 +20,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the tests package
 
+from benchmarks.options import minutes, seconds, whole_number
 from starter.clean_exit import run_then_exit
 from starter.codec import new_key
 from tests.faults.components import ComponentUnavailable
 from tests.faults.scenario import Config, run_scenario
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative; give 0 or more")
-    return value
-
-
-def _minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
-    if not 0 <= value <= 24 * 60:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range; give 0 to 1440 minutes")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 1 <= value <= 600:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range; give 1 to 600 seconds")
-    return value
-
-
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--escalations", type=_count, default=6, help="escalations per batch")
-    parser.add_argument("--actions", type=_count, default=20, help="actions per escalation")
+    parser.add_argument("--escalations", type=whole_number(0), default=6, help="escalations per batch")
+    parser.add_argument("--actions", type=whole_number(0), default=20, help="actions per escalation")
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice")
-    parser.add_argument("--minutes", type=_minutes, default=5.0, help="keep driving new batches this long")
+    parser.add_argument(
+        "--minutes", type=minutes(0, 24 * 60), default=5.0, help="keep driving new batches this long"
+    )
     parser.add_argument(
         "--outage-seconds",
-        type=_seconds,
+        type=seconds(1, 600),
         default=20.0,
         help="PostgreSQL and SMTP stay down between 1 s and this long (longer: longer retry backoffs)",
     )

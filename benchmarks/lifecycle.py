@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from temporalio.client import Client, WorkflowHandle
 
 from benchmarks import bare
+from benchmarks.options import whole_number
 from benchmarks.stack import (
     CountingCatcher,
     DevServer,
@@ -247,29 +248,19 @@ def _concurrencies(text: str) -> list[int]:
     return values
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
-    return value
-
-
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", choices=["memory", "file", "both"], default="both")
     parser.add_argument("--concurrency", type=_concurrencies, default=[20, 50], help="default 20,50")
     parser.add_argument(
-        "--lifecycles", type=_positive, default=200, help="per kind and concurrency (default 200)"
+        "--lifecycles", type=whole_number(1), default=200, help="per kind and concurrency (default 200)"
     )
     parser.add_argument(
-        "--batches", type=_positive, default=2, help="A B batches per concurrency (default 2)"
+        "--batches", type=whole_number(1), default=2, help="A B batches per concurrency (default 2)"
     )
     parser.add_argument(
         "--histories",
-        type=_positive,
+        type=whole_number(1),
         default=20,
         help="histories fetched per kind for the counts (default 20)",
     )

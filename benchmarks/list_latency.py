@@ -28,6 +28,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.recording import FileRecordStore, OutboxNotifier
+from benchmarks.options import whole_number
 from schemas.escalation import Actor, Concern
 from starter.clean_exit import run_then_exit
 from starter.codec import new_key
@@ -42,16 +43,6 @@ from workflows.escalation import TASK_QUEUE
 ESCALATE = Path(sys.executable).with_name("escalate")
 OFFICER = Actor(id="wig-iro-a", role="iro")
 CONCERN = Concern(summary="Drift.", impact_on_child="Waiting.", requested_action="Act.")
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range; give 1 to 100000")
-    return value
 
 
 async def _raise_all(client: Client, count: int, run: str) -> None:
@@ -100,7 +91,9 @@ def _time_command(address: str, *args: str) -> tuple[float, int]:
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--escalations", type=_count, default=2000, help="how many to start (default 2000)")
+    parser.add_argument(
+        "--escalations", type=whole_number(1, 100_000), default=2000, help="how many to start (default 2000)"
+    )
     parser.add_argument("--scan", action="store_true", help="also time the old one-query-per-escalation list")
     args = parser.parse_args(argv)
     os.environ.setdefault("ESCALATION_PAYLOAD_KEYS", f"list-bench:{new_key()}")

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from temporalio.client import Client
 
+from benchmarks.options import seconds, whole_number
 from benchmarks.stack import (
     CountingCatcher,
     DevServer,
@@ -299,40 +300,24 @@ def _pct(values: list[float], p: int) -> float:
     return values[min(len(values) - 1, max(0, math.ceil(p / 100 * len(values)) - 1))]
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 0 or more")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1
-    if not 1 <= value <= 86400:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds from 1 to 86400")
-    return value
+_COUNT = whole_number(0)
+_SECONDS = seconds(1, 86400)
 
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--escalations", type=_count, default=10_000, help="open escalations (default 10000)")
+    parser.add_argument("--escalations", type=_COUNT, default=10_000, help="open escalations (default 10000)")
     parser.add_argument(
-        "--wave", type=_count, default=2000, help="escalations in the deadline wave (default 2000)"
+        "--wave", type=_COUNT, default=2000, help="escalations in the deadline wave (default 2000)"
     )
-    parser.add_argument("--concurrency", type=_count, default=50, help="starts in flight (default 50)")
-    parser.add_argument("--settle-timeout", type=_seconds, default=3600, help="wait for the worker (s)")
-    parser.add_argument("--drain-timeout", type=_seconds, default=120, help="case-note drain watched (s)")
-    parser.add_argument("--list-timeout", type=_seconds, default=900, help="`escalate list` allowed (s)")
-    parser.add_argument("--wave-timeout", type=_seconds, default=600, help="after the wave's deadline (s)")
+    parser.add_argument("--concurrency", type=_COUNT, default=50, help="starts in flight (default 50)")
+    parser.add_argument("--settle-timeout", type=_SECONDS, default=3600, help="wait for the worker (s)")
+    parser.add_argument("--drain-timeout", type=_SECONDS, default=120, help="case-note drain watched (s)")
+    parser.add_argument("--list-timeout", type=_SECONDS, default=900, help="`escalate list` allowed (s)")
+    parser.add_argument("--wave-timeout", type=_SECONDS, default=600, help="after the wave's deadline (s)")
     parser.add_argument(
         "--wave-lead",
-        type=_seconds,
+        type=_SECONDS,
         default=30,
         help="margin (s) before the wave's deadline beyond the time to start it; under 30, the deadline is "
         "not rounded to a minute's start (quick runs)",

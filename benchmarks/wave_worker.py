@@ -12,8 +12,6 @@ stage received at or after the instant (the stage the escalation moves up to) ge
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -26,6 +24,7 @@ from activities.db_records import DbRecordStore
 from activities.escalation_activities import EscalationActivities
 from activities.mail import SmtpNotifier
 from activities.settings import Settings
+from benchmarks.serving import serve_until_stopped
 from schemas.schedule import Schedule, ScheduleRequest, ScheduleRequests, Schedules
 from starter.clean_exit import run_then_exit
 from starter.connection import connect
@@ -77,14 +76,9 @@ async def serve(args: argparse.Namespace) -> int:
         activities=[*activities, *wave_clock(wave_at)],
         activity_executor=ThreadPoolExecutor(max_workers=8),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        print(f"{READY_LINE} {args.task_queue!r} (deadlines at {wave_at.isoformat()})", flush=True)
-        await stop.wait()
-    return 0
+    return await serve_until_stopped(
+        worker, f"{READY_LINE} {args.task_queue!r} (deadlines at {wave_at.isoformat()})"
+    )
 
 
 def main() -> None:

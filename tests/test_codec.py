@@ -37,7 +37,7 @@ from starter.codec import (
     keyring_from_environment,
     new_key,
 )
-from starter.codec_server import CodecServer, start_codec_server
+from starter.codec_server import DEFAULT_ORIGINS, CodecServer, start_codec_server
 from starter.connection import DATA_CONVERTER
 from starter.escalations import prepare
 from starter.temporal_binaries import temporal_cli_path
@@ -199,7 +199,8 @@ def test_worker_and_cli_refuse_without_a_key(command: list[str], tmp_path: Path)
 # --- the codec server ----------------------------------------------------------------------------------
 
 TOKEN = "codec-test-token"
-UI = "http://127.0.0.1:8233"
+UI = DEFAULT_ORIGINS[0]
+"""The local UI's origin, which the codec server allows by default (a browser origin: no port is bound)."""
 
 
 @pytest.fixture
@@ -267,7 +268,7 @@ def test_codec_server_answers_the_cors_preflight_without_a_token(codec_server: C
         "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type,x-namespace",
     }
-    for origin in ("http://127.0.0.1:8233", "http://localhost:8233"):
+    for origin in DEFAULT_ORIGINS:
         status, headers, _ = call(f"{codec_server.url}/decode", method="OPTIONS", Origin=origin, **preflight)
         assert status == 204
         assert headers["Access-Control-Allow-Origin"] == origin
