@@ -37,8 +37,8 @@ from activities.db.record_models import CaseNote, EscalationEvent, EscalationRec
 from activities.working_days import LONDON, long_date
 from protocols import ProtocolError, load_protocol
 from schemas.effects import RecordEventInput, RefusalInput
-from schemas.escalation import EventKind, TimelineEntry
-from schemas.protocol import CaseNoteNaming
+from schemas.escalation import Concern, EventKind, TimelineEntry
+from schemas.protocol import CASE_NOTE_TYPE_MAX, CaseNoteNaming
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "case_notes"
 
@@ -81,6 +81,19 @@ def _good_practice_type(authority: str) -> str:
         return CaseNoteNaming().good_practice
 
 
+def _protocol_stage_type(authority: str, track: str, stage: str, officer_role: str) -> str | None:
+    """The stage's own case note type in the authority's protocol file, or None if it cannot be found."""
+    try:
+        protocol = load_protocol(authority)
+        stages = protocol.track(track).stages
+    except (ProtocolError, KeyError):
+        return None
+    for candidate in stages:
+        if candidate.key == stage:
+            return protocol.stage_note_type(candidate, officer_role)
+    return None
+
+
 def case_note_type(
     kind: EventKind,
     data: dict[str, Any],
@@ -89,14 +102,19 @@ def case_note_type(
     officer_role: str,
     formal: bool,
     stage_number: int,
+    stage_type: str | None = None,
+    track: str | None = None,
+    stage: str | None = None,
+    stage_name: str | None = None,
 ) -> str:
-    """The case note's type, following the protocols' wording where they have one.
+    """The case note's type, in the protocol's own words.
 
-    Informal stages are "informal alerts" (Wigan: "IRO Informal or Child Protection Informal case note";
-    Waltham Forest: "informal alert (case note)"); formal stages "formal alert stage N" (Waltham Forest's
-    formal management alert, Gloucestershire's formal levels, Wigan's MiCare dispute-resolution workflow).
-    An entry may name its own type in ``data["case_note_type"]``; ``data["good_practice"]`` marks a good
-    practice note (Gloucestershire 3, Waltham Forest 2: compliments). The labels are protocol data.
+    Each stage names its notes (``case_note_type`` in the protocol: Gloucestershire's "IRO concern/escalation
+    form - Formal Level 4", Wigan's "IRO Dispute Resolution - Stage 2", Waltham Forest's "informal alert");
+    the workflow passes the type of the stage the escalation is at (``stage_type``). Records from histories
+    made before it did take the stage's type from the protocol file (``track``, ``stage``). An entry may
+    name its own type in ``data["case_note_type"]``; ``data["good_practice"]`` marks a good practice note
+    (Gloucestershire 3, Waltham Forest 2: compliments); a CAFCASS referral is "<officer> CAFCASS referral".
     """
     explicit = data.get("case_note_type")
     if isinstance(explicit, str) and explicit.strip():
@@ -106,8 +124,16 @@ def case_note_type(
     officer = officer_label(authority, officer_role)
     if kind is EventKind.CAFCASS_REFERRAL:
         return f"{officer} CAFCASS referral"
+    if stage_type:
+        return stage_type
+    if track and stage:
+        found = _protocol_stage_type(authority, track, stage, officer_role)
+        if found:
+            return found
     if not formal:
         return f"{officer} informal alert"
+    if stage_name:
+        return f"{officer} formal alert - {stage_name}"[:CASE_NOTE_TYPE_MAX]
     return f"{officer} formal alert stage {stage_number}"
 
 
@@ -177,6 +203,12 @@ def _note_context(event: RecordEventInput, state: EscalationRecord, note_type: s
         "flags": list(state.flags or []),
         "raised_by_id": state.raised_by_id,
         "raised_by_role": state.raised_by_role,
+        # the concern as raised (None for escalations recorded before it was kept)
+        "concern_summary": state.concern_summary,
+        "impact_on_child": state.impact_on_child,
+        "requested_action": state.requested_action,
+        "child_views": state.child_views,
+        "parents_views": state.parents_views,
     }
 
 
@@ -265,6 +297,10 @@ class DbRecordStore:
             officer_role=state.raised_by_role,
             formal=state.formal,
             stage_number=state.stage_number,
+            stage_type=event.snapshot.case_note_type if event.snapshot else None,
+            track=event.track,
+            stage=state.stage,
+            stage_name=state.stage_name,
         )
         return CaseNote(
             escalation_id=event.escalation_id,
@@ -455,7 +491,23 @@ def _updated_state(
         state.deadline_date = snap.deadline_date
         state.total_deadline_date = snap.total_deadline_date
         state.flags = list(snap.flags)
+        if snap.concern is not None:
+            _keep_concern(state, snap.concern)
     return state
+
+
+def _keep_concern(state: EscalationRecord, concern: Concern) -> None:
+    """The concern on the state row (written once; left alone when it is already there)."""
+    values = {
+        "concern_summary": concern.summary,
+        "impact_on_child": concern.impact_on_child,
+        "requested_action": concern.requested_action,
+        "child_views": concern.child_views,
+        "parents_views": concern.parents_views,
+    }
+    for column, value in values.items():
+        if getattr(state, column) != value:
+            setattr(state, column, value)
 
 
 def _check_row(row: Base, name: str) -> None:

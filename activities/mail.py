@@ -71,7 +71,7 @@ from activities.settings import SmtpSettings
 from activities.working_days import long_date
 from protocols import ProtocolError, load_protocol
 from schemas.effects import NotificationInput
-from schemas.escalation import EventKind, Status
+from schemas.escalation import Concern, EventKind, Status
 from schemas.protocol import RAISING_OFFICER, Protocol
 
 __all__ = [
@@ -189,6 +189,7 @@ class _StageInfo:
     number: int | None
     count: int | None
     names: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def _stage_info(protocol: Protocol, n: NotificationInput) -> _StageInfo:
@@ -196,8 +197,15 @@ def _stage_info(protocol: Protocol, n: NotificationInput) -> _StageInfo:
     for track in tracks:
         keys = [s.key for s in track.stages]
         if n.stage in keys:
-            return _StageInfo(keys.index(n.stage) + 1, len(keys), {s.key: s.name for s in track.stages})
+            names = {s.key: s.name for s in track.stages}
+            return _StageInfo(keys.index(n.stage) + 1, len(keys), names, {s.key: s.label for s in track.stages})
     return _StageInfo(None, None, {})
+
+
+def _summary_only(summary: str) -> dict[str, str | None]:
+    """The concern of a notice from a history made before the whole concern was passed."""
+    parts: dict[str, str | None] = dict.fromkeys(Concern.model_fields)
+    return {**parts, "summary": summary}
 
 
 def _display(person: Person, role_name: str) -> str:
@@ -242,11 +250,14 @@ def render(
         "cc_list": [_display(p, role_name(r)) for p, r in cc_people],
         "to_roles": [role_name(r) for r in n.to_roles],
         "cc_roles": [role_name(r) for r in n.cc_roles],
-        "stage_short": short_stage_name(n.stage_name),
+        "stage_short": n.stage_label or stages.labels.get(n.stage) or short_stage_name(n.stage_name),
         "stage_number": stages.number,
         "stage_count": stages.count,
         "first_stage": stages.number == 1,
+        "last_stage": stages.number is not None and stages.number == stages.count,
         "stage_names": stages.names,
+        "stage_labels": stages.labels,
+        "concern": n.concern.model_dump() if n.concern else _summary_only(n.concern_summary),
         "deadline_words": long_date(n.deadline_date),
         "working_days_words": working_days_words(n.working_days),
         "is_open": not n.status.is_closed,

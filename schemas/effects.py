@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.escalation import Actor, EventKind, Refusal, Status, TimelineEntry
+from schemas.escalation import Actor, Concern, EventKind, Refusal, Status, TimelineEntry
 from schemas.schedule import ScheduleRequest
 
 SchedulePurpose = Literal["stage", "reschedule", "total", "hold"]
@@ -87,6 +87,15 @@ class EscalationSnapshot(_Model):
     deadline_date: date | None = None
     total_deadline_date: date | None = None
     flags: list[str] = Field(default_factory=list)
+    stage_label: str | None = Field(default=None, description="The stage's own short name ('Formal Level 4').")
+    case_note_type: str | None = Field(
+        default=None,
+        description="The type of the stage's case notes for this officer; None in histories from before it "
+        "was passed (the record store then takes it from the protocol file).",
+    )
+    concern: Concern | None = Field(
+        default=None, description="The concern as raised (None in histories from before it was passed)."
+    )
 
 
 class RecordEventInput(_Model):
@@ -126,6 +135,10 @@ class NotificationInput(_Model):
     idempotency_key: str
     run_id: str = ""
     """The escalation's first run id (empty in histories recorded before it was added)."""
+    stage_label: str | None = None
+    """The stage's own short name ('Formal Level 4'); None in histories recorded before it was added."""
+    concern: Concern | None = None
+    """The whole concern: summary, impact on the child, what is asked, views (None in older histories)."""
 
 
 class RefusalInput(_Model):

@@ -257,6 +257,10 @@ class Concern(_Model):
     summary: Text = Field(description="What the concern is.")
     impact_on_child: Text
     requested_action: Text = Field(description="What is asked of the recipient.")
+    child_views: Text | None = Field(default=None, description="The child's views, when recorded at raise.")
+    parents_views: Text | None = Field(
+        default=None, description="The parents' (or carers') views, when recorded at raise."
+    )
 
 
 class RaiseConcern(_Model):
@@ -410,6 +414,9 @@ class EscalationView(_Model):
     refusals: list[Refusal]
     problems: list[str] = Field(default_factory=list)
     busy: bool = Field(default=False, description="Still carrying out the last change (recording, sending).")
+    concern: Concern | None = Field(
+        default=None, description="The concern as raised: summary, impact on the child, what is asked, views."
+    )
 
 
 class ActionResult(_Model):

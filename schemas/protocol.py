@@ -18,6 +18,12 @@ RAISING_OFFICER = "raising_officer"
 """Pseudo-role: the officer who raised the escalation (the default judge and extension approver)."""
 
 Slug = str
+OFFICER_PLACEHOLDER = "{officer}"
+"""Stands for the raising officer's case-note label in a stage's ``case_note_type``."""
+CASE_NOTE_TYPE_MAX = 120
+"""The longest case note type the record store keeps."""
+LABEL_MAX = 80
+"""The longest stage label (it starts mail subjects)."""
 
 
 class _Strict(BaseModel):
@@ -47,6 +53,17 @@ class Route(_Strict):
     cc: list[Slug] = Field(default_factory=list)
 
 
+def _default_note_type(stage: dict[str, object], officer_length: int) -> str:
+    """'{officer} informal alert', or '{officer} formal alert - <label>' cut to fit for an officer label of
+    ``officer_length`` characters."""
+    if stage.get("formal") is not True:
+        return f"{OFFICER_PLACEHOLDER} informal alert"
+    label = str(stage.get("label") or stage.get("name") or "").strip()[:LABEL_MAX]
+    label = label.replace("{", "(").replace("}", ")")
+    room = CASE_NOTE_TYPE_MAX - officer_length - len(" formal alert - ")
+    return f"{OFFICER_PLACEHOLDER} formal alert - {label[: max(room, 0)].rstrip()}"
+
+
 class Stage(_Strict):
     key: Slug = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     name: str
@@ -66,6 +83,47 @@ class Stage(_Strict):
     exceptional: bool = Field(default=False, description="Used only in exceptional circumstances.")
     routes: list[Route] = Field(default_factory=list)
     note: str = ""
+    label: str = Field(
+        default="",
+        max_length=LABEL_MAX,
+        description="The authority's own short name for the stage ('Formal Level 4', 'Stage 2'), used in mail "
+        "and case notes; defaults to the name.",
+    )
+    case_note_type: str = Field(
+        default="",
+        max_length=CASE_NOTE_TYPE_MAX,
+        description="The type of the case note this stage puts on the child's file ('{officer} concern/escalation "
+        "form - Formal Level 4'); '{officer}' stands for the raising officer's label (case_notes.officer_labels). "
+        "Defaults to '{officer} informal alert' for an informal stage, '{officer} formal alert - <label>' for a "
+        "formal one.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: object) -> object:
+        """Fill ``label`` and ``case_note_type`` from the name and formality, so every reader sees them."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if not data.get("label") and isinstance(data.get("name"), str):
+            data["label"] = data["name"].strip()[:LABEL_MAX]
+        if not data.get("case_note_type") and isinstance(data.get("label"), str):
+            data["case_note_type"] = _default_note_type(data, 0)
+        return data
+
+    @field_validator("case_note_type")
+    @classmethod
+    def _one_placeholder(cls, value: str) -> str:
+        rest = value.replace(OFFICER_PLACEHOLDER, "")
+        if "{" in rest or "}" in rest:
+            raise ValueError(
+                f"only {OFFICER_PLACEHOLDER} (the raising officer's label) may stand in braces; got {value!r}"
+            )
+        return value
+
+    def note_type(self, officer_label: str) -> str:
+        """The case note type for a raising officer whose notes start with ``officer_label`` ('IRO')."""
+        return self.case_note_type.replace(OFFICER_PLACEHOLDER, officer_label).strip()
 
     def addressees(self, service_area: str | None) -> tuple[list[str], list[str]]:
         """(to, cc) roles for a concern about ``service_area``."""
@@ -247,6 +305,52 @@ class Protocol(_Strict):
             raise ValueError("; ".join(problems))
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _stage_note_types(cls, data: object) -> object:
+        """Give each stage its case note type, and check that every type fits the record store.
+
+        A stage without one gets the default (see ``Stage.case_note_type``), cut to fit for the track's
+        officer with the longest label, so a protocol recorded before stages had types always loads. One that
+        is given, with its officer's label in place of ``{officer}``, must fit: a file is told which is too
+        long. Works on a copy: YAML anchors share one stage between tracks."""
+        if not isinstance(data, dict) or not isinstance(data.get("tracks"), list):
+            return data
+        naming = data.get("case_notes")
+        labels = naming.get("officer_labels") if isinstance(naming, dict) else None
+        roles = data.get("roles") if isinstance(data.get("roles"), dict) else {}
+        labels = labels if isinstance(labels, dict) else {}
+        problems: list[str] = []
+        tracks = []
+        for track in data["tracks"]:
+            if not isinstance(track, dict) or not isinstance(track.get("stages"), list):
+                tracks.append(track)
+                continue
+            officers = [r for r in track.get("officer_roles") or [] if isinstance(r, str)]
+            names = {r: str(labels.get(r) or roles.get(r) or r) for r in officers}
+            longest = max((len(n) for n in names.values()), default=0)
+            stages = []
+            for stage in track["stages"]:
+                if isinstance(stage, dict):
+                    stage = dict(stage)
+                    given = stage.get("case_note_type")
+                    if not given and isinstance(stage.get("name"), str):
+                        stage["case_note_type"] = _default_note_type(stage, longest)
+                    elif isinstance(given, str):
+                        for role, name in names.items():
+                            kind = given.replace(OFFICER_PLACEHOLDER, name)
+                            if len(kind) > CASE_NOTE_TYPE_MAX:
+                                problems.append(
+                                    f"tracks.{track.get('key')}.stages.{stage.get('key')}.case_note_type: "
+                                    f"{kind!r} is {len(kind)} characters for the notes of a {role}, more "
+                                    f"than the {CASE_NOTE_TYPE_MAX} a case note type may have: shorten it"
+                                )
+                stages.append(stage)
+            tracks.append({**track, "stages": stages})
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {**data, "tracks": tracks}
+
     def track(self, key: str) -> Track:
         for t in self.tracks:
             if t.key == key:
@@ -259,6 +363,10 @@ class Protocol(_Strict):
     def case_note_label(self, officer_role: str) -> str:
         """The label that starts the raising officer's case notes ('IRO', 'Child Protection')."""
         return self.case_notes.officer_labels.get(officer_role) or self.role_name(officer_role)
+
+    def stage_note_type(self, stage: Stage, officer_role: str) -> str:
+        """The type of the case notes ``stage`` puts on the file of a concern raised by ``officer_role``."""
+        return stage.note_type(self.case_note_label(officer_role))[:CASE_NOTE_TYPE_MAX].rstrip()
 
     def role_names(self, roles: list[str]) -> str:
         """The display names of ``roles``, comma-separated."""

@@ -318,7 +318,10 @@ def test_an_event_writes_the_event_the_state_and_the_case_note_in_step(store: Db
     assert (state.stage, state.stage_number, state.formal, state.last_seq) == ("stage-2", 2, True, 2)
     assert state.held_by == ["head_of_service"] and state.flags == ["overdue"]
     assert state.total_deadline_date == date(2026, 3, 30)
-    assert [n.note_type for n in store.case_notes()] == ["IRO informal alert", "IRO formal alert stage 2"]
+    assert [n.note_type for n in store.case_notes()] == [
+        "IRO informal alert",
+        "IRO formal management alert - Stage 2",  # the stage's own type (Waltham Forest 8.1)
+    ]
     assert [e.seq for e in store.events(ESC)] == [1, 2]
 
     # An event without a snapshot still moves status and stage; the rest of the state stays.
@@ -607,7 +610,7 @@ def test_note_types_follow_the_protocols_wording(store: DbRecordStore) -> None:
     store.append_event(event(2, EventKind.CAFCASS_REFERRAL, data={"consulted": ["ad_quality_assurance"]}))
     types = {(n.escalation_id, n.seq): n.note_type for n in store.case_notes()}
     assert types == {
-        (cp, 1): "Child Protection informal alert",
+        (cp, 1): "Child Protection Dispute Resolution - Stage 1",  # Wigan's MiCare workflow, stage 1
         (cp, 2): "CPC/IRO good practice highlight",
         (cp, 3): "Progress Review",
         (ESC, 1): "IRO informal alert",

@@ -154,7 +154,7 @@ class EscalationWorkflow:
     def state(self) -> EscalationView:
         """The whole current state: status, stage, who holds it, deadlines, flags, timeline."""
         view = rules.view(self.state_model, workflow.now())
-        return view.model_copy(update={"busy": self._lock.locked()})
+        return view.model_copy(update={"busy": self._lock.locked(), "concern": self.state_model.concern})
 
     @workflow.query
     def available_actions(self, actor: RawValue) -> list[str]:
@@ -546,6 +546,9 @@ def _snapshot(s: EscalationState) -> EscalationSnapshot:
         deadline_date=sched.due_date if sched else None,
         total_deadline_date=total.due_date if total else None,
         flags=[f.value for f in s.flags],
+        stage_label=stage.label,
+        case_note_type=s.protocol.stage_note_type(stage, s.officer.role),
+        concern=s.concern,
     )
 
 
@@ -573,4 +576,6 @@ def _notification(s: EscalationState, effect: Notify, run_id: str) -> Notificati
         concern_summary=s.concern.summary,
         idempotency_key=f"{s.escalation_id}/{entry.seq}",
         run_id=run_id,
+        stage_label=stage.label,
+        concern=s.concern,
     )

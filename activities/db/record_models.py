@@ -2,7 +2,7 @@
 outbox of case notes, and refused signals.
 
 Every table is created by the hand-written migrations ``migrations/versions/0001_records.py`` and changed by
-``0003_runs_and_guards.py``; keep them in step (``tests/test_db_records.py`` compares them).
+``0003_runs_and_guards.py`` and ``0004_concern.py``; keep them in step (``tests/test_db_records.py`` compares them).
 
 Runs: an escalation id can be used again once Temporal's retention has removed the first escalation's
 history, so every row names its escalation by (escalation_id, run_id), ``run_id`` being the escalation's
@@ -136,6 +136,12 @@ class EscalationRecord(Base):
     team: Mapped[str | None] = mapped_column(String(200))
     flags: Mapped[list[str]] = mapped_column(Json, default=list)
     last_seq: Mapped[int] = mapped_column(Integer)
+    # The concern as raised (revision 0004; NULL for escalations recorded before it).
+    concern_summary: Mapped[str | None] = mapped_column(Text)
+    impact_on_child: Mapped[str | None] = mapped_column(Text)
+    requested_action: Mapped[str | None] = mapped_column(Text)
+    child_views: Mapped[str | None] = mapped_column(Text)
+    parents_views: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now, server_default=func.now())
 
 
