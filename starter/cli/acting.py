@@ -51,6 +51,8 @@ MAX_ATTENDEES = 50
 MAX_CONSULTED = 20
 _RAISE_OPTIONS = {"start_bypass.to_stage": "--start-at-stage", "start_bypass.reason": "--bypass-reason"}
 """Options of ``raise`` whose names differ from the fields of ``RaiseConcern`` they fill."""
+_CONCERN_OPTIONS = {"impact_on_child": "--impact", "requested_action": "--request"}
+"""Options of ``raise`` whose names differ from the fields of ``Concern`` they fill."""
 
 
 def _track_for(protocol: Protocol, key: str | None, officer_role: str) -> Track:
@@ -114,7 +116,15 @@ async def cmd_raise(args: argparse.Namespace) -> int:
         raise CliError("--start-at-stage is a bypass at the start: give --bypass-reason too")
     if args.team is not None and args.team.strip() == "":
         raise CliError("--team: give the team's key, or leave it out")
-    concern = build(Concern, summary=args.summary, impact_on_child=args.impact, requested_action=args.request)
+    concern = build(
+        Concern,
+        _CONCERN_OPTIONS,
+        summary=args.summary,
+        impact_on_child=args.impact,
+        requested_action=args.request,
+        child_views=args.child_views,
+        parents_views=args.parents_views,
+    )
     start_bypass = None
     if args.start_at_stage:
         start_bypass = build(

@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", required=True, help="what the concern is", type=free_text)
     p.add_argument("--impact", required=True, help="its impact on the child", type=free_text)
     p.add_argument("--request", required=True, help="what is asked of the recipient", type=free_text)
+    p.add_argument("--child-views", help="the child's views, if recorded", type=free_text)
+    p.add_argument("--parents-views", help="the parents' (or carers') views, if recorded", type=free_text)
     p.add_argument("--start-at-stage", help="bypass at the start: begin at this stage", type=key)
     p.add_argument("--bypass-reason", type=free_text)
     p.add_argument("--emergency", action="store_true")

@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from protocols import available_protocols
 from schemas.escalation import (
     EscalationView,
+    EventKind,
     Flag,
     Status,
 )
@@ -49,6 +50,7 @@ def _status_text(view: EscalationView) -> list[str]:
     ]
     if officer:
         lines.append(f"raised by:  {officer.id} ({name(officer.role)})")
+    lines.extend(concern_lines(view))
     if view.deadline_date:
         lines.append(
             f"deadline:   {long_day(view.deadline_date)} ({view.working_days_left} working days left)"
@@ -73,6 +75,27 @@ def _status_text(view: EscalationView) -> list[str]:
     lines.append(f"flags:      {', '.join(f.value for f in view.flags) or 'none'}")
     lines.append("last events:")
     lines.extend("  " + event_line(e) for e in view.timeline[-LAST_EVENTS:])
+    return lines
+
+
+def concern_lines(view: EscalationView) -> list[str]:
+    """The concern as raised: summary, impact on the child, what is asked, and views when recorded.
+
+    Escalations started before the whole concern was shown have only the summary (the raise event's text).
+    """
+    c = view.concern
+    if c is None:
+        raised = next((e for e in view.timeline if e.kind is EventKind.RAISED), None)
+        return [f"concern:    {one_line(raised.text)}"] if raised else []
+    lines = [
+        f"concern:    {one_line(c.summary)}",
+        f"impact:     {one_line(c.impact_on_child)}",
+        f"asked:      {one_line(c.requested_action)}",
+    ]
+    if c.child_views:
+        lines.append(f"child's views:   {one_line(c.child_views)}")
+    if c.parents_views:
+        lines.append(f"parents' views:  {one_line(c.parents_views)}")
     return lines
 
 
@@ -102,6 +125,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
 async def cmd_history(args: argparse.Namespace) -> int:
     client = await connect_client(args)
     view = await read_state(args, client.get_workflow_handle(args.id))
+    print("\n".join(concern_lines(view)))
     for entry in view.timeline:
         print(event_line(entry))
     return 0
