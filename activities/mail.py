@@ -198,7 +198,9 @@ def _stage_info(protocol: Protocol, n: NotificationInput) -> _StageInfo:
         keys = [s.key for s in track.stages]
         if n.stage in keys:
             names = {s.key: s.name for s in track.stages}
-            return _StageInfo(keys.index(n.stage) + 1, len(keys), names, {s.key: s.label for s in track.stages})
+            return _StageInfo(
+                keys.index(n.stage) + 1, len(keys), names, {s.key: s.label for s in track.stages}
+            )
     return _StageInfo(None, None, {})
 
 

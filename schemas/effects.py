@@ -87,7 +87,9 @@ class EscalationSnapshot(_Model):
     deadline_date: date | None = None
     total_deadline_date: date | None = None
     flags: list[str] = Field(default_factory=list)
-    stage_label: str | None = Field(default=None, description="The stage's own short name ('Formal Level 4').")
+    stage_label: str | None = Field(
+        default=None, description="The stage's own short name ('Formal Level 4')."
+    )
     case_note_type: str | None = Field(
         default=None,
         description="The type of the stage's case notes for this officer; None in histories from before it "

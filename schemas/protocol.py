@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.wording import with_article
+
 RAISING_OFFICER = "raising_officer"
 """Pseudo-role: the officer who raised the escalation (the default judge and extension approver)."""
 
@@ -86,16 +88,16 @@ class Stage(_Strict):
     label: str = Field(
         default="",
         max_length=LABEL_MAX,
-        description="The authority's own short name for the stage ('Formal Level 4', 'Stage 2'), used in mail "
-        "and case notes; defaults to the name.",
+        description="The authority's own short name for the stage ('Formal Level 4', 'Stage 2'), used in "
+        "mail and case notes; defaults to the name.",
     )
     case_note_type: str = Field(
         default="",
         max_length=CASE_NOTE_TYPE_MAX,
-        description="The type of the case note this stage puts on the child's file ('{officer} concern/escalation "
-        "form - Formal Level 4'); '{officer}' stands for the raising officer's label (case_notes.officer_labels). "
-        "Defaults to '{officer} informal alert' for an informal stage, '{officer} formal alert - <label>' for a "
-        "formal one.",
+        description="The type of the case notes this stage puts on the child's file ('{officer} "
+        "concern/escalation form - Formal Level 4'); '{officer}' stands for the raising officer's label "
+        "(case_notes.officer_labels). Defaults to '{officer} informal alert' for an informal stage and "
+        "'{officer} formal alert - <label>' for a formal one.",
     )
 
     @model_validator(mode="before")
@@ -317,9 +319,12 @@ class Protocol(_Strict):
         if not isinstance(data, dict) or not isinstance(data.get("tracks"), list):
             return data
         naming = data.get("case_notes")
-        labels = naming.get("officer_labels") if isinstance(naming, dict) else None
-        roles = data.get("roles") if isinstance(data.get("roles"), dict) else {}
-        labels = labels if isinstance(labels, dict) else {}
+        found = naming.get("officer_labels") if isinstance(naming, dict) else None
+        if isinstance(naming, CaseNoteNaming):
+            found = naming.officer_labels
+        labels: dict[str, object] = found if isinstance(found, dict) else {}
+        given_roles = data.get("roles")
+        roles: dict[str, object] = given_roles if isinstance(given_roles, dict) else {}
         problems: list[str] = []
         tracks = []
         for track in data["tracks"]:
@@ -340,10 +345,11 @@ class Protocol(_Strict):
                         for role, name in names.items():
                             kind = given.replace(OFFICER_PLACEHOLDER, name)
                             if len(kind) > CASE_NOTE_TYPE_MAX:
+                                where = f"tracks.{track.get('key')}.stages.{stage.get('key')}"
                                 problems.append(
-                                    f"tracks.{track.get('key')}.stages.{stage.get('key')}.case_note_type: "
-                                    f"{kind!r} is {len(kind)} characters for the notes of a {role}, more "
-                                    f"than the {CASE_NOTE_TYPE_MAX} a case note type may have: shorten it"
+                                    f"{where}.case_note_type: {kind!r} is {len(kind)} characters for the "
+                                    f"notes of {with_article(role)}, more than the {CASE_NOTE_TYPE_MAX} a "
+                                    "case note type may have: shorten it"
                                 )
                 stages.append(stage)
             tracks.append({**track, "stages": stages})

@@ -124,8 +124,7 @@ def test_the_record_store_keeps_the_concern_and_the_case_notes_show_it(tmp_path:
         _shows_all(note.body, f"case note {note.seq} ({note.note_type})")
 
 
-# --- through the command, on a dev server --------------------------------------------------------------------
-
+# --- through the command, on a dev server ------------------------------------------------------------------
 
 
 @pytest_asyncio.fixture(loop_scope="session")

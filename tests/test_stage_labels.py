@@ -4,10 +4,10 @@ Gloucestershire's Formal Level 4)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +37,13 @@ LABELS = {
     ],
     ("waltham-forest", "cp"): [f"Stage {i}" for i in range(1, 7)],
     ("waltham-forest", "iro"): [f"Stage {i}" for i in range(1, 7)],
-    ("waltham-forest-fwi", "iro"): ["First stage", "Second stage", "Third stage", "Fourth stage", "Fifth stage"],
+    ("waltham-forest-fwi", "iro"): [
+        "First stage",
+        "Second stage",
+        "Third stage",
+        "Fourth stage",
+        "Fifth stage",
+    ],
     ("waltham-forest-fwi", "cp"): [f"Level {i}" for i in range(1, 7)],
     ("dudley", "iro-cp"): [
         "Informal resolution",
@@ -62,12 +68,30 @@ def test_every_stage_carries_the_authoritys_own_label(authority: str, track: str
     [
         ("gloucestershire", "iro-cp", "informal", "iro", "IRO informal resolution"),
         ("gloucestershire", "iro-cp", "formal-4", "iro", "IRO concern/escalation form - Formal Level 4"),
-        ("gloucestershire", "iro-cp", "formal-1", "cp_chair", "Child Protection concern/escalation form - Formal Level 1"),
+        (
+            "gloucestershire",
+            "iro-cp",
+            "formal-1",
+            "cp_chair",
+            "Child Protection concern/escalation form - Formal Level 1",
+        ),
         ("waltham-forest", "iro", "stage-1", "iro", "IRO informal alert"),
-        ("waltham-forest", "cp", "stage-2", "cp_coordinator", "Child Protection formal management alert - Stage 2"),
+        (
+            "waltham-forest",
+            "cp",
+            "stage-2",
+            "cp_coordinator",
+            "Child Protection formal management alert - Stage 2",
+        ),
         ("waltham-forest", "iro", "stage-4", "fostering_iro", "IRO formal alert - Stage 4"),
         ("waltham-forest-fwi", "iro", "team-manager", "iro", "IRO Alert Form - Second stage"),
-        ("waltham-forest-fwi", "cp", "level-3", "cp_coordinator", "Child Protection formal concern form - Level 3"),
+        (
+            "waltham-forest-fwi",
+            "cp",
+            "level-3",
+            "cp_coordinator",
+            "Child Protection formal concern form - Level 3",
+        ),
         ("dudley", "iro-cp", "director", "iro", "IRO formal dispute resolution - Director"),
         ("wigan", "cp", "stage-1", "cp_chair", "Child Protection Dispute Resolution - Stage 1"),
         ("wigan", "iro", "stage-5", "corporate_iro", "IRO Dispute Resolution - Stage 5"),

@@ -2,7 +2,8 @@
 outbox of case notes, and refused signals.
 
 Every table is created by the hand-written migrations ``migrations/versions/0001_records.py`` and changed by
-``0003_runs_and_guards.py`` and ``0004_concern.py``; keep them in step (``tests/test_db_records.py`` compares them).
+``0003_runs_and_guards.py`` and ``0004_concern.py``; keep them in step (``tests/test_db_records.py``
+compares them).
 
 Runs: an escalation id can be used again once Temporal's retention has removed the first escalation's
 history, so every row names its escalation by (escalation_id, run_id), ``run_id`` being the escalation's

@@ -207,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="protocol_command", metavar="list|show|check", required=True, parser_class=CliParser
     )
     psub.add_parser("list", help="every protocol").set_defaults(run=cmd_protocol_list)
-    q = psub.add_parser("show", help="one protocol's roles, tracks, stages and categories")
+    q = psub.add_parser("show", help="every field of one protocol, with the role keys commands take")
     q.add_argument("key", type=key)
+    q.add_argument("--json", action="store_true", help="the whole validated protocol as JSON")
     q.set_defaults(run=cmd_protocol_show)
     q = psub.add_parser("check", help="validate a protocol file")
     q.add_argument("file", type=Path)

@@ -25,6 +25,7 @@ from schemas.escalation import (
     Actor,
     EscalationView,
 )
+from schemas.wording import with_article
 from starter.cli.common import EXIT_UNAVAILABLE, CliError, build, refused, words
 from starter.codec import PayloadKeyError
 from starter.connection import connect, temporal_address, temporal_namespace
@@ -96,7 +97,9 @@ async def ensure_open(args: argparse.Namespace, handle: WorkflowHandle[Any, Any]
             raise unknown(args, handle.id) from None
         raise CliError(f"cannot look up {handle.id}: {exc.message}", EXIT_UNAVAILABLE) from None
     if described.workflow_type != "EscalationWorkflow":
-        raise CliError(f"{handle.id!r} is a {described.workflow_type} workflow, not an escalation")
+        raise CliError(
+            f"{handle.id!r} is {with_article(described.workflow_type)} workflow, not an escalation"
+        )
     status = described.status
     if status is None or status == WorkflowExecutionStatus.RUNNING:
         return

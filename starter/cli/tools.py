@@ -9,8 +9,13 @@ from pathlib import Path
 
 from activities.working_days import WorkingDayCalendar
 from protocols import ProtocolError, available_protocols, load_protocol, load_protocol_file
+from schemas.protocol import RAISING_OFFICER, Protocol
 from starter.cli.common import CliError, long_day, one_line
 from starter.mail_catcher import caught, plain_text, read_caught, summary_line
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 async def cmd_protocol_list(args: argparse.Namespace) -> int:
@@ -20,7 +25,7 @@ async def cmd_protocol_list(args: argparse.Namespace) -> int:
         except ProtocolError as exc:
             print(f"{key}  INVALID: {one_line(str(exc))}")
             continue
-        tracks = ", ".join(f"{t.key} ({len(t.stages)} stages)" for t in p.tracks)
+        tracks = ", ".join(f"{t.key} ({_count(len(t.stages), 'stage')})" for t in p.tracks)
         print(f"{key}  {p.authority}  tracks: {tracks}")
     return 0
 
@@ -30,40 +35,89 @@ async def cmd_protocol_show(args: argparse.Namespace) -> int:
         p = load_protocol(args.key)
     except ProtocolError as exc:
         raise CliError(str(exc)) from None
-    name = p.role_name
+    if args.json:
+        print(p.model_dump_json(indent=2))
+    else:
+        print("\n".join(protocol_lines(p)))
+    return 0
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def protocol_lines(p: Protocol) -> list[str]:
+    """Every field of a validated protocol, for people: roles by name with the key commands take in [ ]."""
+
+    def who(roles: list[str]) -> str:
+        return ", ".join(f"{p.role_name(r)} [{r}]" for r in roles) or "nobody"
+
     out = [
-        f"{p.key}: {p.authority}",
+        f"{p.key}: {p.authority} (schema version {p.schema_version})",
         f"title: {p.title}",
-        f"total formal limit: {p.total_formal_working_days} working days; breach told to: "
-        f"{', '.join(name(r) for r in p.breach_notify)}",
-        f"bypass: {'allowed' if p.bypass.allowed else 'not allowed'}"
-        + (
-            f", after a discussion with {', '.join(map(name, p.bypass.prior_discussion_with))}"
-            if p.bypass.prior_discussion_with
-            else ""
-        ),
-        f"CAFCASS referral by: {', '.join(map(name, p.cafcass.officer_roles)) or 'nobody'}",
-        f"extensions approved by: {name(p.extensions.approved_by)}",
-        f"closure days: {', '.join(d.isoformat() for d in p.closure_days) or 'none'}",
-        f"service areas: {', '.join(p.service_areas) or 'none'}",
+        f"source: {one_line(p.source)}",
+        "roles (name [key]):",
+        *(f"  {name} [{key}]" for key, name in p.roles.items()),
+        f"  the raising officer [{RAISING_OFFICER}] (built in)",
+        "service areas: " + (", ".join(f"{name} [{key}]" for key, name in p.service_areas.items()) or "none"),
+        f"total formal limit: {_count(p.total_formal_working_days, 'working day')}; breach told to: "
+        f"{who(p.breach_notify)}",
+        f"reminder lead: {_count(p.reminder_lead_working_days, 'working day')} before a deadline",
+        f"bypass: {'allowed' if p.bypass.allowed else 'not allowed'}; prior discussion with: "
+        f"{who(p.bypass.prior_discussion_with)}; no discussion needed in an emergency: "
+        f"{_yes(p.bypass.emergency_exempt)}",
     ]
+    if p.bypass.condition:
+        out.append(f"  condition: {one_line(p.bypass.condition)}")
+    out.append(
+        f"CAFCASS referral by: {who(p.cafcass.officer_roles)}; consult first: {who(p.cafcass.consult)}; "
+        f"inform: {who(p.cafcass.inform)}"
+    )
+    if p.cafcass.note:
+        out.append(f"  note: {one_line(p.cafcass.note)}")
+    out.append(f"extensions approved by: {who([p.extensions.approved_by])}")
+    if p.extensions.note:
+        out.append(f"  note: {one_line(p.extensions.note)}")
+    out += [
+        f"timescales: the officer may shorten a stage: {_yes(p.timescales.officer_may_shorten)}; the "
+        f"informal stage may run to a longer agreed time: {_yes(p.timescales.informal_may_agree_longer)}",
+        "case notes: officer labels: "
+        + (", ".join(f"{label} [{role}]" for role, label in p.case_notes.officer_labels.items()) or "none")
+        + f"; good practice notes: {p.case_notes.good_practice}",
+        f"closure days: {', '.join(d.isoformat() for d in p.closure_days) or 'none'}",
+        f"child reference: {p.child_ref.pattern} (for example {p.child_ref.example})",
+    ]
+    if p.notes:
+        out.append("notes:")
+        out.extend(f"  - {one_line(n)}" for n in p.notes)
     for t in p.tracks:
-        out.append(f"track {t.key}: {t.name} (raised by {', '.join(map(name, t.officer_roles))})")
-        for i, s in enumerate(t.stages, 1):
-            days = f"{s.response_working_days} working days" if s.response_working_days else "no set time"
-            extras = [x for x in ("formal" if s.formal else "informal", "meeting" if s.meeting else "") if x]
-            if s.entry_gate:
-                extras.append(
-                    f"{s.entry_gate.kind.value} with {', '.join(map(name, s.entry_gate.with_roles))}"
-                )
-            cc = f"; cc {', '.join(map(name, s.cc))}" if s.cc else ""
-            out.append(
-                f"  {i}. {s.key}: {s.name} -> {', '.join(map(name, s.to))}{cc}; {days}; {', '.join(extras)}"
-            )
+        out.append(f"track {t.key}: {t.name} (raised by {who(t.officer_roles)})")
         out.append("  categories:")
         out.extend(f"    {i}. {c}" for i, c in enumerate(t.categories, 1))
-    print("\n".join(out))
-    return 0
+        out.append("  stages:")
+        for i, s in enumerate(t.stages, 1):
+            days = (
+                _count(s.response_working_days, "working day") if s.response_working_days else "no set time"
+            )
+            out += [
+                f"  {i}. {s.key}: {s.name} ({'formal' if s.formal else 'informal'})",
+                f"       label: {s.label}; case note type: {s.case_note_type}",
+                f"       to: {who(s.to)}; cc: {who(s.cc)}; told in advance: {who(s.told_in_advance)}",
+                f"       escalated by: {who(s.escalated_by)}; judged by: {who([s.judged_by])}",
+                f"       time to answer: {days}; meeting: {_yes(s.meeting)}; "
+                f"exceptional: {_yes(s.exceptional)}",
+            ]
+            gate = s.entry_gate
+            if gate:
+                note = f" ({one_line(gate.note)})" if gate.note else ""
+                out.append(f"       entry gate: {gate.kind.value} with {who(gate.with_roles)}{note}")
+            else:
+                out.append("       entry gate: none")
+            for r in s.routes:
+                out.append(f"       route for {r.service_area}: to {who(r.to)}; cc {who(r.cc)}")
+            if s.note:
+                out.append(f"       note: {one_line(s.note)}")
+    return out
 
 
 PROTOCOL_FILE_MAX = 1024 * 1024

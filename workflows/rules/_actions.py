@@ -20,6 +20,7 @@ from schemas.escalation import (
     Withdraw,
 )
 from schemas.protocol import RAISING_OFFICER, Stage
+from schemas.wording import with_article
 from workflows.rules._core import (
     _OPEN_FOR_ANSWER,
     LONDON,
@@ -100,7 +101,7 @@ def _guard_refer_to_cafcass(s: EscalationState, actor: Actor) -> None:
     allowed = s.protocol.cafcass.officer_roles
     if s.officer.role not in allowed:
         raise Refused(
-            f"a {s.protocol.role_name(s.officer.role)} may not refer to CAFCASS; under the "
+            f"{with_article(s.protocol.role_name(s.officer.role))} may not refer to CAFCASS; under the "
             f"{s.protocol.authority} protocol only {_names(s, allowed)} may"
         )
 

@@ -17,6 +17,7 @@ from schemas.escalation import (
     Status,
 )
 from schemas.protocol import RAISING_OFFICER, GateKind
+from schemas.wording import with_article
 from workflows.rules._core import (
     Decision,
     Refused,
@@ -41,7 +42,7 @@ def start(raise_: RaiseConcern, now: datetime) -> Decision:
         raise Refused(str(exc.args[0])) from None
     if raise_.officer.role not in track.officer_roles:
         raise Refused(
-            f"a {p.role_name(raise_.officer.role)} cannot raise on the {track.name} track; "
+            f"{with_article(p.role_name(raise_.officer.role))} cannot raise on the {track.name} track; "
             f"its officers are: {p.role_names(track.officer_roles)}"
         )
     if raise_.category not in track.categories:
@@ -181,14 +182,17 @@ def _move(
         c.event(
             EventKind.ESCALATION_DUE,
             f"{'Bypass' if via is EventKind.BYPASSED else 'Escalation'} to {dest.name} is due: "
-            f"record a {gate.kind.value} with {_names(s, gate.with_roles)} first. Reason: {reason}",
+            f"record {with_article(gate.kind.value)} with {_names(s, gate.with_roles)} first. "
+            f"Reason: {reason}",
             actor=actor,
             to=[RAISING_OFFICER],
             cc=list(gate.with_roles),
             data={"target": dest.key, "gate": gate.kind.value},
         )
         c.schedule("hold", c.request(working_days=1))
-        c.outcome = f"held: {dest.name} needs a {gate.kind.value} with {_names(s, gate.with_roles)}"
+        c.outcome = (
+            f"held: {dest.name} needs {with_article(gate.kind.value)} with {_names(s, gate.with_roles)}"
+        )
         return
     before = current_stage(s)
     to, cc = addressees(s, before)
@@ -249,7 +253,7 @@ def _apply_consultation(c: _Change, a: RecordConsultation, *, at_start: bool) ->
     if not at_start and index <= s.stage_index:
         raise Refused(f"{stage.name} has already been reached")
     if a.with_role not in gate.with_roles:
-        raise Refused(f"{stage.name} needs a {gate.kind.value} with {_names(s, gate.with_roles)}")
+        raise Refused(f"{stage.name} needs {with_article(gate.kind.value)} with {_names(s, gate.with_roles)}")
     if not at_start and not _is_officer(s, a.actor) and a.actor.role != a.with_role:
         raise Refused(
             f"you may record only your own {gate.kind.value} (as {s.protocol.role_name(a.actor.role)}); "
