@@ -97,6 +97,12 @@ async def test_a_full_escalation_is_recorded_noted_and_mailed_exactly_once(
         "glo-iro-a",
     )
     assert state.last_seq == timeline[-1].seq
+    concern = raise_.concern
+    assert (state.concern_summary, state.impact_on_child, state.requested_action) == (
+        concern.summary,
+        concern.impact_on_child,
+        concern.requested_action,
+    )
 
     # Case notes for the child's record: one per recorded event that belongs there, none for reminders.
     notes = records.case_notes(escalation_id=raise_.escalation_id)
@@ -104,7 +110,7 @@ async def test_a_full_escalation_is_recorded_noted_and_mailed_exactly_once(
     reminders = {t.seq for t in timeline if t.kind is EventKind.REMINDER}
     assert reminders and not (reminders & noted)
     types = {n.note_type for n in notes}
-    assert {"IRO informal alert", "IRO formal alert stage 2"} <= types
+    assert {"IRO informal resolution", "IRO concern/escalation form - Formal Level 1"} <= types
     assert len(notes) == len({n.seq for n in notes})
 
     # Mail: each message delivered once, to the right people, with the deadline in the subject.

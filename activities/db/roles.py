@@ -26,16 +26,24 @@ STATE_IDENTITY = ("escalation_id", "run_id", "authority", "track", "child_ref")
 """The columns of an ``escalations`` state row that never change."""
 
 
-def _update_of(table: str, excluded: tuple[str, ...] = ()) -> str:
-    columns = [c.name for c in Base.metadata.tables[table].columns if c.name not in excluded]
+def _update_of(table: str, excluded: tuple[str, ...] = (), present: set[str] | None = None) -> str:
+    columns = [
+        c.name
+        for c in Base.metadata.tables[table].columns
+        if c.name not in excluded and (present is None or c.name in present)
+    ]
     return f"UPDATE ({', '.join(columns)})"
 
 
-def app_privileges() -> dict[str, tuple[str, ...]]:
-    """What the application role may do, per table. A table not listed gets nothing."""
+def app_privileges(columns: dict[str, set[str]] | None = None) -> dict[str, tuple[str, ...]]:
+    """What the application role may do, per table. A table not listed gets nothing.
+
+    ``columns``: the columns each table has in the database, when it is not at the newest revision (a
+    grant made part-way through the migrations names only the columns that exist then)."""
+    state_columns = None if columns is None else columns.get("escalations", set())
     return {
         "escalation_events": ("SELECT", "INSERT"),
-        "escalations": ("SELECT", "INSERT", _update_of("escalations", STATE_IDENTITY)),
+        "escalations": ("SELECT", "INSERT", _update_of("escalations", STATE_IDENTITY, state_columns)),
         "case_notes": ("SELECT", "INSERT", f"UPDATE ({', '.join(CASE_NOTE_DELIVERY)})"),
         "signal_refusals": ("SELECT", "INSERT"),
         "directory_people": ("SELECT", "INSERT", "DELETE"),
@@ -143,7 +151,13 @@ def grant_app_role(connection: Connection, app_role: str) -> list[str]:
     run(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
     tables = text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
     present = set(connection.execute(tables).scalars())
-    for table, privileges in app_privileges().items():
+    columns: dict[str, set[str]] = {}
+    listed = text(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+    )
+    for table, column in connection.execute(listed):
+        columns.setdefault(str(table), set()).add(str(column))
+    for table, privileges in app_privileges(columns).items():
         if table in present:
             run(f"GRANT {', '.join(privileges)} ON {schema}.{_quote(connection, table)} TO {role}")
     # nextval() for the id columns; not setval().
