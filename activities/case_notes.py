@@ -32,8 +32,9 @@ An adapter is any object with ``deliver(note: CaseNoteMessage) -> str``:
   FWi protocol uploads the alert form onto FWi. For MOSAIC, LCS, Eclipse or MiCare that usually means:
   look the child up by ``note.child_ref`` (the opaque reference the authority issued, e.g. its person id),
   then create a case note (informal types, good practice notes) or start or add to the escalation
-  workflow/episode (``formal alert stage N``), with ``note.body`` as the text and ``note.created_at`` as
-  the date.
+  workflow/episode (formal stages' types, such as ``IRO formal alert - Stage 4``), with ``note.body`` as
+  the text and ``note.created_at`` as the date. The types are the protocol's own (each stage's
+  ``case_note_type``), so an adapter can map them one to one.
 * Keep credentials in the environment (see ``activities/settings.py``), never in files of this project.
 
 Test a new adapter against ``deliver_pending`` with the record store on SQLite, as

@@ -134,7 +134,7 @@ def case_note_type(
         return f"{officer} informal alert"
     if stage_name:
         return f"{officer} formal alert - {stage_name}"[:CASE_NOTE_TYPE_MAX]
-    return f"{officer} formal alert stage {stage_number}"
+    return f"{officer} formal alert"  # no stage name either: never the engine's ordinal
 
 
 # --- rendering ---------------------------------------------------------------------------------------------
