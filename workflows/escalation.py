@@ -364,21 +364,24 @@ class EscalationWorkflow:
         self._state = decision.state
         self._version += 1
         schedules = iter(placed)
-        batch: list[EffectItem] = []
+        batch: list[EffectItem | Record] = []
         pending = list(decision.effects)
         while pending:
             effect = pending.pop(0)
             if not isinstance(effect, PlanSchedule):
-                batch.append(self._effect_item(effect))
+                # A record waits for the transition's deadlines: its snapshot (the records' row and the
+                # case note) shows the deadline the transition set, such as an approved extension's.
+                batch.append(effect if isinstance(effect, Record) else self._effect_item(effect))
                 continue
             schedule = next(schedules, None)
             if schedule is not None:  # announced now, in order, with the state as it then stands
                 then = rules.on_scheduled(self.state_model, effect, schedule, workflow.now())
                 self._state = then.state
                 pending[:0] = then.effects
-        if batch:
+        items = [self._effect_item(e) if isinstance(e, Record) else e for e in batch]
+        if items:
             try:
-                await self._activity("carry_out_effects", EffectBatch(items=batch))
+                await self._activity("carry_out_effects", EffectBatch(items=items))
             except ActivityError as failed:
                 self._problem(f"records and notices failed and will not be retried: {_cause(failed)}")
         self._update_search_attributes()
