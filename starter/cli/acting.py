@@ -44,7 +44,7 @@ from starter.cli.common import (
     words,
 )
 from starter.cli.service import act, actor_of, connect_client, read_state
-from starter.escalations import prepare, raise_concern
+from starter.escalations import NotInDirectory, prepare, raise_concern
 from workflows import rules
 
 MAX_ATTENDEES = 50
@@ -144,6 +144,8 @@ async def cmd_raise(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except ValidationError as exc:
         raise CliError(describe_validation(exc, _RAISE_OPTIONS)) from None
+    except NotInDirectory as exc:  # bad input: the team or officer is not what the directory knows
+        raise CliError(exc.reason) from None
     except rules.Refused as exc:
         raise refused(exc.reason) from None
     client = await connect_client(args)
