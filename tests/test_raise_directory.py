@@ -56,7 +56,7 @@ def test_a_team_without_the_first_stages_role_is_refused(tmp_path: Path) -> None
     assert "team 'team-c'" in reason and "Social Worker" in reason
     assert "the teams that have them: team-a, team-b" in reason
     # Raised at Formal Level 3 instead, whose Director of Safeguarding is authority-wide: accepted.
-    start = {
+    start: dict[str, Any] = {
         "start_at_stage": "formal-3",
         "start_bypass": Bypass(actor=OFFICER, to_stage="formal-3", reason="Urgent."),
     }
