@@ -70,6 +70,9 @@ class Flag(StrEnum):
     ACTION_PLAN_DUE = "action_plan_due"
     NEEDS_ATTENTION = "needs_attention"
     """A record or notice failed for good; see ``problems``."""
+    EXCEPTIONAL_DECISION_DUE = "exceptional_decision_due"
+    """The next stage is used only in exceptional circumstances: the escalation waits for the officer to
+    decide whether they are (``escalate`` with ``exceptional``) instead of climbing on its own."""
 
 
 class EventKind(StrEnum):
@@ -85,6 +88,8 @@ class EventKind(StrEnum):
     ESCALATED = "escalated"
     ESCALATION_DUE = "escalation_due"
     ESCALATION_DUE_REMINDER = "escalation_due_reminder"
+    EXCEPTIONAL_DUE = "exceptional_due"
+    """The next stage is an exceptional one: held for the officer's decision (see ``Flag``)."""
     BYPASSED = "bypassed"
     CONSULTATION_RECORDED = "consultation_recorded"
     MEETING_RECORDED = "meeting_recorded"
@@ -158,6 +163,12 @@ class Escalate(_Model):
     kind: Literal["escalate"] = "escalate"
     actor: Actor
     reason: Text
+    exceptional: bool = Field(
+        default=False,
+        description="The officer's decision that the circumstances are exceptional: needed (and allowed) "
+        "only to escalate into a stage the protocol keeps for exceptional circumstances; say why in the "
+        "reason.",
+    )
 
 
 class Bypass(_Model):
@@ -184,9 +195,14 @@ class RecordConsultation(_Model):
     kind: Literal["record_consultation"] = "record_consultation"
     actor: Actor
     stage: Key
-    with_role: Key
+    with_role: Key = Field(description="The role of the person consulted.")
     agreed: bool | None = None
     summary: Text
+    held_on: BoundedDate | None = Field(
+        default=None,
+        description="The day the discussion was held (today or within the last year); given at raise, when "
+        "it happened before the escalation existed. Without it, the day it is recorded.",
+    )
 
 
 class RecordMeeting(_Model):
@@ -339,6 +355,7 @@ class Consultation(_Model):
     summary: str
     by: Actor
     at: datetime
+    held_on: date | None = Field(default=None, description="When it was held, if given (else ``at``).")
 
 
 class EscalationState(_Model):

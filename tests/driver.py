@@ -76,10 +76,12 @@ def make_raise(
 class Driver:
     """One escalation run by the pure rules, with a clock the test moves forward."""
 
-    def __init__(self, raise_: RaiseConcern, now: datetime) -> None:
+    def __init__(self, raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> None:
+        """``honour``: run as escalations started with the shell's ``HONOURED`` patch (False: before it)."""
         self.now = now
+        self.honour = honour
         self.effects: list[Effect] = []
-        self._absorb(rules.start(raise_, now))
+        self._absorb(rules.start(raise_, now, honour=honour))
 
     # -- what the shell does --
 
@@ -93,7 +95,7 @@ class Driver:
                 self._absorb(rules.on_scheduled(self.state, effect, schedule, self.now))
 
     def act(self, action: Action) -> str:
-        decision = rules.handle(self.state, action, self.now)
+        decision = rules.handle(self.state, action, self.now, honour=self.honour)
         self._absorb(decision)
         return decision.outcome
 
@@ -118,7 +120,7 @@ class Driver:
                 )
             fired += 1
             self.now = max(self.now, wake)
-            self._absorb(rules.on_timer(self.state, self.now))
+            self._absorb(rules.on_timer(self.state, self.now, honour=self.honour))
         self.now = when
 
     # -- what tests look at --

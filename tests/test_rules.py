@@ -110,10 +110,15 @@ def test_no_answer_at_any_stage_climbs_to_the_top(authority: str, track: str) ->
                     summary="Discussed; agreed to go ahead.",
                 )
             )
+        exceptional = index + 1 < len(stages) and stages[index + 1].exceptional
         if stage.response_working_days is None:
-            d.act(Escalate(actor=d.state.officer, reason="No plan was offered."))
+            d.act(Escalate(actor=d.state.officer, reason="No plan was offered.", exceptional=exceptional))
         else:
             d.advance_to(d.state.stage_schedule.due_at)  # type: ignore[union-attr]
+        if exceptional and stage.response_working_days is not None:
+            # A stage kept for exceptional circumstances waits for the officer to say they are.
+            assert d.state.status is Status.ESCALATION_DUE and Flag.EXCEPTIONAL_DECISION_DUE in d.state.flags
+            d.act(Escalate(actor=d.state.officer, reason="The child is at risk of harm.", exceptional=True))
     assert d.state.status is Status.EXHAUSTED
     assert d.state.stage_index == len(stages) - 1
     assert d.kinds().count(EventKind.SENT_TO_STAGE) == len(stages)

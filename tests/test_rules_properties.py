@@ -214,7 +214,7 @@ def action_of(d: Driver, kind: str) -> st.SearchStrategy[Action]:
             action_plan_due=st.none() | dates(d),
         )
     if kind == "escalate":
-        return st.builds(Escalate, actor=who, reason=TEXTS)
+        return st.builds(Escalate, actor=who, reason=TEXTS, exceptional=st.booleans())
     if kind == "bypass":
         return st.builds(
             Bypass,
@@ -267,7 +267,7 @@ def witnesses(state: EscalationState, actor: Actor, now: datetime) -> dict[str, 
             Accept(actor=actor),
             Accept(actor=actor, action_plan="Update the plan.", action_plan_due=today),
         ],
-        "escalate": [Escalate(actor=actor, reason=why)],
+        "escalate": [Escalate(actor=actor, reason=why), Escalate(actor=actor, reason=why, exceptional=True)],
         "bypass": [
             Bypass(
                 actor=actor,
@@ -320,7 +320,12 @@ def assert_within_protocol(state: EscalationState) -> None:
         assert state.stage_index < state.hold_target < len(track.stages), (
             f"hold_target {state.hold_target} is not a later stage than {state.stage_index}"
         )
-        assert track.stages[state.hold_target].entry_gate is not None, "hold_target has no entry gate"
+        held = track.stages[state.hold_target]
+        deciding = Flag.EXCEPTIONAL_DECISION_DUE in state.flags
+        assert held.entry_gate is not None or deciding, "hold_target has no entry gate"
+        assert not deciding or held.exceptional, "held for an exceptional decision on an ordinary stage"
+    if Flag.EXCEPTIONAL_DECISION_DUE in state.flags:
+        assert state.status is Status.ESCALATION_DUE, "an exceptional decision is due but nothing is held"
     if state.status is Status.ESCALATION_DUE:
         assert state.hold_target is not None, "escalation due with nothing held"
         assert state.hold_via in (EventKind.ESCALATED, EventKind.BYPASSED)

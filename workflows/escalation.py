@@ -75,6 +75,13 @@ EXACT_CLOCK = "exact-clock-2026-12"
 """Patch id: in escalations started with it, a stage entered because the previous stage's deadline passed
 begins at that deadline, its first working day the one the deadline's midnight starts (no working day is
 lost between stages that time out). Passed to the rules as ``on_timer(..., exact_clock=...)``."""
+HONOURED = "honoured-fields-2026-12"
+"""Patch id: escalations started with it honour what their protocol says of a gate on the first stage
+(the consultation given at raise must open it), of a stage kept for exceptional circumstances (a deadline
+passing holds for the officer's decision; escalating into it needs ``exceptional``) and of a judge other
+than the raising officer (the officer is told of the answer and the resolution). Passed to the rules as
+``start/handle/check/on_timer(..., honour=...)``. Decided when the workflow is constructed, with the
+others, as the start decision needs it."""
 
 _ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -102,6 +109,7 @@ class EscalationWorkflow:
         self._bounded = False
         self._lean = False
         self._exact = False
+        self._honour = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: Any = None
         self._acted_in: tuple[int, Any] | None = None
@@ -116,6 +124,12 @@ class EscalationWorkflow:
             indexed.STAGE.name: started_with.get(indexed.STAGE),
             indexed.STATUS.name: started_with.get(indexed.STATUS),
         }
+        # The patches are decided here (their markers are still the run's first commands, in this order):
+        # the start decision below depends on HONOURED.
+        self._bounded = workflow.patched(BOUNDED)
+        self._lean = self._bounded and workflow.patched(LEAN)
+        self._exact = self._lean and workflow.patched(EXACT_CLOCK)
+        self._honour = self._exact and workflow.patched(HONOURED)
         try:
             # The start input was bounded by the front door; it is read as leniently as it was recorded.
             self._input = RaiseConcern.model_validate(_json(raise_), context={LEGACY: True})
@@ -123,7 +137,7 @@ class EscalationWorkflow:
                 self._start = rules.Decision(state=self._input.carried)
             else:
                 # Decided here so that queries and validators arriving with the start see the state.
-                self._start = rules.start(self._input, workflow.now())
+                self._start = rules.start(self._input, workflow.now(), honour=self._honour)
             self._state = self._start.state
         except rules.Refused as refused:
             self._start_refused = refused.reason
@@ -132,9 +146,6 @@ class EscalationWorkflow:
 
     @workflow.run
     async def run(self, raise_: RawValue) -> EscalationOutcome:
-        self._bounded = workflow.patched(BOUNDED)
-        self._lean = self._bounded and workflow.patched(LEAN)
-        self._exact = self._lean and workflow.patched(EXACT_CLOCK)
         if self._start is None:
             raise ApplicationError(self._start_refused, type=REFUSED, non_retryable=True)
         async with self._lock:
@@ -189,7 +200,7 @@ class EscalationWorkflow:
         try:
             action = self._decode(name, args, legacy=False)
             boundary.check_action(self.state_model, action, workflow.now())
-            rules.check(self.state_model, action, workflow.now())
+            rules.check(self.state_model, action, workflow.now(), honour=self._honour)
         except (boundary.OutOfBounds, rules.Refused) as refused:
             raise ApplicationError(str(refused), type=REFUSED, non_retryable=True) from None
 
@@ -246,7 +257,7 @@ class EscalationWorkflow:
             try:
                 if self._bounded:  # the state may have moved since the validator checked it
                     boundary.check_action(self.state_model, action, workflow.now())
-                decision = rules.handle(self.state_model, action, workflow.now())
+                decision = rules.handle(self.state_model, action, workflow.now(), honour=self._honour)
                 await self._carry_out(decision, refusable=True)
             except (boundary.OutOfBounds, rules.Refused) as refused:
                 # The state moved between validation and handling, or a deadline could not be placed:
@@ -259,7 +270,7 @@ class EscalationWorkflow:
         async with self._lock:
             now = workflow.now()
             try:
-                decision = rules.handle(self.state_model, action, now)
+                decision = rules.handle(self.state_model, action, now, honour=self._honour)
                 await self._carry_out(decision, refusable=self._bounded)
             except rules.Refused as refused:
                 refusal = rules.refuse(self.state_model, action.kind, action.actor, refused.reason, now)
@@ -284,7 +295,9 @@ class EscalationWorkflow:
             async with self._lock:
                 if self._version == seen:
                     await self._carry_out(
-                        rules.on_timer(self.state_model, workflow.now(), exact_clock=self._exact)
+                        rules.on_timer(
+                            self.state_model, workflow.now(), exact_clock=self._exact, honour=self._honour
+                        )
                     )
             return
         await workflow.wait_condition(lambda: self._version != seen)
@@ -297,7 +310,9 @@ class EscalationWorkflow:
             async with self._lock:
                 if self._version == seen:
                     await self._carry_out(
-                        rules.on_timer(self.state_model, workflow.now(), exact_clock=self._exact)
+                        rules.on_timer(
+                            self.state_model, workflow.now(), exact_clock=self._exact, honour=self._honour
+                        )
                     )
             return
         if wake != self._timer_at:
@@ -311,7 +326,7 @@ class EscalationWorkflow:
             self._timer = self._timer_at = None  # fired: the next turn finds its deadline due
 
     def _on_timer(self) -> rules.Decision:
-        return rules.on_timer(self.state_model, workflow.now(), exact_clock=self._exact)
+        return rules.on_timer(self.state_model, workflow.now(), exact_clock=self._exact, honour=self._honour)
 
     async def _sleep_until(self, wake: Any) -> None:
         await workflow.sleep(wake - workflow.now(), summary="next deadline")

@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 from protocols import ProtocolError, load_protocol
 from schemas.escalation import (
     Accept,
+    Actor,
     AddNote,
     Bypass,
     Close,
@@ -32,6 +33,7 @@ from schemas.escalation import (
     Withdraw,
 )
 from schemas.protocol import Protocol, Track
+from schemas.wording import with_article
 from starter.cli.common import (
     EXIT_UNAVAILABLE,
     CliError,
@@ -78,6 +80,67 @@ def _category(track: Track, given: str) -> str:
     return given
 
 
+_CONSULTATION_OPTIONS = {
+    "with_role": "--consulted-with",
+    "held_on": "--consulted-on",
+    "summary": "--consultation",
+    "agreed": "--consultation-agreed",
+    "stage": "--start-at-stage",
+}
+"""Options of ``raise`` that fill the consultation it gives."""
+
+
+def _consultations_at_raise(
+    args: argparse.Namespace, protocol: Protocol, track: Track, officer: Actor
+) -> list[RecordConsultation]:
+    """The consultation the stage the escalation starts at needs, from the ``--consulted-*`` options; a
+    refusal naming the options when that stage needs one and they are missing or incomplete."""
+    given = {
+        "--consulted-with": args.consulted_with,
+        "--consulted-on": args.consulted_on,
+        "--consultation": args.consultation,
+    }
+    key = args.start_at_stage or track.stages[0].key
+    try:
+        stage = track.stages[track.stage_index(key)]
+    except KeyError as exc:
+        raise CliError(f"--start-at-stage: {exc.args[0]}") from None
+    gate = stage.entry_gate
+    if not any(given.values()) and not args.consultation_agreed:
+        if gate is None:
+            return []
+        agreed = " and --consultation-agreed" if gate.kind.value == "agreement" else ""
+        raise refused(
+            f"{stage.name} needs {with_article(gate.kind.value)} with {protocol.role_names(gate.with_roles)} "
+            f"before it: give --consulted-with ROLE ({', '.join(gate.with_roles)}), --consulted-on DATE and "
+            f"--consultation TEXT{agreed}"
+        )
+    if gate is None:
+        raise CliError(
+            f"{stage.name} needs no consultation before it: leave out --consulted-with, --consulted-on, "
+            "--consultation and --consultation-agreed"
+        )
+    missing = [option for option, value in given.items() if not value]
+    if missing:
+        raise CliError(f"a consultation at raise needs {', '.join(missing)} too")
+    if gate.kind.value == "agreement" and not args.consultation_agreed:
+        raise refused(
+            f"{stage.name} needs the agreement of {protocol.role_names(gate.with_roles)}: give "
+            "--consultation-agreed once they have agreed (without it, it cannot start there)"
+        )
+    consultation = build(
+        RecordConsultation,
+        _CONSULTATION_OPTIONS,
+        actor=officer,
+        stage=stage.key,
+        with_role=args.consulted_with,
+        agreed=True if args.consultation_agreed else None,
+        summary=args.consultation,
+        held_on=args.consulted_on,
+    )
+    return [consultation]
+
+
 async def _settled(args: argparse.Namespace, handle: WorkflowHandle[Any, Any], timed: bool) -> EscalationView:
     """The state once the first stage is sent (its deadline placed), or whatever there is after a while."""
     loop = asyncio.get_running_loop()
@@ -121,6 +184,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
             emergency=args.emergency,
             discussed_with=args.discussed_with,
         )
+    consultations = _consultations_at_raise(args, protocol, track, officer)
     request_id = None if args.sequence is not None else args.request_id or str(uuid.uuid4())
     try:
         raise_ = prepare(
@@ -136,6 +200,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
             team=args.team,
             start_at_stage=args.start_at_stage,
             start_bypass=start_bypass,
+            consultations=consultations,
         )
     except ProtocolError as exc:
         raise CliError(str(exc)) from None
@@ -232,7 +297,8 @@ async def cmd_accept(args: argparse.Namespace) -> int:
 
 
 async def cmd_escalate(args: argparse.Namespace) -> int:
-    return await act(args, build(Escalate, actor=actor_of(args), reason=args.reason))
+    action = build(Escalate, actor=actor_of(args), reason=args.reason, exceptional=args.exceptional)
+    return await act(args, action)
 
 
 async def cmd_bypass(args: argparse.Namespace) -> int:
@@ -265,6 +331,7 @@ async def cmd_record_consultation(args: argparse.Namespace) -> int:
         with_role=args.with_role,
         agreed=args.agreed,
         summary=args.summary,
+        held_on=args.held_on,
     )
     return await act(args, action)
 

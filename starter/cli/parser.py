@@ -134,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bypass-reason", type=free_text)
     p.add_argument("--emergency", action="store_true")
     p.add_argument("--discussed-with", help="role the bypass was discussed with first", type=key)
+    p.add_argument(
+        "--consulted-with",
+        metavar="ROLE",
+        help="where the stage it starts at needs a consultation (or agreement) first: the role consulted",
+        type=key,
+    )
+    p.add_argument("--consulted-on", metavar="DATE", help="the day the consultation was held", type=past_date)
+    p.add_argument("--consultation", metavar="TEXT", help="what was discussed and concluded", type=free_text)
+    p.add_argument(
+        "--consultation-agreed", action="store_true", help="the role consulted agreed (an agreement gate)"
+    )
 
     p = command("respond", cmd_respond, "answer the concern (the stage's recipient)", ident, actor, conn)
     p.add_argument("--answer", required=True, type=free_text)
@@ -164,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("escalate", cmd_escalate, "the answer does not address the concern", ident, actor, conn)
     p.add_argument("--reason", required=True, type=free_text)
+    p.add_argument(
+        "--exceptional",
+        action="store_true",
+        help="the circumstances are exceptional: needed to escalate into a stage kept for them (say why)",
+    )
 
     p = command("bypass", cmd_bypass, "jump to a later stage", ident, actor, conn)
     p.add_argument("--to-stage", required=True, type=key)
@@ -182,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     agreed.add_argument("--agreed", dest="agreed", action="store_const", const=True, default=None)
     agreed.add_argument("--not-agreed", dest="agreed", action="store_const", const=False)
     p.add_argument("--summary", required=True, type=free_text)
+    p.add_argument("--held-on", type=past_date, metavar="DATE", help="the day it was held (default: today)")
 
     p = command("record-meeting", cmd_record_meeting, "record a stage's meeting", ident, actor, conn)
     p.add_argument("--held-on", type=past_date, required=True, metavar="DATE")

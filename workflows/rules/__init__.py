@@ -120,18 +120,20 @@ _RULES: dict[str, tuple[_Guard, _Apply]] = {
 assert set(_RULES) == set(ACTION_KINDS)
 
 
-def handle(state: EscalationState, action: Action, now: datetime) -> Decision:
-    """Apply an action, or raise ``Refused`` leaving ``state`` untouched."""
+def handle(state: EscalationState, action: Action, now: datetime, *, honour: bool = True) -> Decision:
+    """Apply an action, or raise ``Refused`` leaving ``state`` untouched.
+
+    ``honour``: the escalation started with the shell's ``HONOURED`` patch (see ``start``)."""
     guard, apply = _RULES[action.kind]
     guard(state, action.actor)
-    c = _Change(state, now)
+    c = _Change(state, now, honour=honour)
     apply(c, action)
     return c.decision()
 
 
-def check(state: EscalationState, action: Action, now: datetime) -> None:
+def check(state: EscalationState, action: Action, now: datetime, *, honour: bool = True) -> None:
     """Raise ``Refused`` if ``handle`` would refuse the action (used by update validators)."""
-    handle(state, action, now)
+    handle(state, action, now, honour=honour)
 
 
 REFUSALS_KEPT = 50

@@ -50,7 +50,8 @@ from workflows.rules._ladder import (
 
 
 def _guard_escalate(s: EscalationState, actor: Actor) -> None:
-    if s.status is Status.ESCALATION_DUE:
+    deciding = Flag.EXCEPTIONAL_DECISION_DUE in s.flags  # held for the officer: escalating is the decision
+    if s.status is Status.ESCALATION_DUE and not deciding:
         assert s.hold_target is not None
         raise Refused(
             f"escalation to {track_of(s).stages[s.hold_target].name} is already due: record the "
@@ -58,7 +59,8 @@ def _guard_escalate(s: EscalationState, actor: Actor) -> None:
         )
     if s.status is Status.EXHAUSTED:
         raise Refused("the top of the ladder has been reached: refer to CAFCASS (where allowed) or close")
-    _need_status(s, (Status.AWAITING_RESPONSE, Status.AWAITING_DECISION, Status.MONITORING), "escalate")
+    allowed = (Status.AWAITING_RESPONSE, Status.AWAITING_DECISION, Status.MONITORING)
+    _need_status(s, (*allowed, Status.ESCALATION_DUE) if deciding else allowed, "escalate")
     stages = track_of(s).stages
     nxt = stages[s.stage_index + 1] if s.stage_index + 1 < len(stages) else None
     if nxt and any(_plays(s, actor, r) for r in nxt.escalated_by):
@@ -67,7 +69,7 @@ def _guard_escalate(s: EscalationState, actor: Actor) -> None:
 
 
 def _apply_escalate(c: _Change, a: Escalate) -> None:
-    _escalate(c, a.actor, a.reason)
+    _escalate(c, a.actor, a.reason, exceptional=a.exceptional)
 
 
 def _guard_bypass(s: EscalationState, actor: Actor) -> None:
@@ -191,7 +193,7 @@ def _apply_withdraw(c: _Change, a: Withdraw) -> None:
 def _guard_close(s: EscalationState, actor: Actor) -> None:
     _need_officer(s, actor, "close the escalation")
     _refuse_closed(s)
-    if s.status is not Status.EXHAUSTED:
+    if s.status is not Status.EXHAUSTED and Flag.EXCEPTIONAL_DECISION_DUE not in s.flags:
         raise Refused("only an exhausted escalation can be closed; use accept or withdraw")
 
 

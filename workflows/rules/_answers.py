@@ -32,6 +32,7 @@ from workflows.rules._core import (
     _plays,
     _refuse_closed,
     _suffix,
+    _told_officer,
     addressees,
     began_at_a_deadline,
     current_stage,
@@ -63,7 +64,7 @@ def _apply_respond(c: _Change, a: Respond) -> None:
         a.answer,
         actor=a.actor,
         to=[judge],
-        cc=cc,
+        cc=_told_officer(s, a.actor, cc) if c.honour else cc,
         data={"action_plan": a.action_plan, "action_plan_due": _iso(a.action_plan_due)},
     )
     c.outcome = f"answer recorded; {s.protocol.role_name(judge)} will decide whether it resolves the concern"
@@ -288,6 +289,8 @@ def _guard_accept(s: EscalationState, actor: Actor) -> None:
 def _apply_accept(c: _Change, a: Accept) -> None:
     s = c.s
     to, cc = addressees(s)
+    if c.honour:
+        cc = _told_officer(s, a.actor, cc)
     if s.status is Status.MONITORING:
         s.status = Status.RESOLVED
         c.event(

@@ -84,15 +84,21 @@ def _total_runs(state: EscalationState) -> bool:
     )
 
 
-def on_timer(state: EscalationState, now: datetime, *, exact_clock: bool = True) -> Decision:
+def on_timer(
+    state: EscalationState, now: datetime, *, exact_clock: bool = True, honour: bool = True
+) -> Decision:
     """Do whatever has fallen due by ``now``: breach, reminders, automatic escalation.
 
     ``exact_clock``: a stage entered because this one's deadline passed begins at that deadline, and its
     first working day is the one that deadline's midnight starts (so a ladder that times out stage by
     stage ends with the total limit). False for escalations started before it (the shell's
     ``EXACT_CLOCK`` patch), whose next stage counted its days from the day after.
+
+    ``honour``: a deadline passing before a stage kept for exceptional circumstances holds for the
+    officer's decision. False for escalations started before the shell's ``HONOURED`` patch, which
+    climbed into it.
     """
-    c = _Change(state, now)
+    c = _Change(state, now, honour=honour)
     s = c.s
     if s.status.is_closed:
         return c.decision()

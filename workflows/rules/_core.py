@@ -105,11 +105,17 @@ def _copy(state: EscalationState) -> EscalationState:
 
 
 class _Change:
-    """A working copy of the state plus the effects produced so far."""
+    """A working copy of the state plus the effects produced so far.
 
-    def __init__(self, state: EscalationState, now: datetime) -> None:
+    ``honour``: the escalation started with the shell's ``HONOURED`` patch, so the rules honour a gate on the
+    first stage, hold before a stage kept for exceptional circumstances and tell the officer what another
+    judge decides; False replays escalations started before it exactly as they ran.
+    """
+
+    def __init__(self, state: EscalationState, now: datetime, *, honour: bool = True) -> None:
         self.s = _copy(state)
         self.now = now
+        self.honour = honour
         self.effects: list[Effect] = []
         self.outcome = ""
 
@@ -158,6 +164,11 @@ class _Change:
             self.s.flags.remove(flag)
 
     def decision(self) -> Decision:
+        s = self.s
+        if s.status is not Status.ESCALATION_DUE and Flag.EXCEPTIONAL_DECISION_DUE in s.flags:
+            # The officer decided, one way or another (withdrawn, accepted, closed, referred): nothing is held.
+            self.unflag(Flag.EXCEPTIONAL_DECISION_DUE)
+            s.hold_target = s.hold_via = None
         return Decision(state=self.s, effects=self.effects, outcome=self.outcome)
 
 
@@ -189,6 +200,14 @@ def _need_recipient(s: EscalationState, actor: Actor, doing: str) -> None:
             f"only the stage's recipients ({_names(s, to)}) may {doing}; "
             f"you act as {s.protocol.role_name(actor.role)}"
         )
+
+
+def _told_officer(s: EscalationState, actor: Actor | None, roles: list[str]) -> list[str]:
+    """``roles`` with the raising officer added when the stage's judge is someone else who decided: the
+    officer who raised the concern is told of the answer and of the resolution."""
+    if current_stage(s).judged_by == RAISING_OFFICER or (actor is not None and _is_officer(s, actor)):
+        return roles
+    return roles if RAISING_OFFICER in roles else [RAISING_OFFICER, *roles]
 
 
 def _need_judge(s: EscalationState, actor: Actor, doing: str) -> None:

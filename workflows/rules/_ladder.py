@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from schemas.effects import Announcement
 from schemas.escalation import (
@@ -27,14 +27,22 @@ from workflows.rules._core import (
     _stage_index,
     addressees,
     current_stage,
+    london_today,
     track_of,
 )
+
+CONSULTED_WITHIN = timedelta(days=366)
+"""How long before it is recorded a consultation may have been held: a year."""
 
 # --- starting -------------------------------------------------------------------------------------------
 
 
-def start(raise_: RaiseConcern, now: datetime) -> Decision:
-    """Open an escalation at the first stage, or at the stage the officer bypasses to."""
+def start(raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> Decision:
+    """Open an escalation at the first stage, or at the stage the officer bypasses to.
+
+    The stage it starts at must have its gate open: the consultation (or agreement) it needs is given in
+    ``consultations``. ``honour`` False (escalations started before the ``HONOURED`` patch): a gate on the
+    first stage was not looked at."""
     p = raise_.protocol
     try:
         track = p.track(raise_.track)
@@ -69,7 +77,7 @@ def start(raise_: RaiseConcern, now: datetime) -> Decision:
         stage_index=0,
         stage_entered_at=now,
     )
-    c = _Change(state, now)
+    c = _Change(state, now, honour=honour)
     c.event(
         EventKind.RAISED,
         raise_.concern.summary,
@@ -79,18 +87,14 @@ def start(raise_: RaiseConcern, now: datetime) -> Decision:
     for consultation in raise_.consultations:
         _apply_consultation(c, consultation, at_start=True)
     if target == 0:
+        if honour:
+            _need_gate_open_at_start(c, 0)
         _enter_stage(c, 0)
     else:
         assert raise_.start_bypass is not None
         bypass = raise_.start_bypass.model_copy(update={"to_stage": track.stages[target].key})
         _check_bypass_rule(c.s, bypass)
-        if not _gate_open(c.s, target):
-            gate = track.stages[target].entry_gate
-            assert gate is not None
-            raise Refused(
-                f"{track.stages[target].name} needs a recorded {gate.kind.value} with "
-                f"{_names(c.s, gate.with_roles)} first: include it in the consultations"
-            )
+        _need_gate_open_at_start(c, target)
         c.event(
             EventKind.BYPASSED,
             f"Raised directly at {track.stages[target].name}. Reason: {bypass.reason}",
@@ -102,6 +106,20 @@ def start(raise_: RaiseConcern, now: datetime) -> Decision:
         _enter_stage(c, target)
     c.outcome = f"raised at {current_stage(c.s).name}"
     return c.decision()
+
+
+def _need_gate_open_at_start(c: _Change, index: int) -> None:
+    if _gate_open(c.s, index):
+        return
+    stage = track_of(c.s).stages[index]
+    gate = stage.entry_gate
+    assert gate is not None
+    agreed = " that agreed (agreed: true)" if gate.kind is GateKind.AGREEMENT else ""
+    raise Refused(
+        f"{stage.name} needs a recorded {gate.kind.value} with {_names(c.s, gate.with_roles)} first: "
+        f"include it in the consultations{agreed}, with who was consulted (with_role), when (held_on) and "
+        "what was said (summary)"
+    )
 
 
 # --- moving between stages -------------------------------------------------------------------------------
@@ -175,6 +193,7 @@ def _move(
     *,
     emergency: bool = False,
     begins_at: datetime | None = None,
+    exceptional: bool = False,
 ) -> None:
     """Escalate or bypass to ``target``, or hold as escalation due while its gate is closed.
 
@@ -190,6 +209,7 @@ def _move(
         s.hold_target = target
         s.hold_via = via
         s.pending_extension = None
+        c.unflag(Flag.EXCEPTIONAL_DECISION_DUE)  # decided: now only the gate holds it
         c.event(
             EventKind.ESCALATION_DUE,
             f"{'Bypass' if via is EventKind.BYPASSED else 'Escalation'} to {dest.name} is due: "
@@ -208,19 +228,35 @@ def _move(
     before = current_stage(s)
     to, cc = addressees(s, before)
     word = "Bypassed" if via is EventKind.BYPASSED else "Escalated"
+    data: dict[str, object] = {"from": before.key, "to": dest.key, "emergency": emergency}
+    circumstances = ""
+    if exceptional:
+        data["exceptional"] = True
+        circumstances = ", the officer judging the circumstances exceptional"
     c.event(
         via,
-        f"{word} from {before.name} to {dest.name}. Reason: {reason}",
+        f"{word} from {before.name} to {dest.name}{circumstances}. Reason: {reason}",
         actor=actor,
         to=to,
         cc=cc,
-        data={"from": before.key, "to": dest.key, "emergency": emergency},
+        data=data,
     )
     _enter_stage(c, target, begins_at)
     c.outcome = f"{word.lower()} to {dest.name}"
 
 
-def _escalate(c: _Change, actor: Actor | None, reason: str, *, begins_at: datetime | None = None) -> None:
+def _escalate(
+    c: _Change,
+    actor: Actor | None,
+    reason: str,
+    *,
+    begins_at: datetime | None = None,
+    exceptional: bool = False,
+) -> None:
+    """Move to the next stage (``actor`` None: its deadline passed), or end the ladder.
+
+    A stage kept for exceptional circumstances is entered only on the officer's decision that they are
+    (``exceptional``): a timer holds for it instead, and an escalation that does not say so is refused."""
     s = c.s
     nxt = s.stage_index + 1
     if nxt >= len(track_of(s).stages):
@@ -237,7 +273,42 @@ def _escalate(c: _Change, actor: Actor | None, reason: str, *, begins_at: dateti
         )
         c.outcome = "exhausted: the top of the ladder has been reached"
         return
-    _move(c, nxt, EventKind.ESCALATED, actor, reason, begins_at=begins_at)
+    dest = track_of(s).stages[nxt]
+    if c.honour and exceptional and not dest.exceptional:
+        raise Refused(
+            f"{dest.name} is not one kept for exceptional circumstances: escalate without exceptional"
+        )
+    if c.honour and dest.exceptional and not exceptional:
+        if actor is not None:
+            raise Refused(
+                f"{dest.name} is used only in exceptional circumstances: if they are, escalate with "
+                "exceptional (escalate --exceptional) and say why in the reason"
+            )
+        _hold_for_exceptional(c, nxt, reason)
+        return
+    _move(c, nxt, EventKind.ESCALATED, actor, reason, begins_at=begins_at, exceptional=exceptional)
+
+
+def _hold_for_exceptional(c: _Change, target: int, reason: str) -> None:
+    """Wait for the officer to decide whether the circumstances are exceptional enough for ``target``."""
+    s = c.s
+    dest = track_of(s).stages[target]
+    s.status = Status.ESCALATION_DUE
+    s.hold_target = target
+    s.hold_via = EventKind.ESCALATED
+    s.hold_schedule = None
+    s.pending_extension = None
+    c.flag(Flag.EXCEPTIONAL_DECISION_DUE)
+    c.event(
+        EventKind.EXCEPTIONAL_DUE,
+        f"{current_stage(s).name} has not resolved the concern ({reason}). {dest.name} is used only in "
+        "exceptional circumstances, so the escalation waits for the officer's decision: if the "
+        "circumstances are exceptional, escalate with exceptional and say why; otherwise accept, withdraw "
+        "or close it (or refer to CAFCASS where allowed).",
+        to=[RAISING_OFFICER],
+        data={"target": dest.key},
+    )
+    c.outcome = f"held: {dest.name} is used only in exceptional circumstances; the officer decides"
 
 
 def _check_bypass_rule(s: EscalationState, a: Bypass) -> None:
@@ -251,6 +322,20 @@ def _check_bypass_rule(s: EscalationState, a: Bypass) -> None:
     needed = _names(s, rule.prior_discussion_with)
     exempt = " (or say it is an emergency)" if rule.emergency_exempt else ""
     raise Refused(f"a bypass needs a prior discussion with {needed}{exempt}: give discussed_with")
+
+
+def _held_recently(day: date | None, now: datetime) -> None:
+    """A consultation is recorded once held: today or earlier, and within the last year."""
+    if day is None:
+        return
+    today = london_today(now)
+    if day > today:
+        raise Refused(f"held_on: {day:%-d %B %Y} is in the future: give the day the consultation was held")
+    if day < today - CONSULTED_WITHIN:
+        raise Refused(
+            f"held_on: {day:%-d %B %Y} is more than a year ago: a consultation that old does not open a "
+            "stage now; hold it again"
+        )
 
 
 def _apply_consultation(c: _Change, a: RecordConsultation, *, at_start: bool) -> None:
@@ -272,21 +357,35 @@ def _apply_consultation(c: _Change, a: RecordConsultation, *, at_start: bool) ->
         )
     if gate.kind is GateKind.AGREEMENT and a.agreed is None:
         raise Refused(f"say whether {s.protocol.role_name(a.with_role)} agreed (agreed: true or false)")
+    _held_recently(a.held_on, c.now)
     s.consultations.append(
         Consultation(
-            stage=stage.key, with_role=a.with_role, agreed=a.agreed, summary=a.summary, by=a.actor, at=c.now
+            stage=stage.key,
+            with_role=a.with_role,
+            agreed=a.agreed,
+            summary=a.summary,
+            by=a.actor,
+            at=c.now,
+            held_on=a.held_on,
         )
     )
     outcome = "" if a.agreed is None else (" They agreed." if a.agreed else " They did not agree.")
+    data: dict[str, object] = {"for_stage": stage.key, "with_role": a.with_role, "agreed": a.agreed}
+    held = ""
+    if a.held_on is not None:
+        data["held_on"] = a.held_on.isoformat()
+        held = f", held on {a.held_on:%A %-d %B %Y},"
     c.event(
         EventKind.CONSULTATION_RECORDED,
-        f"{gate.kind.value.capitalize()} with {s.protocol.role_name(a.with_role)} "
+        f"{gate.kind.value.capitalize()} with {s.protocol.role_name(a.with_role)}{held} "
         f"before {stage.name}.{outcome} {a.summary}",
         actor=a.actor,
-        data={"for_stage": stage.key, "with_role": a.with_role, "agreed": a.agreed},
+        data=data,
     )
     c.outcome = "consultation recorded"
     if at_start or s.status is not Status.ESCALATION_DUE or s.hold_target != index:
+        return
+    if Flag.EXCEPTIONAL_DECISION_DUE in s.flags:  # the officer's decision still holds it, not the gate
         return
     if _gate_open(s, index):
         via = s.hold_via or EventKind.ESCALATED
