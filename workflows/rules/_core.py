@@ -166,7 +166,7 @@ class _Change:
     def decision(self) -> Decision:
         s = self.s
         if s.status is not Status.ESCALATION_DUE and Flag.EXCEPTIONAL_DECISION_DUE in s.flags:
-            # The officer decided, one way or another (withdrawn, accepted, closed, referred): nothing is held.
+            # The officer decided one way or another (withdrawn, accepted, closed, referred): none is held.
             self.unflag(Flag.EXCEPTIONAL_DECISION_DUE)
             s.hold_target = s.hold_via = None
         return Decision(state=self.s, effects=self.effects, outcome=self.outcome)
