@@ -90,10 +90,19 @@ async def test_no_answer_climbs_to_the_top_on_real_timers(
                         summary="Discussed; go ahead.",
                     ),
                 )
+            exceptional = nxt is not None and nxt.exceptional
             if stage.response_working_days is None:
-                await run.update("escalate", Escalate(actor=officer, reason="No plan offered."))
+                await run.update(
+                    "escalate", Escalate(actor=officer, reason="No plan offered.", exceptional=exceptional)
+                )
             else:
                 await run.skip_past_deadline()
+                if exceptional:  # held for the officer, who judges the circumstances exceptional
+                    held = await run.eventually(lambda v: v.status is Status.ESCALATION_DUE)
+                    assert Flag.EXCEPTIONAL_DECISION_DUE in held.flags and held.stage == stage.key
+                    await run.update(
+                        "escalate", Escalate(actor=officer, reason="Risk of harm.", exceptional=True)
+                    )
         view = await run.view()
         assert view.status is Status.EXHAUSTED
         # No working day is lost between stages: breached once the formal stages' days reach the limit.
