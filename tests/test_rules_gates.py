@@ -204,6 +204,23 @@ def test_exceptional_is_refused_where_the_next_stage_is_not_exceptional() -> Non
         d.act(Escalate(actor=d.state.officer, reason="Urgent.", exceptional=True))
 
 
+def test_only_the_officer_decides_that_the_circumstances_are_exceptional() -> None:
+    def change(data: dict[str, Any]) -> None:
+        for track in data["tracks"]:
+            track["stages"][3]["judged_by"] = "iro_team_manager"
+
+    d = Driver(make_raise("wigan", "iro", protocol=variant("wigan", change)), MONDAY)
+    d.act(consulted("stage-2", agreed=True, on=date(2026, 3, 2)))
+    for _ in range(4):
+        d.advance_to(d.state.stage_schedule.due_at)  # type: ignore[union-attr]
+    assert Flag.EXCEPTIONAL_DECISION_DUE in d.state.flags
+    judge = Actor(id="tm-1", role="iro_team_manager")
+    with pytest.raises(rules.Refused, match="only the raising officer may decide"):
+        d.act(Escalate(actor=judge, reason="Exceptional.", exceptional=True))
+    d.act(Escalate(actor=d.state.officer, reason="Exceptional.", exceptional=True))
+    assert d.state.stage_index == 4
+
+
 def test_the_officer_may_end_an_escalation_held_for_an_exceptional_decision() -> None:
     d = wigan_at_stage_4()
     d.advance_to(d.state.stage_schedule.due_at)  # type: ignore[union-attr]

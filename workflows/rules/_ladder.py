@@ -24,6 +24,7 @@ from workflows.rules._core import (
     _Change,
     _is_officer,
     _names,
+    _plays,
     _stage_index,
     addressees,
     current_stage,
@@ -277,6 +278,12 @@ def _escalate(
     if c.honour and exceptional and not dest.exceptional:
         raise Refused(
             f"{dest.name} is not one kept for exceptional circumstances: escalate without exceptional"
+        )
+    deciders = [RAISING_OFFICER, *dest.escalated_by]
+    if c.honour and exceptional and (actor is None or not any(_plays(s, actor, r) for r in deciders)):
+        raise Refused(
+            f"only {_names(s, list(dict.fromkeys(deciders)))} may decide that the circumstances are "
+            f"exceptional enough for {dest.name}"
         )
     if c.honour and dest.exceptional and not exceptional:
         if actor is not None:
