@@ -6,8 +6,12 @@ Sunday, not an England-and-Wales bank holiday (from the ``holidays`` package, su
 
 A deadline of N working days is the *end* of the Nth working day after receipt. The day of receipt (day 0,
 ``counts_from``) is the London date of the received instant, moved on to the next working day if it is not
-one. Every instant returned is timezone-aware UTC; London wall-clock times are converted through zoneinfo,
-so British Summer Time is handled by the tz database rather than by fixed offsets.
+one. Time that begins when an earlier deadline passes (``receipt_day_counts``: a stage entered because the
+last one ran out, at the London midnight ending its last day) has that instant's working day as its first
+day, so a ladder of stages that time out one after another loses no day between them.
+
+Every instant returned is timezone-aware UTC; London wall-clock times are converted through zoneinfo, so
+British Summer Time is handled by the tz database rather than by fixed offsets.
 """
 
 from __future__ import annotations
@@ -176,7 +180,8 @@ to a year ahead; the formal process's total limit is 20 working days."""
 def plan_schedule(request: ScheduleRequest) -> Schedule:
     """Place a stage's deadline on the working-day calendar.
 
-    - ``counts_from``: the London date of ``received_at``, moved on to the next working day if need be.
+    - ``counts_from``: the London date of ``received_at``, moved on to the next working day if need be;
+      with ``receipt_day_counts``, the working day before that one (which is then the first day counted).
     - ``due_date``: ``working_days`` working days after ``counts_from`` (``counts_from`` itself for 0),
       or the fixed ``until`` date, which must not be before ``counts_from``.
     - ``due_at``: the end of ``due_date`` (London midnight), in UTC.
@@ -189,17 +194,22 @@ def plan_schedule(request: ScheduleRequest) -> Schedule:
     runs out at the end of that day.
 
     Raises ValueError for a naive ``received_at``, for anything but exactly one of ``working_days`` and
-    ``until``, for an ``until`` before the day of receipt, and for a deadline more than ``MAX_SPAN_DAYS``
-    after ``counts_from``.
+    ``until``, for an ``until`` before the day of receipt, for ``receipt_day_counts`` with 0 working days
+    (the time would end before it began), and for a deadline more than ``MAX_SPAN_DAYS`` after
+    ``counts_from``.
     """
     _require_aware(request.received_at, "received_at")
     if (request.working_days is None) == (request.until is None):
         raise ValueError("exactly one of working_days and until must be given")
+    if request.receipt_day_counts and request.working_days == 0:
+        raise ValueError("time whose first day is the day of receipt needs at least 1 working day")
 
     calendar = WorkingDayCalendar(request.closure_days)
     received_at = request.received_at.astimezone(UTC)
     received_on = london_date(received_at)
     counts_from = calendar.next_working_day(received_on)
+    if request.receipt_day_counts:
+        counts_from = calendar.previous_working_day(counts_from - _ONE_DAY)
 
     if request.until is not None:
         if request.until < received_on:

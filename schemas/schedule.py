@@ -19,6 +19,14 @@ class ScheduleRequest(BaseModel):
     closure_days: list[date] = Field(default_factory=list, description="Authority closure days.")
     reminder_lead_working_days: int = Field(default=1, ge=0)
     reminder_hour: int = Field(default=9, ge=0, le=23, description="Local hour of reminders.")
+    receipt_day_counts: bool = Field(
+        default=False,
+        description=(
+            "The working day of received_at (or the next one, if it is not a working day) is the first of "
+            "the working days, not day 0: for time that begins when an earlier deadline passes, at the "
+            "London midnight that starts that day."
+        ),
+    )
 
 
 class ScheduleRequests(BaseModel):

@@ -142,6 +142,7 @@ def test_a_child_reference_must_be_a_case_number_never_a_name() -> None:
         "category": "Quality of practice",
         "sequence": 1,
         "officer": Actor(id="wig-iro-a", role="iro"),
+        "team": "team-a",
         "concern": Concern(summary="S.", impact_on_child="I.", requested_action="R."),
     }
     with pytest.raises(rules.Refused, match=r"'JaydenSmith2016' is not a case number .* never a name"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import re
 import signal
 import smtplib
 import uuid
@@ -90,7 +91,9 @@ def _raise_args(authority: str, track: str, category: str, child: str, officer: 
 async def test_a_whole_escalation_through_the_command(cli: Cli, dev_server_env: WorkflowEnvironment) -> None:
     child = unique_ref()
     iro = {"ESCALATE_AS_ID": "glo-iro-a", "ESCALATE_AS_ROLE": "iro"}
-    out = await cli.ok(*_raise_args("gloucestershire", "iro-cp", "4", child, "glo-iro-a", "iro"))
+    out = await cli.ok(
+        *_raise_args("gloucestershire", "iro-cp", "4", child, "glo-iro-a", "iro"), "--sequence", "1"
+    )
     escalation_id = f"gloucestershire-{child}-0001"
     assert out.startswith(f"raised {escalation_id}: awaiting response at Informal resolution, held by Social")
     assert "; due " in out
@@ -223,7 +226,7 @@ async def test_a_whole_escalation_through_the_command(cli: Cli, dev_server_env: 
 async def test_gates_meetings_and_cafcass_through_the_command(cli: Cli) -> None:
     child = unique_ref()
     iro = {"ESCALATE_AS_ID": "wig-iro-a", "ESCALATE_AS_ROLE": "iro"}
-    await cli.ok(*_raise_args("wigan", "iro", "1", child, "wig-iro-a", "iro"))
+    await cli.ok(*_raise_args("wigan", "iro", "1", child, "wig-iro-a", "iro"), "--sequence", "1")
     escalation_id = f"wigan-{child}-0001"
     await cli.ok("escalate", escalation_id, "--reason", "No answer addresses the drift.", **iro)
     view = await cli.state(escalation_id)
@@ -297,23 +300,37 @@ async def test_gates_meetings_and_cafcass_through_the_command(cli: Cli) -> None:
     assert "referred to cafcass" in out
 
 
-async def test_withdraw_and_the_next_free_sequence(cli: Cli) -> None:
+async def test_a_retried_raise_returns_the_same_escalation_and_withdraw(cli: Cli) -> None:
     child = unique_ref()
     args = _raise_args("dudley", "iro-cp", "1", child, "dud-iro-a", "iro")
-    assert (await cli.ok(*args)).startswith(f"raised dudley-{child}-0001")
-    assert (await cli.ok(*args)).startswith(f"raised dudley-{child}-0002")
-    reason = await cli.fails(EXIT_BAD_INPUT, *args, "--sequence", "1")
-    assert "already exists" in reason
+    first = await cli.ok(*args, "--request-id", f"form-{child}")
+    escalation_id = first.split()[1].rstrip(":")
+    assert re.fullmatch(rf"dudley-{child}-\d{{10}}", escalation_id), escalation_id
+    # The same request again (a retry after a time-out): the same escalation, nothing new started.
+    again = await cli.ok(*args, "--request-id", f"form-{child}")
+    assert again.startswith(f"already raised {escalation_id}: awaiting response")
+    # Without a request id each raise is a new request: a second escalation for the child.
+    second = (await cli.ok(*args)).split()[1].rstrip(":")
+    assert second != escalation_id and second.startswith(f"dudley-{child}-")
+    # The same request id with other content is refused, naming what differs.
+    changed = [*args[:-2], "--request", "Something else.", "--request-id", f"form-{child}"]
+    reason = await cli.fails(EXIT_BAD_INPUT, *changed)
+    assert escalation_id in reason and "concern" in reason and "new request id" in reason
+    # A chosen sequence names the escalation; used again for the same concern it returns it too.
+    assert (await cli.ok(*args, "--sequence", "1")).startswith(f"raised dudley-{child}-0001")
+    assert (await cli.ok(*args, "--sequence", "1")).startswith(f"already raised dudley-{child}-0001")
+    reason = await cli.fails(EXIT_BAD_INPUT, *args, "--sequence", "1", "--request-id", "x1")
+    assert "not allowed with argument" in reason
     out = await cli.ok(
         "withdraw",
-        f"dudley-{child}-0002",
+        second,
         "--reason",
         "Raised twice.",
         ESCALATE_AS_ID="dud-iro-a",
         ESCALATE_AS_ROLE="iro",
     )
     assert "withdrawn" in out
-    assert (await cli.state(f"dudley-{child}-0001"))["status"] == "awaiting_response"
+    assert (await cli.state(escalation_id))["status"] == "awaiting_response"
 
 
 async def test_bad_input_gets_one_line_and_changes_nothing(cli: Cli, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ def _prepare(**overrides: object) -> RaiseConcern:
         "child_ref": "C123",
         "sequence": 7,
         "officer": Actor(id="wig-iro-a", role="iro"),
+        "team": "team-a",
         "concern": CONCERN,
     }
     fields.update(overrides)

@@ -71,6 +71,10 @@ adopting an action, keep failed records as problems, and continue as new."""
 LEAN = "lean-transitions-2026-11"
 """Patch id: escalations started with it place a transition's deadlines in one activity and carry out its
 records and notices in one more, and keep the deadline timer running while the deadline is unchanged."""
+EXACT_CLOCK = "exact-clock-2026-12"
+"""Patch id: in escalations started with it, a stage entered because the previous stage's deadline passed
+begins at that deadline, its first working day the one the deadline's midnight starts (no working day is
+lost between stages that time out). Passed to the rules as ``on_timer(..., exact_clock=...)``."""
 
 _ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -97,6 +101,7 @@ class EscalationWorkflow:
         self._started = False
         self._bounded = False
         self._lean = False
+        self._exact = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: Any = None
         self._acted_in: tuple[int, Any] | None = None
@@ -129,6 +134,7 @@ class EscalationWorkflow:
     async def run(self, raise_: RawValue) -> EscalationOutcome:
         self._bounded = workflow.patched(BOUNDED)
         self._lean = self._bounded and workflow.patched(LEAN)
+        self._exact = self._lean and workflow.patched(EXACT_CLOCK)
         if self._start is None:
             raise ApplicationError(self._start_refused, type=REFUSED, non_retryable=True)
         async with self._lock:
@@ -277,7 +283,9 @@ class EscalationWorkflow:
                     pass
             async with self._lock:
                 if self._version == seen:
-                    await self._carry_out(rules.on_timer(self.state_model, workflow.now()))
+                    await self._carry_out(
+                        rules.on_timer(self.state_model, workflow.now(), exact_clock=self._exact)
+                    )
             return
         await workflow.wait_condition(lambda: self._version != seen)
 
@@ -288,7 +296,9 @@ class EscalationWorkflow:
         if wake is not None and wake <= workflow.now():
             async with self._lock:
                 if self._version == seen:
-                    await self._carry_out(rules.on_timer(self.state_model, workflow.now()))
+                    await self._carry_out(
+                        rules.on_timer(self.state_model, workflow.now(), exact_clock=self._exact)
+                    )
             return
         if wake != self._timer_at:
             if self._timer is not None:
@@ -299,6 +309,9 @@ class EscalationWorkflow:
         await workflow.wait_condition(lambda: self._version != seen or (timer is not None and timer.done()))
         if timer is not None and timer.done():
             self._timer = self._timer_at = None  # fired: the next turn finds its deadline due
+
+    def _on_timer(self) -> rules.Decision:
+        return rules.on_timer(self.state_model, workflow.now(), exact_clock=self._exact)
 
     async def _sleep_until(self, wake: Any) -> None:
         await workflow.sleep(wake - workflow.now(), summary="next deadline")
@@ -351,21 +364,24 @@ class EscalationWorkflow:
         self._state = decision.state
         self._version += 1
         schedules = iter(placed)
-        batch: list[EffectItem] = []
+        batch: list[EffectItem | Record] = []
         pending = list(decision.effects)
         while pending:
             effect = pending.pop(0)
             if not isinstance(effect, PlanSchedule):
-                batch.append(self._effect_item(effect))
+                # A record waits for the transition's deadlines: its snapshot (the records' row and the
+                # case note) shows the deadline the transition set, such as an approved extension's.
+                batch.append(effect if isinstance(effect, Record) else self._effect_item(effect))
                 continue
             schedule = next(schedules, None)
             if schedule is not None:  # announced now, in order, with the state as it then stands
                 then = rules.on_scheduled(self.state_model, effect, schedule, workflow.now())
                 self._state = then.state
                 pending[:0] = then.effects
-        if batch:
+        items = [self._effect_item(e) if isinstance(e, Record) else e for e in batch]
+        if items:
             try:
-                await self._activity("carry_out_effects", EffectBatch(items=batch))
+                await self._activity("carry_out_effects", EffectBatch(items=items))
             except ActivityError as failed:
                 self._problem(f"records and notices failed and will not be retried: {_cause(failed)}")
         self._update_search_attributes()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import timedelta
+import uuid
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 
 from protocols import ProtocolError, load_protocol
 from schemas.escalation import (
@@ -30,7 +30,6 @@ from schemas.escalation import (
     SetTimescale,
     Status,
     Withdraw,
-    escalation_id_for,
 )
 from schemas.protocol import Protocol, Track
 from starter.cli.common import (
@@ -44,7 +43,7 @@ from starter.cli.common import (
     words,
 )
 from starter.cli.service import act, actor_of, connect_client, read_state
-from starter.escalations import prepare, raise_concern
+from starter.escalations import BadInput, prepare, raise_once
 from workflows import rules
 
 MAX_ATTENDEES = 50
@@ -77,20 +76,6 @@ def _category(track: Track, given: str) -> str:
             raise CliError(f"--category {n}: the {track.key} track has categories 1-{len(track.categories)}")
         return track.categories[n - 1]
     return given
-
-
-async def _free_sequence(args: argparse.Namespace, client: Client, authority: str, child_ref: str) -> int:
-    """The first sequence number for this child whose escalation id is unused (even by an ended one)."""
-    for sequence in range(1, 10_000):
-        try:
-            await client.get_workflow_handle(escalation_id_for(authority, child_ref, sequence)).describe(
-                rpc_timeout=timedelta(seconds=args.wait)
-            )
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return sequence
-            raise CliError(f"cannot look up escalations: {exc.message}", EXIT_UNAVAILABLE) from None
-    raise CliError(f"child {child_ref} has 9999 escalations in {authority}: give --sequence")
 
 
 async def _settled(args: argparse.Namespace, handle: WorkflowHandle[Any, Any], timed: bool) -> EscalationView:
@@ -136,13 +121,15 @@ async def cmd_raise(args: argparse.Namespace) -> int:
             emergency=args.emergency,
             discussed_with=args.discussed_with,
         )
+    request_id = None if args.sequence is not None else args.request_id or str(uuid.uuid4())
     try:
         raise_ = prepare(
             authority=args.authority,
             track=track.key,
             category=_category(track, args.category),
             child_ref=args.child_ref,
-            sequence=1 if args.sequence is None else args.sequence,
+            sequence=args.sequence,
+            request_id=request_id,
             officer=officer,
             concern=concern,
             service_area=args.service_area,
@@ -154,45 +141,35 @@ async def cmd_raise(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except ValidationError as exc:
         raise CliError(describe_validation(exc, _RAISE_OPTIONS)) from None
+    except BadInput as exc:  # the team or officer is not in the directory, a bad request id
+        raise CliError(exc.reason) from None
     except rules.Refused as exc:
         raise refused(exc.reason) from None
+    # Said on every failure from here: the raise may have gone through, and this retries it safely.
+    retry = f"--request-id {request_id}" if request_id else f"--sequence {args.sequence}"
     client = await connect_client(args)
-    if args.sequence is None:
-        sequence = await _free_sequence(args, client, protocol.key, raise_.child_ref)
-        raise_ = raise_.model_copy(
-            update={"escalation_id": escalation_id_for(protocol.key, raise_.child_ref, sequence)}
-        )
-    else:
-        try:
-            described = await client.get_workflow_handle(raise_.escalation_id).describe()
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise CliError(
-                    f"cannot look up {raise_.escalation_id}: {exc.message}", EXIT_UNAVAILABLE
-                ) from None
-        else:
-            state = described.status.name.lower() if described.status else "unknown"
-            raise CliError(
-                f"escalation {raise_.escalation_id} already exists ({state}): choose another --sequence, "
-                "or leave it out for the next free one"
-            )
     try:
-        handle = await raise_concern(client, raise_)
+        raised = await raise_once(client, raise_)
+    except BadInput as exc:  # this request id (or sequence) already raised another concern
+        raise CliError(exc.reason) from None
     except RPCError as exc:
-        if exc.status == RPCStatusCode.ALREADY_EXISTS:
-            raise CliError(
-                f"escalation {raise_.escalation_id} already exists: choose another --sequence"
-            ) from None
-        raise CliError(f"cannot start {raise_.escalation_id}: {exc.message}", EXIT_UNAVAILABLE) from None
-    except Exception as exc:  # WorkflowAlreadyStartedError and the like
-        raise CliError(f"cannot start {raise_.escalation_id}: {exc}") from None
+        raise CliError(
+            f"cannot start {raise_.escalation_id}: {exc.message}; retry with {retry} (it will not raise "
+            "the concern twice)",
+            EXIT_UNAVAILABLE,
+        ) from None
     stage = track.stages[(raise_.start_at_stage and track.stage_index(raise_.start_at_stage)) or 0]
-    view = await _settled(args, handle, timed=stage.response_working_days is not None)
+    try:
+        view = await _settled(args, raised.handle, timed=stage.response_working_days is not None)
+    except CliError as exc:
+        raise CliError(
+            f"{exc.message} (escalation {raise_.escalation_id} was started; {retry} returns it)", exc.code
+        ) from None
     name = protocol.role_name
     due = f"; due {long_day(view.deadline_date)}" if view.deadline_date else ""
     print(
-        f"raised {view.escalation_id}: {words(view.status)} at {view.stage_name}, "
-        f"held by {', '.join(name(r) for r in view.held_by)}{due}"
+        f"{'already raised' if raised.existing else 'raised'} {view.escalation_id}: {words(view.status)} "
+        f"at {view.stage_name}, held by {', '.join(name(r) for r in view.held_by)}{due}"
     )
     return 0
 

@@ -105,10 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=category_text,
     )
     p.add_argument("--child-ref", required=True, help="the child's opaque reference (never a name)", type=key)
-    p.add_argument(
+    naming = p.add_mutually_exclusive_group()
+    naming.add_argument(
+        "--request-id",
+        type=key,
+        help="this request's id: the same id again returns the escalation it raised, never a second "
+        "(default: a new one, printed if the raise may need retrying)",
+    )
+    naming.add_argument(
         "--sequence",
         type=whole_number(*SEQUENCES),
-        help="escalation number for this child (default: next free)",
+        help="name the escalation <authority>-<child>-<sequence> instead (1 to 9999)",
     )
     p.add_argument("--team", type=key)
     p.add_argument("--service-area", type=key)

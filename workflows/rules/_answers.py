@@ -33,6 +33,7 @@ from workflows.rules._core import (
     _refuse_closed,
     _suffix,
     addressees,
+    began_at_a_deadline,
     current_stage,
     london_today,
 )
@@ -160,7 +161,14 @@ def _apply_decide_extension(c: _Change, a: DecideExtension) -> None:
         cc=cc,
         data={"approved": True, "until": pending.until.isoformat(), "beyond_total_limit": beyond},
     )
-    c.schedule("reschedule", c.request(received_at=s.stage_schedule.received_at, until=pending.until))
+    c.schedule(
+        "reschedule",
+        c.request(
+            received_at=s.stage_schedule.received_at,
+            until=pending.until,
+            receipt_day_counts=began_at_a_deadline(s),
+        ),
+    )
     c.outcome = f"extension approved until {pending.until:%-d %B %Y}"
 
 
@@ -207,7 +215,12 @@ def _apply_set_timescale(c: _Change, a: SetTimescale) -> None:
         to=to,
         cc=cc,
     )
-    request = c.request(received_at=s.stage_entered_at, working_days=a.working_days, until=a.until)
+    request = c.request(
+        received_at=s.stage_entered_at,
+        working_days=a.working_days,
+        until=a.until,
+        receipt_day_counts=began_at_a_deadline(s),
+    )
     c.schedule("reschedule", request, announce=announce)
     c.outcome = f"timescale set to {asked}"
 

@@ -84,8 +84,14 @@ def _total_runs(state: EscalationState) -> bool:
     )
 
 
-def on_timer(state: EscalationState, now: datetime) -> Decision:
-    """Do whatever has fallen due by ``now``: breach, reminders, automatic escalation."""
+def on_timer(state: EscalationState, now: datetime, *, exact_clock: bool = True) -> Decision:
+    """Do whatever has fallen due by ``now``: breach, reminders, automatic escalation.
+
+    ``exact_clock``: a stage entered because this one's deadline passed begins at that deadline, and its
+    first working day is the one that deadline's midnight starts (so a ladder that times out stage by
+    stage ends with the total limit). False for escalations started before it (the shell's
+    ``EXACT_CLOCK`` patch), whose next stage counted its days from the day after.
+    """
     c = _Change(state, now)
     s = c.s
     if s.status.is_closed:
@@ -118,7 +124,8 @@ def on_timer(state: EscalationState, now: datetime) -> Decision:
                 EventKind.DEADLINE_PASSED,
                 f"No answer by the end of {sched.due_date:%A %-d %B %Y}.",
             )
-            _escalate(c, None, "no answer within the stage's time")
+            begins_at = sched.due_at if exact_clock else None
+            _escalate(c, None, "no answer within the stage's time", begins_at=begins_at)
     hold = s.hold_schedule
     if s.status is Status.ESCALATION_DUE and hold and now >= (hold.remind_at or hold.due_at):
         assert s.hold_target is not None

@@ -61,6 +61,13 @@ def london_today(now: datetime) -> date:
     return now.astimezone(LONDON).date()
 
 
+def began_at_a_deadline(state: EscalationState) -> bool:
+    """Whether the stage's time counts the day it began as its first day (entered when the previous
+    stage's deadline passed): only such a schedule counts from a day before the day it was received."""
+    sched = state.stage_schedule
+    return sched is not None and sched.counts_from < london_today(sched.received_at)
+
+
 def _names(state: EscalationState, roles: list[str]) -> str:
     return state.protocol.role_names(roles)
 

@@ -107,10 +107,15 @@ def start(raise_: RaiseConcern, now: datetime) -> Decision:
 # --- moving between stages -------------------------------------------------------------------------------
 
 
-def _enter_stage(c: _Change, index: int) -> None:
+def _enter_stage(c: _Change, index: int, begins_at: datetime | None = None) -> None:
+    """Send the concern to stage ``index``; its time (and the total limit's, if it is the first formal
+    stage) counts from now, or from ``begins_at``, the deadline whose passing moved it here: that
+    instant's working day is then the stage's first working day (``receipt_day_counts``)."""
     s = c.s
+    at = begins_at or c.now
+    on_time = {"received_at": at, "receipt_day_counts": begins_at is not None}
     s.stage_index = index
-    s.stage_entered_at = c.now
+    s.stage_entered_at = at
     s.status = Status.AWAITING_RESPONSE
     s.stage_schedule = None
     s.stage_protocol_due = None
@@ -133,10 +138,12 @@ def _enter_stage(c: _Change, index: int) -> None:
             to=list(stage.told_in_advance),
         )
     if stage.formal and s.formal_started_at is None:
-        s.formal_started_at = c.now
+        s.formal_started_at = at
         c.schedule(
             "total",
-            c.request(working_days=s.protocol.total_formal_working_days, reminder_lead_working_days=0),
+            c.request(
+                working_days=s.protocol.total_formal_working_days, reminder_lead_working_days=0, **on_time
+            ),
         )
     text = f"Sent to {_names(s, to)} at {stage.name}."
     if stage.meeting:
@@ -145,7 +152,7 @@ def _enter_stage(c: _Change, index: int) -> None:
     if stage.response_working_days is None:
         c.event(sent.kind, sent.text + " The protocol sets no response time.", actor=s.officer, to=to, cc=cc)
     else:
-        c.schedule("stage", c.request(working_days=stage.response_working_days), announce=sent)
+        c.schedule("stage", c.request(working_days=stage.response_working_days, **on_time), announce=sent)
 
 
 def _gate_open(s: EscalationState, index: int) -> bool:
@@ -167,8 +174,12 @@ def _move(
     reason: str,
     *,
     emergency: bool = False,
+    begins_at: datetime | None = None,
 ) -> None:
-    """Escalate or bypass to ``target``, or hold as escalation due while its gate is closed."""
+    """Escalate or bypass to ``target``, or hold as escalation due while its gate is closed.
+
+    ``begins_at``: the deadline whose passing escalates (see ``_enter_stage``); a hold ignores it, as the
+    stage then begins only when its gate opens."""
     s = c.s
     track = track_of(s)
     dest = track.stages[target]
@@ -205,11 +216,11 @@ def _move(
         cc=cc,
         data={"from": before.key, "to": dest.key, "emergency": emergency},
     )
-    _enter_stage(c, target)
+    _enter_stage(c, target, begins_at)
     c.outcome = f"{word.lower()} to {dest.name}"
 
 
-def _escalate(c: _Change, actor: Actor | None, reason: str) -> None:
+def _escalate(c: _Change, actor: Actor | None, reason: str, *, begins_at: datetime | None = None) -> None:
     s = c.s
     nxt = s.stage_index + 1
     if nxt >= len(track_of(s).stages):
@@ -226,7 +237,7 @@ def _escalate(c: _Change, actor: Actor | None, reason: str) -> None:
         )
         c.outcome = "exhausted: the top of the ladder has been reached"
         return
-    _move(c, nxt, EventKind.ESCALATED, actor, reason)
+    _move(c, nxt, EventKind.ESCALATED, actor, reason, begins_at=begins_at)
 
 
 def _check_bypass_rule(s: EscalationState, a: Bypass) -> None:
