@@ -340,6 +340,45 @@ def test_a_message_logged_by_a_concurrent_attempt_while_it_was_sent_is_logged_on
     assert [r.subject for r in rows if r.message_id == message_id] == ["logged by the other attempt"]
 
 
+def test_a_message_logged_by_a_concurrent_attempt_before_its_turn_is_not_sent_again(engine: Engine) -> None:
+    """Another attempt logs the next message while this one sends the first: this one skips it."""
+    n = stage_sent()
+    manager, officer = directory_person(engine, "wig-team-manager-a"), directory_person(engine, "wig-iro-a")
+    message_id = message_id_for(n.idempotency_key, officer.person_id, "replies.example.org", n.run_id)
+
+    class NextLoggedMeanwhile(Capture):
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            reply = await super().handle_DATA(server, session, envelope)
+            if envelope.rcpt_tos == [manager.email]:
+                with Session(engine) as db, db.begin():
+                    db.add(
+                        SentMail(
+                            message_id=message_id,
+                            idempotency_key=n.idempotency_key,
+                            escalation_id=n.escalation_id,
+                            run_id=n.run_id,
+                            person_id=officer.person_id,
+                            address=officer.email,
+                            kind=n.kind.value,
+                            subject="logged by the other attempt",
+                            sent_at=datetime.now(UTC),
+                        )
+                    )
+            return reply
+
+    capture = NextLoggedMeanwhile()
+    controller = start_capture(capture)
+    try:
+        assert notifier(engine, controller.port).send(n) is True
+    finally:
+        controller.stop()
+    assert officer.email not in [a for d in capture.deliveries for a in d.rcpt_tos]
+    assert len(capture.deliveries) == 2
+    rows = sent_rows(engine)
+    assert len(rows) == 3 and len({r.message_id for r in rows}) == 3
+    assert [r.subject for r in rows if r.message_id == message_id] == ["logged by the other attempt"]
+
+
 def test_the_raw_reply_token_never_reaches_the_database_and_an_expired_one_is_not_found(
     engine: Engine, smtp_server: tuple[Capture, int]
 ) -> None:
