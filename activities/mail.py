@@ -66,8 +66,8 @@ from sqlalchemy.orm import Session
 
 from activities.db.checks import check_row, without_nul
 from activities.db.mail_models import ReplyToken, SentMail
-from activities.directory import Person, Resolver, RoleUnfilled, resolve, valid_email
-from activities.mail_bytes import MESSAGE_POLICY, MessageWriter, plain_message
+from activities.directory import Person, Resolver, RoleUnfilled, resolve, resolve_roles, valid_email
+from activities.mail_bytes import MESSAGE_POLICY, MessageWriter, plain_message, shared_header
 from activities.settings import SmtpSettings
 from activities.working_days import long_date
 from protocols import ProtocolError, load_protocol
@@ -76,6 +76,7 @@ from schemas.escalation import EventKind, Status
 from schemas.protocol import RAISING_OFFICER, Protocol
 
 __all__ = [
+    "MESSAGE_POLICY",
     "TEMPLATES_DIR",
     "InvalidNotification",
     "ProtocolUnavailable",
@@ -352,9 +353,19 @@ def _address(person: Person) -> Address:
             "fix it in the directory file and sync it"
         )
     try:
-        return Address(display_name=person.name, addr_spec=person.email)
+        return _checked_address(person.name, person.email)
     except (ValueError, IndexError) as exc:
         raise InvalidNotification(f"the address of {person.id!r} cannot be used: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_address(name: str, email: str) -> Address:
+    """Parsed once per person and address (an ``Address`` cannot be changed)."""
+    return Address(display_name=name, addr_spec=email)
+
+
+def _pairs(addresses: list[Address]) -> tuple[tuple[str, str], ...]:
+    return tuple((a.display_name, a.addr_spec) for a in addresses)
 
 
 # --- TLS ------------------------------------------------------------------------------------------------
@@ -487,15 +498,22 @@ class SmtpNotifier:
     ) -> tuple[list[Recipient], list[tuple[Person, str]], list[tuple[Person, str]]]:
         """One recipient per person (``to`` before ``cc``), and the header lists, deduplicated by person."""
 
-        def find(role: str) -> Person:
-            return self.resolver(
-                session, n.authority, n.team, role, officer_id=n.officer.id, protocol=protocol
+        roles = [*n.to_roles, *n.cc_roles]
+        if self.resolver is resolve:  # the database directory: every role in one query
+            found = resolve_roles(
+                session, n.authority, n.team, roles, officer_id=n.officer.id, protocol=protocol
             )
-
-        to_people = _unique([(find(role), role) for role in n.to_roles])
+        else:
+            found = {
+                role: self.resolver(
+                    session, n.authority, n.team, role, officer_id=n.officer.id, protocol=protocol
+                )
+                for role in roles
+            }
+        to_people = _unique([(found[role], role) for role in n.to_roles])
         to_ids = {p.id for p, _ in to_people}
         cc_people = [
-            (p, r) for p, r in _unique([(find(role), role) for role in n.cc_roles]) if p.id not in to_ids
+            (p, r) for p, r in _unique([(found[role], role) for role in n.cc_roles]) if p.id not in to_ids
         ]
 
         def recipient(person: Person, role: str, position: Literal["to", "cc"]) -> Recipient:
@@ -526,24 +544,23 @@ class SmtpNotifier:
 
     def _shared_headers(
         self, n: NotificationInput, to_addresses: list[Address], cc_addresses: list[Address]
-    ) -> list[BaseHeader]:
-        """The headers every recipient's message has alike, parsed once for the notification."""
-        make = MESSAGE_POLICY.header_factory
+    ) -> list[tuple[BaseHeader, bytes]]:
+        """The headers every recipient's message has alike, parsed and folded once (``shared_header``)."""
         thread = f"<{n.escalation_id}@{self.smtp.reply_domain}>"
         try:
-            headers = [make("From", self.smtp.mail_from), make("To", to_addresses)]
+            headers = [shared_header("From", self.smtp.mail_from), shared_header("To", _pairs(to_addresses))]
             if cc_addresses:
-                headers.append(make("Cc", cc_addresses))
+                headers.append(shared_header("Cc", _pairs(cc_addresses)))
+            headers += [
+                shared_header("References", thread),
+                shared_header("In-Reply-To", thread),
+                shared_header("Date", format_datetime(datetime.now(UTC))),
+                shared_header("Auto-Submitted", "auto-generated"),
+                shared_header("X-Escalation-Id", n.escalation_id),
+                shared_header("X-Escalation-Event", n.kind.value),
+            ]
         except (ValueError, IndexError) as exc:
             raise InvalidNotification(f"cannot address the {n.kind.value!r} notification: {exc}") from exc
-        headers += [
-            make("References", thread),
-            make("In-Reply-To", thread),
-            make("Date", format_datetime(datetime.now(UTC))),
-            make("Auto-Submitted", "auto-generated"),
-            make("X-Escalation-Id", n.escalation_id),
-            make("X-Escalation-Event", n.kind.value),
-        ]
         return headers
 
     def _message(
@@ -646,6 +663,7 @@ def _unique(people: list[tuple[Person, str]]) -> list[tuple[Person, str]]:
     return out
 
 
+@functools.lru_cache(maxsize=16)
 def _envelope_from(mail_from: str) -> str:
     """The bare address of ``ESCALATION_MAIL_FROM`` (which may carry a display name)."""
     return parseaddr(mail_from)[1] or mail_from

@@ -14,14 +14,15 @@ send quoted-printable or base64) makes ``message`` return None, and the caller b
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import sys
 from email import policy
-from email.headerregistry import BaseHeader
+from email.headerregistry import Address, BaseHeader
 from email.message import EmailMessage
 
-__all__ = ["MESSAGE_POLICY", "MessageWriter", "plain_message"]
+__all__ = ["MESSAGE_POLICY", "HeaderValue", "MessageWriter", "plain_message", "shared_header"]
 
 MESSAGE_POLICY = policy.SMTP.clone(max_line_length=998)
 """CRLF lines; headers folded only past RFC 5322's 998-character limit. Python's folding at 78 can put a
@@ -31,6 +32,22 @@ _CRLF = b"\r\n"
 _MAX_LINE = 998
 _BOUNDARY_DIGITS = f"%0{len(repr(sys.maxsize - 1))}d"
 """How ``email.generator`` numbers a boundary (``===============<digits>==``)."""
+
+
+HeaderValue = str | tuple[tuple[str, str], ...]
+"""A header's text, or an address list as (display name, address) pairs."""
+
+
+@functools.lru_cache(maxsize=1024)
+def shared_header(name: str, value: HeaderValue) -> tuple[BaseHeader, bytes]:
+    """The header as the ``email`` package parses it, and its line as it folds it for ``MESSAGE_POLICY``.
+
+    Kept for the next notification: most repeat the sender, recipients and thread of the last ones.
+    Raises ``ValueError`` or ``IndexError`` for what the ``email`` package cannot take.
+    """
+    given = value if isinstance(value, str) else [Address(display_name=d, addr_spec=a) for d, a in value]
+    header = MESSAGE_POLICY.header_factory(name, given)
+    return header, MESSAGE_POLICY.fold_binary(name, header)
 
 
 def plain_message(
@@ -60,11 +77,11 @@ def _body(text: str) -> tuple[bytes, bytes] | None:
 
 
 class MessageWriter:
-    """Writes one notification's messages; the shared headers are folded once, when it is made."""
+    """Writes one notification's messages, with the headers they share (``shared_header``'s)."""
 
-    def __init__(self, shared: list[BaseHeader]) -> None:
-        self.shared = shared
-        self._shared = b"".join(MESSAGE_POLICY.fold_binary(h.name, h) for h in shared)
+    def __init__(self, shared: list[tuple[BaseHeader, bytes]]) -> None:
+        self.shared = [header for header, _ in shared]
+        self._shared = b"".join(line for _, line in shared)
         self._subjects: dict[str, bytes] = {}
 
     def _subject(self, subject: str) -> bytes:

@@ -39,6 +39,7 @@ from activities.directory import (
     directory_files,
     load_directory_file,
     resolve,
+    resolve_roles,
     sync_directories,
     sync_directory,
 )
@@ -516,6 +517,54 @@ def test_a_team_role_falls_back_to_the_authority_wide_holder(sqlite_engine: Engi
     )
     assert resolve(sqlite_engine, "wigan", "team-a", "team_manager").id == "wig-team-manager-a"
     assert resolve(sqlite_engine, "wigan", "team-z", "team_manager").id == extra.person
+
+
+def test_resolving_every_role_at_once_finds_whom_resolving_each_finds(sqlite_engine: Engine) -> None:
+    """``resolve_roles`` (one query per notification) against ``resolve`` role by role, with a team
+    holder and an authority-wide one for the same role, unknown teams and roles nobody holds."""
+    directory = load_directory_file(DIRECTORIES / "wigan.yaml")
+    extra = directory.assignments[0].model_copy(update={"role": "team_manager", "team": None})
+    sync_directory(
+        sqlite_engine, "wigan", directory.model_copy(update={"assignments": [*directory.assignments, extra]})
+    )
+    checked = unfilled = 0
+    for authority in ("wigan", "gloucestershire", "dudley"):
+        protocol = load_protocol(authority)
+        roles = [*protocol.roles, RAISING_OFFICER]
+        for team in ("team-a", "team-b", "team-z", None):
+            for officer_id in (f"{authority[:3]}-iro-a", "wig-iro-a", "nobody"):
+                for role in roles:
+                    with Session(sqlite_engine) as session:
+                        try:
+                            expected = resolve(session, authority, team, role, officer_id=officer_id)
+                        except RoleUnfilled as exc:
+                            with pytest.raises(RoleUnfilled) as raised:
+                                resolve_roles(session, authority, team, [role], officer_id=officer_id)
+                            assert str(raised.value) == str(exc)
+                            unfilled += 1
+                            continue
+                        found = resolve_roles(session, authority, team, [role], officer_id=officer_id)
+                        assert found == {role: expected}
+                        checked += 1
+                held = [
+                    r for r in roles if _holds(sqlite_engine, authority, team, r, officer_id)
+                ]  # all at once: the same people as one by one
+                with Session(sqlite_engine) as session:
+                    together = resolve_roles(session, authority, team, held, officer_id=officer_id)
+                    assert together == {
+                        r: resolve(session, authority, team, r, officer_id=officer_id) for r in held
+                    }
+    assert checked > 100 and unfilled > 10
+    with Session(sqlite_engine) as session, pytest.raises(RoleUnfilled, match="role first_missing"):
+        resolve_roles(session, "wigan", None, ["head_of_service", "first_missing", "second_missing"])
+
+
+def _holds(engine: Engine, authority: str, team: str | None, role: str, officer_id: str) -> bool:
+    try:
+        resolve(engine, authority, team, role, officer_id=officer_id)
+    except RoleUnfilled:
+        return False
+    return True
 
 
 def test_without_tls_no_tls_context_is_made_and_with_tls_one_serves_the_whole_process(

@@ -10,29 +10,47 @@ from email.utils import format_datetime
 
 import pytest
 
-from activities.mail_bytes import MESSAGE_POLICY, MessageWriter, plain_message
+from activities.mail_bytes import MESSAGE_POLICY, HeaderValue, MessageWriter, plain_message, shared_header
 
 make = MESSAGE_POLICY.header_factory
 REPLY = "escalations+MI98TmelOJFtGwbv-Fr7_xck@replies.example.org"
 MESSAGE_ID = "<3c5471fb10434330eb5e41a22bb9c45ee7405156@replies.example.org>"
 
 
-def shared(
-    to: list[Address], cc: list[Address], mail_from: str = "escalations@example.org"
-) -> list[BaseHeader]:
-    headers = [make("From", mail_from), make("To", to)]
+Headers = list[tuple[str, HeaderValue]]
+
+
+def shared(to: list[Address], cc: list[Address], mail_from: str = "escalations@example.org") -> Headers:
+    """The headers a notification's messages share, as ``SmtpNotifier`` gives them."""
+
+    def pairs(addresses: list[Address]) -> HeaderValue:
+        return tuple((a.display_name, a.addr_spec) for a in addresses)
+
+    headers: Headers = [("From", mail_from), ("To", pairs(to))]
     if cc:
-        headers.append(make("Cc", cc))
+        headers.append(("Cc", pairs(cc)))
     thread = "<wigan-C123-0001@replies.example.org>"
     headers += [
-        make("References", thread),
-        make("In-Reply-To", thread),
-        make("Date", format_datetime(datetime(2026, 12, 18, 10, 0, tzinfo=UTC))),
-        make("Auto-Submitted", "auto-generated"),
-        make("X-Escalation-Id", "wigan-C123-0001"),
-        make("X-Escalation-Event", "sent_to_stage"),
+        ("References", thread),
+        ("In-Reply-To", thread),
+        ("Date", format_datetime(datetime(2026, 12, 18, 10, 0, tzinfo=UTC))),
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Escalation-Id", "wigan-C123-0001"),
+        ("X-Escalation-Event", "sent_to_stage"),
     ]
     return headers
+
+
+def fresh(headers: Headers) -> list[BaseHeader]:
+    """The same headers made by the ``email`` package anew (no cache)."""
+    return [
+        make(name, value if isinstance(value, str) else [Address(d, addr_spec=a) for d, a in value])
+        for name, value in headers
+    ]
+
+
+def writer_for(headers: Headers) -> MessageWriter:
+    return MessageWriter([shared_header(name, value) for name, value in headers])
 
 
 PEOPLE = [
@@ -59,16 +77,14 @@ TEXTS = [
 ]
 
 
-def both(
-    subject: str, text: str, html: str, headers: list[BaseHeader], seed: int = 7
-) -> tuple[bytes | None, bytes]:
+def both(subject: str, text: str, html: str, headers: Headers, seed: int = 7) -> tuple[bytes | None, bytes]:
     """The writer's bytes and the ``email`` package's, with the same random boundary."""
-    writer = MessageWriter(headers)
+    writer = writer_for(headers)
     random.seed(seed)
     fast = writer.message(subject=subject, reply=REPLY, message_id=MESSAGE_ID, text=text, html=html)
     random.seed(seed)
     msg = plain_message(
-        subject=subject, reply=REPLY, message_id=MESSAGE_ID, shared=headers, text=text, html=html
+        subject=subject, reply=REPLY, message_id=MESSAGE_ID, shared=fresh(headers), text=text, html=html
     )
     return fast, msg.as_bytes()
 
@@ -86,13 +102,18 @@ def test_a_sender_with_a_display_name_and_every_subject_of_one_notification_fold
     headers = shared(
         PEOPLE[:2], PEOPLE[2:], mail_from="Wigan Council — escalations <escalations@example.org>"
     )
-    writer = MessageWriter(headers)
+    writer = writer_for(headers)
     for subject in SUBJECTS * 2:  # each distinct subject folded once, then reused
         random.seed(3)
         fast = writer.message(subject=subject, reply=REPLY, message_id=MESSAGE_ID, text=TEXTS[1], html=HTML)
         random.seed(3)
         slow = plain_message(
-            subject=subject, reply=REPLY, message_id=MESSAGE_ID, shared=headers, text=TEXTS[1], html=HTML
+            subject=subject,
+            reply=REPLY,
+            message_id=MESSAGE_ID,
+            shared=fresh(headers),
+            text=TEXTS[1],
+            html=HTML,
         )
         assert fast == slow.as_bytes()
 
@@ -101,7 +122,7 @@ def test_a_sender_with_a_display_name_and_every_subject_of_one_notification_fold
 @pytest.mark.parametrize("where", ["text", "html"])
 def test_a_body_line_past_998_bytes_is_left_to_the_email_package(long_line: str, where: str) -> None:
     text, html = (long_line + "\n", HTML) if where == "text" else (TEXTS[0], HTML + long_line)
-    writer = MessageWriter(shared(PEOPLE[:1], []))
+    writer = writer_for(shared(PEOPLE[:1], []))
     assert (
         writer.message(subject=SUBJECTS[0], reply=REPLY, message_id=MESSAGE_ID, text=text, html=html) is None
     )
@@ -123,7 +144,7 @@ def test_a_body_holding_the_boundary_gets_the_boundary_the_email_package_would_c
 
 
 def test_a_subject_the_email_package_refuses_is_refused_alike() -> None:
-    writer = MessageWriter(shared(PEOPLE[:1], []))
+    writer = writer_for(shared(PEOPLE[:1], []))
     with pytest.raises(ValueError):
         plain_message(subject="a\nb", reply=REPLY, message_id=MESSAGE_ID, shared=[], text="", html="")
     with pytest.raises(ValueError):
