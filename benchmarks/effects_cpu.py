@@ -6,7 +6,8 @@ escalate, respond, accept) through the pure rules, turns each transition's recor
 the record store on SQLite (a temporary file) and mail to a real SMTP server (aiosmtpd on a free port).
 Each batch goes through the worker's data converter both ways first (encode as the workflow does, decode
 as the activity worker does), so the payload codec and JSON are counted. Prints the CPU time of the
-running thread per lifecycle; ``--profile`` also prints where it went (CPU-time cProfile). Temporal's own
+threads running them per lifecycle (``--threads N``: N lifecycles at once, as the worker's activity threads
+run them); ``--profile`` also prints where it went (CPU-time cProfile). Temporal's own
 work (workflow tasks, the sandbox, the core) is not in this figure: compare it with the worker's whole CPU
 per lifecycle from ``benchmarks/lifecycle.py``. A figure, not a test: compare runs on the same machine.
 """
@@ -20,8 +21,10 @@ import pstats
 import resource
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -107,16 +110,21 @@ async def _round_trip(converter: object, batch: EffectBatch) -> EffectBatch:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lifecycles", type=whole_number(1), default=40, help="default 40")
-    parser.add_argument("--profile", action="store_true", help="print the top functions by CPU")
+    parser.add_argument(
+        "--threads", type=whole_number(1), default=1, help="lifecycles run at once, as a worker's threads do"
+    )
+    parser.add_argument("--profile", action="store_true", help="print the top functions by CPU (one thread)")
     parser.add_argument("--top", type=whole_number(1), default=40, help="rows of the profile (default 40)")
     args = parser.parse_args(argv)
+    if args.profile and args.threads != 1:
+        parser.error("--profile profiles one thread: leave --threads at 1")
     ensure_payload_key()
     from starter.connection import DATA_CONVERTER  # after the key is set
 
     lifecycles = [lifecycle_batches(f"P{i:07d}") for i in range(args.lifecycles + 1)]
     capture = Capture()
     controller = start_capture(capture)
-    loop = asyncio.new_event_loop()
+    loops = threading.local()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -131,27 +139,35 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 acts = EscalationActivities(DbRecordStore(engine), SmtpNotifier(engine, smtp))
 
-                def run(batches: list[EffectBatch]) -> int:
+                def run(batches: list[EffectBatch]) -> tuple[int, float, float]:
+                    """One lifecycle's batches in order: effects done, CPU and kernel CPU of this thread."""
+                    if not hasattr(loops, "loop"):
+                        loops.loop = asyncio.new_event_loop()
+                    cpu0, usage0 = time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD)
                     done = 0
                     for batch in batches:
-                        decoded = loop.run_until_complete(_round_trip(DATA_CONVERTER, batch))
+                        decoded = loops.loop.run_until_complete(_round_trip(DATA_CONVERTER, batch))
                         done += acts.carry_out_effects(decoded)
-                    return done
+                    system = resource.getrusage(resource.RUSAGE_THREAD).ru_stime - usage0.ru_stime
+                    return done, time.thread_time() - cpu0, system
 
                 run(lifecycles[0])  # warm up: templates compiled, connections open
                 profile = cProfile.Profile(time.thread_time) if args.profile else None
-                cpu0, wall0 = time.thread_time(), time.perf_counter()
-                usage0 = resource.getrusage(resource.RUSAGE_THREAD)
+                wall0 = time.perf_counter()
                 if profile:
                     profile.enable()
-                done = sum(run(batches) for batches in lifecycles[1:])
+                if args.threads == 1:
+                    results = [run(batches) for batches in lifecycles[1:]]
+                else:
+                    with ThreadPoolExecutor(args.threads) as pool:
+                        results = list(pool.map(run, lifecycles[1:]))
                 if profile:
                     profile.disable()
-                cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
-                usage = resource.getrusage(resource.RUSAGE_THREAD)
-                system = usage.ru_stime - usage0.ru_stime
+                wall = time.perf_counter() - wall0
+                done = sum(r[0] for r in results)
+                cpu = sum(r[1] for r in results)
+                system = sum(r[2] for r in results)
     finally:
-        loop.close()
         controller.stop()
     n = args.lifecycles
     mails = len(capture.deliveries)
