@@ -342,9 +342,15 @@ class Application:
     def protocol_of(self, person: Person) -> Protocol:
         return load_protocol(person.authority)
 
-    async def raise_concern(self, caller: Caller, fields: dict[str, Any], label: Label = str) -> str:
-        """Raise a concern from the raise form's fields; the escalation id (the same on a retry)."""
+    async def raise_concern(
+        self, caller: Caller, fields: dict[str, Any], label: Label = str, *, dry_run: bool = False
+    ) -> str:
+        """Raise a concern from the raise form's fields; the escalation id (the same on a retry).
+
+        ``dry_run``: check everything raising checks (bounds, the protocol's rules, the directory) and
+        start nothing (a form's "check your answers"); it returns the id the escalation would have."""
         person = caller.person
+        event = "raise_check" if dry_run else "raise"
         try:
             form = raise_request(fields, label)
             roles = self.raising_roles(person).get(form.track, [])
@@ -388,21 +394,23 @@ class Application:
                 start_bypass=bypass,
                 request_id=form.request_id,
             )
+            if dry_run:
+                return raise_.escalation_id
             raised = await raise_once(self.client, raise_, self.task_queue)
         except RaiseBadInput as exc:
             failure: AppError = BadInput({"form": _sentence(exc.reason)})
-            self._audit(caller, "raise", None, failure)
+            self._audit(caller, event, None, failure)
             raise failure from None
         except rules.Refused as exc:
             failure = Refused(_sentence(exc.reason))
-            self._audit(caller, "raise", None, failure)
+            self._audit(caller, event, None, failure)
             raise failure from None
         except RPCError:
             failure = Unavailable("The escalation service did not answer: try again in a minute.")
-            self._audit(caller, "raise", None, failure)
+            self._audit(caller, event, None, failure)
             raise failure from None
         except AppError as exc:
-            self._audit(caller, "raise", None, exc)
+            self._audit(caller, event, None, exc)
             raise
         self._audit(caller, "raise", raise_.escalation_id, role=role)
         return raised.handle.id
