@@ -9,9 +9,19 @@ STAMP  := $(VENV)/.make-stamp-installed
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv test run lint
+.PHONY: venv assets test run lint
 
 venv: $(STAMP)
+
+# GOV.UK Frontend's compiled assets for the web app, from npm at the version package-lock.json pins,
+# into node_modules/ (git-ignored); redone only when package.json or the lock file changes.
+NODE_STAMP := node_modules/.make-stamp-installed
+
+assets: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
 
 $(STAMP): pyproject.toml
 	@if ! $(VPY) -c 'import sys' >/dev/null 2>&1; then \
@@ -21,10 +31,10 @@ $(STAMP): pyproject.toml
 	$(VPY) -m pip install --quiet --editable '.[dev]'
 	@touch $(STAMP)
 
-test: venv
+test: venv assets
 	$(VPY) -m pytest -q
 
-run: venv
+run: venv assets
 	$(VENV)/bin/escalate up $(ARGS)
 
 lint: venv

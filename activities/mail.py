@@ -28,9 +28,11 @@ done).
 
 Cost: one notification uses one database connection and one SMTP connection for all its recipients. Its
 reads (directory, log) are one short transaction, its reply tokens one more (committed before the first
-message goes out, so every token sent can be looked up), then each message one (the check that a concurrent
-attempt has not logged it, then its log row). The headers shared by every recipient are parsed once per
-notification, and the TLS context (``tls_context``) once per process, only when TLS is on.
+message goes out, so every token sent can be looked up, with the check that a concurrent attempt has not
+logged the first message), then each message one (its log row, with the same check for the next message).
+Messages are written as bytes by ``activities.mail_bytes`` (the headers every recipient shares folded once
+per notification), templates are compiled once per process, and the TLS context (``tls_context``) is made
+once per process, only when TLS is on.
 
 Errors: SMTP, connection and database errors propagate (retryable); ``RoleUnfilled`` propagates (retryable:
 the notice waits until the directory is filled in); so does ``ProtocolUnavailable`` (the authority's protocol
@@ -52,9 +54,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email import policy
 from email.headerregistry import Address, BaseHeader
-from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -66,7 +66,8 @@ from sqlalchemy.orm import Session
 
 from activities.db.checks import check_row, without_nul
 from activities.db.mail_models import ReplyToken, SentMail
-from activities.directory import Person, Resolver, RoleUnfilled, resolve, valid_email
+from activities.directory import Person, Resolver, RoleUnfilled, resolve, resolve_roles, valid_email
+from activities.mail_bytes import MESSAGE_POLICY, MessageWriter, plain_message, shared_header
 from activities.settings import SmtpSettings
 from activities.working_days import long_date
 from protocols import ProtocolError, load_protocol
@@ -75,6 +76,7 @@ from schemas.escalation import Concern, EventKind, Status
 from schemas.protocol import RAISING_OFFICER, Protocol
 
 __all__ = [
+    "MESSAGE_POLICY",
     "TEMPLATES_DIR",
     "InvalidNotification",
     "ProtocolUnavailable",
@@ -91,9 +93,6 @@ __all__ = [
 ]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates" / "mail"
-MESSAGE_POLICY = policy.SMTP.clone(max_line_length=998)
-"""CRLF lines; headers folded only past RFC 5322's 998-character limit. Python's folding at 78 can put a
-space on both sides of an encoded word (the em dash in subjects), which mail readers show as two spaces."""
 GENERIC_TEMPLATE = "_generic"
 TOKEN_BYTES = 18
 """``secrets.token_urlsafe(18)``: 24 characters, 144 bits."""
@@ -151,6 +150,7 @@ def template_environment(folder: Path = TEMPLATES_DIR) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # compiled once per process: no file check on every render
     )
     env.filters["long_date"] = long_date
     env.filters["working_days"] = working_days_words
@@ -366,9 +366,19 @@ def _address(person: Person) -> Address:
             "fix it in the directory file and sync it"
         )
     try:
-        return Address(display_name=person.name, addr_spec=person.email)
+        return _checked_address(person.name, person.email)
     except (ValueError, IndexError) as exc:
         raise InvalidNotification(f"the address of {person.id!r} cannot be used: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_address(name: str, email: str) -> Address:
+    """Parsed once per person and address (an ``Address`` cannot be changed)."""
+    return Address(display_name=name, addr_spec=email)
+
+
+def _pairs(addresses: list[Address]) -> tuple[tuple[str, str], ...]:
+    return tuple((a.display_name, a.addr_spec) for a in addresses)
 
 
 # --- TLS ------------------------------------------------------------------------------------------------
@@ -457,8 +467,8 @@ class SmtpNotifier:
             if not pending:
                 return False
             # Everything that could fail for good is done before the first message goes out.
-            shared = self._shared_headers(n, to_addresses, cc_addresses)
-            messages: list[tuple[Person, SentMail, EmailMessage]] = []
+            writer = MessageWriter(self._shared_headers(n, to_addresses, cc_addresses))
+            messages: list[tuple[Person, SentMail, bytes]] = []
             tokens: list[ReplyToken] = []
             for r in pending:
                 token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -474,21 +484,24 @@ class SmtpNotifier:
                     form_url=self.form_url,
                     env=self.env,
                 )
-                message = self._message(n, mail, ids[r.person.id], reply, shared)
+                message = self._message(n, mail, ids[r.person.id], reply, writer)
                 log = self._log_row(n, r, mail, ids[r.person.id])
                 check_row(log, _name(n), InvalidNotification)
                 messages.append((r.person, log, message))
-            # One transaction for every token, committed before any message carrying one goes out.
+            # One transaction for every token, committed before any message carrying one goes out; it
+            # also checks that a concurrent attempt has not logged the first message meanwhile.
             session.execute(insert(ReplyToken), [_values(t) for t in tokens])
-            session.commit()
+            logged = self._logged(session, messages[0][1].message_id)
             sent = 0
             with self._connect() as smtp:
-                for person, log, message in messages:
-                    if self._logged(session, log.message_id):  # a concurrent attempt got there first
+                for i, (person, log, message) in enumerate(messages):
+                    following = messages[i + 1][1].message_id if i + 1 < len(messages) else None
+                    if logged:  # a concurrent attempt got there first
+                        logged = following is not None and self._logged(session, following)
                         continue
                     self._deliver(smtp, message, person)
-                    self._log(session, log)
                     sent += 1
+                    logged = self._log(session, log, following)
         return sent > 0
 
     # -- steps --
@@ -498,15 +511,22 @@ class SmtpNotifier:
     ) -> tuple[list[Recipient], list[tuple[Person, str]], list[tuple[Person, str]]]:
         """One recipient per person (``to`` before ``cc``), and the header lists, deduplicated by person."""
 
-        def find(role: str) -> Person:
-            return self.resolver(
-                session, n.authority, n.team, role, officer_id=n.officer.id, protocol=protocol
+        roles = [*n.to_roles, *n.cc_roles]
+        if self.resolver is resolve:  # the database directory: every role in one query
+            found = resolve_roles(
+                session, n.authority, n.team, roles, officer_id=n.officer.id, protocol=protocol
             )
-
-        to_people = _unique([(find(role), role) for role in n.to_roles])
+        else:
+            found = {
+                role: self.resolver(
+                    session, n.authority, n.team, role, officer_id=n.officer.id, protocol=protocol
+                )
+                for role in roles
+            }
+        to_people = _unique([(found[role], role) for role in n.to_roles])
         to_ids = {p.id for p, _ in to_people}
         cc_people = [
-            (p, r) for p, r in _unique([(find(role), role) for role in n.cc_roles]) if p.id not in to_ids
+            (p, r) for p, r in _unique([(found[role], role) for role in n.cc_roles]) if p.id not in to_ids
         ]
 
         def recipient(person: Person, role: str, position: Literal["to", "cc"]) -> Recipient:
@@ -537,41 +557,38 @@ class SmtpNotifier:
 
     def _shared_headers(
         self, n: NotificationInput, to_addresses: list[Address], cc_addresses: list[Address]
-    ) -> list[BaseHeader]:
-        """The headers every recipient's message has alike, parsed once for the notification."""
-        make = MESSAGE_POLICY.header_factory
+    ) -> list[tuple[BaseHeader, bytes]]:
+        """The headers every recipient's message has alike, parsed and folded once (``shared_header``)."""
         thread = f"<{n.escalation_id}@{self.smtp.reply_domain}>"
         try:
-            headers = [make("From", self.smtp.mail_from), make("To", to_addresses)]
+            headers = [shared_header("From", self.smtp.mail_from), shared_header("To", _pairs(to_addresses))]
             if cc_addresses:
-                headers.append(make("Cc", cc_addresses))
+                headers.append(shared_header("Cc", _pairs(cc_addresses)))
+            headers += [
+                shared_header("References", thread),
+                shared_header("In-Reply-To", thread),
+                shared_header("Date", format_datetime(datetime.now(UTC))),
+                shared_header("Auto-Submitted", "auto-generated"),
+                shared_header("X-Escalation-Id", n.escalation_id),
+                shared_header("X-Escalation-Event", n.kind.value),
+            ]
         except (ValueError, IndexError) as exc:
             raise InvalidNotification(f"cannot address the {n.kind.value!r} notification: {exc}") from exc
-        headers += [
-            make("References", thread),
-            make("In-Reply-To", thread),
-            make("Date", format_datetime(datetime.now(UTC))),
-            make("Auto-Submitted", "auto-generated"),
-            make("X-Escalation-Id", n.escalation_id),
-            make("X-Escalation-Event", n.kind.value),
-        ]
         return headers
 
     def _message(
-        self, n: NotificationInput, mail: RenderedMail, message_id: str, reply: str, shared: list[BaseHeader]
-    ) -> EmailMessage:
-        msg = EmailMessage(policy=MESSAGE_POLICY)
+        self, n: NotificationInput, mail: RenderedMail, message_id: str, reply: str, writer: MessageWriter
+    ) -> bytes:
+        """The message's bytes as the SMTP server gets them (see ``activities.mail_bytes``)."""
+        parts = {"subject": mail.subject, "reply": reply, "message_id": message_id}
         try:
-            msg["Subject"] = mail.subject
-            msg["Reply-To"] = reply
+            message = writer.message(**parts, text=mail.text, html=mail.html)
+            if message is None:  # a body the email package encodes: built by it
+                built = plain_message(**parts, shared=writer.shared, text=mail.text, html=mail.html)
+                message = built.as_bytes()
         except (ValueError, IndexError) as exc:
             raise InvalidNotification(f"cannot address the {n.kind.value!r} notification: {exc}") from exc
-        msg["Message-ID"] = message_id
-        for header in shared:  # already parsed: stored as they are
-            msg[header.name] = header
-        msg.set_content(mail.text)
-        msg.add_alternative(mail.html, subtype="html")
-        return msg
+        return message
 
     def _connect(self) -> smtplib.SMTP:
         s = self.smtp
@@ -590,9 +607,9 @@ class SmtpNotifier:
             raise
         return conn
 
-    def _deliver(self, smtp: smtplib.SMTP, message: EmailMessage, person: Person) -> None:
+    def _deliver(self, smtp: smtplib.SMTP, message: bytes, person: Person) -> None:
         try:
-            smtp.send_message(message, from_addr=_envelope_from(self.smtp.mail_from), to_addrs=[person.email])
+            smtp.sendmail(_envelope_from(self.smtp.mail_from), [person.email], message)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             if codes and all(500 <= code < 600 for code in codes):
@@ -604,9 +621,24 @@ class SmtpNotifier:
 
     @staticmethod
     def _logged(session: Session, message_id: str) -> bool:
+        """Whether ``message_id`` is logged; commits, so no transaction stays open while it is sent."""
         found = session.scalars(select(SentMail.id).where(SentMail.message_id == message_id)).first()
-        session.commit()  # no transaction stays open while the message is sent
+        session.commit()
         return found is not None
+
+    @classmethod
+    def _log(cls, session: Session, row: SentMail, following: str | None) -> bool:
+        """Commit the (already checked) log row of a message the SMTP server has just accepted, in one
+        transaction with the check whether the ``following`` message is logged (by a concurrent attempt);
+        return that check's answer."""
+        try:
+            session.execute(insert(SentMail), [_values(row, sent_at=datetime.now(UTC))])
+        except IntegrityError:  # logged concurrently by another attempt: already recorded
+            session.rollback()
+        if following is None:
+            session.commit()
+            return False
+        return cls._logged(session, following)
 
     @staticmethod
     def _log_row(n: NotificationInput, r: Recipient, mail: RenderedMail, message_id: str) -> SentMail:
@@ -622,20 +654,12 @@ class SmtpNotifier:
             sent_at=datetime.now(UTC),
         )
 
-    @staticmethod
-    def _log(session: Session, row: SentMail) -> None:
-        """Commit the (already checked) log row of a message the SMTP server has just accepted."""
-        row.sent_at = datetime.now(UTC)
-        try:
-            session.execute(insert(SentMail), [_values(row)])
-            session.commit()
-        except IntegrityError:  # logged concurrently by another attempt: already recorded
-            session.rollback()
 
-
-def _values(row: ReplyToken | SentMail) -> dict[str, Any]:
-    """A checked row's column values, for a plain INSERT (the database numbers the id)."""
-    return {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key != "id"}
+def _values(row: ReplyToken | SentMail, **changed: Any) -> dict[str, Any]:
+    """A checked row's column values (with ``changed`` ones), for a plain INSERT (the database numbers
+    the id)."""
+    values = {c.key: getattr(row, c.key) for c in row.__table__.columns if c.key != "id"}
+    return values | changed
 
 
 def _name(n: NotificationInput) -> str:
@@ -652,6 +676,7 @@ def _unique(people: list[tuple[Person, str]]) -> list[tuple[Person, str]]:
     return out
 
 
+@functools.lru_cache(maxsize=16)
 def _envelope_from(mail_from: str) -> str:
     """The bare address of ``ESCALATION_MAIL_FROM`` (which may carry a display name)."""
     return parseaddr(mail_from)[1] or mail_from

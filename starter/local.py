@@ -8,6 +8,9 @@ Payloads are encrypted (``starter.codec``): without ``ESCALATION_PAYLOAD_KEYS`` 
 created in ``.data/payload-keys`` (0600) and used. The codec server (``starter.codec_server``) runs on
 http://127.0.0.1:8234 and the UI decodes through it; its token is ``ESCALATION_CODEC_TOKEN`` or a random
 one for this run, which only the UI is given (in the codec endpoint's path).
+
+The web app (``starter.web``) is served on http://127.0.0.1:8235 with the development sign-in (refused
+when ``ESCALATE_ENV=production``); its session secret is made in ``.data/session-secret`` on first use.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from sqlalchemy import Engine
 from temporalio.client import Client
 
 from starter.clean_exit import flush_all, run_then_exit
@@ -48,6 +53,7 @@ class Ports:
     ui: int = 8233
     smtp: int = 1025
     codec: int = 8234
+    web: int = 8235
 
     def named(self) -> tuple[tuple[str, int], ...]:
         return (
@@ -55,6 +61,7 @@ class Ports:
             ("Temporal UI", self.ui),
             ("mail catcher", self.smtp),
             ("codec server", self.codec),
+            ("web app", self.web),
         )
 
 
@@ -167,6 +174,52 @@ async def _wait_until_ready(proc: subprocess.Popen[bytes], stop: asyncio.Event, 
     return None
 
 
+class _WebServer:
+    """The web app on uvicorn, in this process's event loop; this module's signal handlers stay in charge."""
+
+    def __init__(self, app: object, port: int) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        config = uvicorn.Config(app, host=HOST, port=port, log_level="warning", lifespan="off")  # type: ignore[arg-type]
+        self.server = Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve(), name="web")
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()  # raises what stopped it
+                raise RuntimeError("the web server stopped during startup")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.task, WORKER_STOP_TIMEOUT_S)
+
+
+async def _start_web(client: Client, engine: Engine, data_dir: Path, port: int) -> _WebServer:
+    """The web app over the application layer, with the audit log in the record store's database."""
+    from app.audit import AuditLog
+    from app.identity import People
+    from app.service import Application
+    from starter.web import assets
+    from starter.web.app import create_app
+    from starter.web.settings import load
+
+    assets.stylesheet()  # refuse now, naming `make assets`, rather than on the first page
+    application = Application(client=client, people=People.load(), audit=AuditLog(engine))
+    web = _WebServer(create_app(application, load(data_dir, secure_cookies=False)), port)
+    await web.start()
+    return web
+
+
 async def _watch_server(proc: subprocess.Popen[bytes]) -> int:
     while (code := proc.poll()) is None:
         await asyncio.sleep(0.5)
@@ -255,6 +308,12 @@ async def main(with_sample_data: bool = False, ports: Ports | None = None) -> in
             deliver_case_notes(engine, settings.data_dir / "case-notes", stop), name="case-notes"
         )
         run_task = asyncio.create_task(worker.run(), name="worker")
+        try:
+            web = await _start_web(client, engine, settings.data_dir, ports.web)
+        except Exception as exc:  # the assets missing, a setting wrong: say which, and stop cleanly
+            _say(f"the web app cannot start: {exc}")
+            stop.set()
+            web = None
         watch_task = asyncio.create_task(_watch_server(server), name="server-watch")
         stop_task = asyncio.create_task(stop.wait(), name="stop")
         _say(f"Temporal server at {HOST}:{ports.temporal} (namespace 'default'), data in {DB_FILE}")
@@ -262,6 +321,8 @@ async def main(with_sample_data: bool = False, ports: Ports | None = None) -> in
         _say(f"codec server at {codec.url} (the UI decrypts payloads through it)")
         _say(f"mail catcher at smtp://{HOST}:{ports.smtp}; messages saved in {MAIL_DIR}/*.eml")
         _say(f"records in {settings.database_url}; case notes in {settings.data_dir / 'case-notes'}")
+        if web is not None:
+            _say(f"web app at http://{HOST}:{ports.web} (development sign-in with the directory's people)")
         _say(f"worker running on task queue '{TASK_QUEUE}'; press Ctrl-C to stop")
         if with_sample_data:
             from starter.sample_data import load_sample_data
@@ -283,6 +344,8 @@ async def main(with_sample_data: bool = False, ports: Ports | None = None) -> in
         stop.set()
         for task in (watch_task, stop_task):
             task.cancel()
+        if web is not None:
+            await web.stop()
         if not run_task.done():
             try:
                 await asyncio.wait_for(worker.shutdown(), WORKER_STOP_TIMEOUT_S)
@@ -318,6 +381,7 @@ def cli(argv: list[str] | None = None) -> NoReturn:
         ("--ui-port", "ui", "the Temporal UI"),
         ("--smtp-port", "smtp", "the mail catcher"),
         ("--codec-port", "codec", "the codec server"),
+        ("--web-port", "web", "the web app"),
     ):
         parser.add_argument(
             flag,
@@ -327,9 +391,9 @@ def cli(argv: list[str] | None = None) -> NoReturn:
             help=f"port of {what} on 127.0.0.1 (default {getattr(default, field_name)})",
         )
     args = parser.parse_args(argv)
-    ports = Ports(temporal=args.temporal, ui=args.ui, smtp=args.smtp, codec=args.codec)
+    ports = Ports(temporal=args.temporal, ui=args.ui, smtp=args.smtp, codec=args.codec, web=args.web)
     if len({port for _, port in ports.named()}) < len(ports.named()):
-        parser.error("--port, --ui-port, --smtp-port and --codec-port must all differ")
+        parser.error("--port, --ui-port, --smtp-port, --codec-port and --web-port must all differ")
     run_then_exit(lambda: main(with_sample_data=args.with_sample_data, ports=ports))
 
 

@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.directory import load_directory_file
 from activities.settings import Settings
@@ -27,7 +26,7 @@ from schemas.escalation import (
     RequestExtension,
     Respond,
 )
-from starter.escalations import prepare, raise_concern
+from starter.escalations import DifferentRequest, prepare, raise_once
 from workflows.escalation import EscalationWorkflow
 
 TEAM = "team-a"
@@ -68,9 +67,10 @@ async def _start(
         **extra,
     )
     try:
-        return await raise_concern(client, raise_)
-    except WorkflowAlreadyStartedError:
+        raised = await raise_once(client, raise_)
+    except DifferentRequest:  # an older sample with the same id
         return None
+    return None if raised.existing else raised.handle  # loaded before: leave it as it is
 
 
 async def _settled(handle: WorkflowHandle[Any, Any]) -> EscalationView:

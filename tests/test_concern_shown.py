@@ -5,6 +5,7 @@ and the child's and parents' views when given at raise, in the mail, `escalate s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -166,8 +167,9 @@ async def test_raise_with_views_then_status_json_and_history_show_the_whole_conc
         "--parents-views",
         CONCERN.parents_views,
     )
-    escalation_id = f"gloucestershire-{child}-0001"
-    assert out.startswith(f"raised {escalation_id}")
+    match = re.match(rf"raised (gloucestershire-{child}-\d+):", out)
+    assert match, out
+    escalation_id = match.group(1)
     status = await cli.ok("status", escalation_id)
     _shows_all(status, "escalate status")
     as_json = json.loads(await cli.ok("status", escalation_id, "--json"))

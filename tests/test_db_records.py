@@ -169,6 +169,8 @@ SQLITE_GUARDS = {
     "case_notes_no_delete",
     "case_notes_content_fixed",
     "escalations_no_delete",
+    "audit_log_no_update",  # revision 0005_audit
+    "audit_log_no_delete",
 }
 POSTGRES_GUARDS = {
     "escalation_events_no_update_delete",
@@ -184,6 +186,8 @@ POSTGRES_GUARDS = {
     "case_notes_no_truncate",
     "escalations_no_delete",
     "escalations_no_truncate",
+    "audit_log_no_update_delete",  # revision 0005_audit
+    "audit_log_no_truncate",
 }
 
 

@@ -39,6 +39,7 @@ from activities.directory import (
     directory_files,
     load_directory_file,
     resolve,
+    resolve_roles,
     sync_directories,
     sync_directory,
 )
@@ -340,6 +341,45 @@ def test_a_message_logged_by_a_concurrent_attempt_while_it_was_sent_is_logged_on
     assert [r.subject for r in rows if r.message_id == message_id] == ["logged by the other attempt"]
 
 
+def test_a_message_logged_by_a_concurrent_attempt_before_its_turn_is_not_sent_again(engine: Engine) -> None:
+    """Another attempt logs the next message while this one sends the first: this one skips it."""
+    n = stage_sent()
+    manager, officer = directory_person(engine, "wig-team-manager-a"), directory_person(engine, "wig-iro-a")
+    message_id = message_id_for(n.idempotency_key, officer.person_id, "replies.example.org", n.run_id)
+
+    class NextLoggedMeanwhile(Capture):
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            reply = await super().handle_DATA(server, session, envelope)
+            if envelope.rcpt_tos == [manager.email]:
+                with Session(engine) as db, db.begin():
+                    db.add(
+                        SentMail(
+                            message_id=message_id,
+                            idempotency_key=n.idempotency_key,
+                            escalation_id=n.escalation_id,
+                            run_id=n.run_id,
+                            person_id=officer.person_id,
+                            address=officer.email,
+                            kind=n.kind.value,
+                            subject="logged by the other attempt",
+                            sent_at=datetime.now(UTC),
+                        )
+                    )
+            return reply
+
+    capture = NextLoggedMeanwhile()
+    controller = start_capture(capture)
+    try:
+        assert notifier(engine, controller.port).send(n) is True
+    finally:
+        controller.stop()
+    assert officer.email not in [a for d in capture.deliveries for a in d.rcpt_tos]
+    assert len(capture.deliveries) == 2
+    rows = sent_rows(engine)
+    assert len(rows) == 3 and len({r.message_id for r in rows}) == 3
+    assert [r.subject for r in rows if r.message_id == message_id] == ["logged by the other attempt"]
+
+
 def test_the_raw_reply_token_never_reaches_the_database_and_an_expired_one_is_not_found(
     engine: Engine, smtp_server: tuple[Capture, int]
 ) -> None:
@@ -477,6 +517,54 @@ def test_a_team_role_falls_back_to_the_authority_wide_holder(sqlite_engine: Engi
     )
     assert resolve(sqlite_engine, "wigan", "team-a", "team_manager").id == "wig-team-manager-a"
     assert resolve(sqlite_engine, "wigan", "team-z", "team_manager").id == extra.person
+
+
+def test_resolving_every_role_at_once_finds_whom_resolving_each_finds(sqlite_engine: Engine) -> None:
+    """``resolve_roles`` (one query per notification) against ``resolve`` role by role, with a team
+    holder and an authority-wide one for the same role, unknown teams and roles nobody holds."""
+    directory = load_directory_file(DIRECTORIES / "wigan.yaml")
+    extra = directory.assignments[0].model_copy(update={"role": "team_manager", "team": None})
+    sync_directory(
+        sqlite_engine, "wigan", directory.model_copy(update={"assignments": [*directory.assignments, extra]})
+    )
+    checked = unfilled = 0
+    for authority in ("wigan", "gloucestershire", "dudley"):
+        protocol = load_protocol(authority)
+        roles = [*protocol.roles, RAISING_OFFICER]
+        for team in ("team-a", "team-b", "team-z", None):
+            for officer_id in (f"{authority[:3]}-iro-a", "wig-iro-a", "nobody"):
+                for role in roles:
+                    with Session(sqlite_engine) as session:
+                        try:
+                            expected = resolve(session, authority, team, role, officer_id=officer_id)
+                        except RoleUnfilled as exc:
+                            with pytest.raises(RoleUnfilled) as raised:
+                                resolve_roles(session, authority, team, [role], officer_id=officer_id)
+                            assert str(raised.value) == str(exc)
+                            unfilled += 1
+                            continue
+                        found = resolve_roles(session, authority, team, [role], officer_id=officer_id)
+                        assert found == {role: expected}
+                        checked += 1
+                held = [
+                    r for r in roles if _holds(sqlite_engine, authority, team, r, officer_id)
+                ]  # all at once: the same people as one by one
+                with Session(sqlite_engine) as session:
+                    together = resolve_roles(session, authority, team, held, officer_id=officer_id)
+                    assert together == {
+                        r: resolve(session, authority, team, r, officer_id=officer_id) for r in held
+                    }
+    assert checked > 100 and unfilled > 10
+    with Session(sqlite_engine) as session, pytest.raises(RoleUnfilled, match="role first_missing"):
+        resolve_roles(session, "wigan", None, ["head_of_service", "first_missing", "second_missing"])
+
+
+def _holds(engine: Engine, authority: str, team: str | None, role: str, officer_id: str) -> bool:
+    try:
+        resolve(engine, authority, team, role, officer_id=officer_id)
+    except RoleUnfilled:
+        return False
+    return True
 
 
 def test_without_tls_no_tls_context_is_made_and_with_tls_one_serves_the_whole_process(

@@ -153,7 +153,7 @@ async def test_list_filters_and_sorts_in_visibility_with_no_worker(
 ) -> None:
     client = indexed_server.client
     wigan = [_raise("wigan", "iro", IRO, "team-a") for _ in range(3)]
-    glos = _raise("gloucestershire", "iro-cp", Actor(id="glo-iro-a", role="iro"))
+    glos = _raise("gloucestershire", "iro-cp", Actor(id="glo-iro-a", role="iro"), "team-a")
     async with file_worker(indexed_server, TASK_QUEUE, tmp_path):
         handles = [await raise_concern(client, r) for r in [*wigan, glos]]
         answered, withdrawn = handles[0], handles[1]

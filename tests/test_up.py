@@ -40,7 +40,7 @@ class Ports:
     """Free ports for one test's ``escalate up``, so a developer's own ``make run`` can keep going."""
 
     def __init__(self) -> None:
-        self.temporal, self.ui, self.smtp, self.codec = (free_port() for _ in range(4))
+        self.temporal, self.ui, self.smtp, self.codec, self.web = (free_port() for _ in range(5))
 
     def args(self) -> list[str]:
         return [
@@ -48,6 +48,7 @@ class Ports:
             f"--ui-port={self.ui}",
             f"--smtp-port={self.smtp}",
             f"--codec-port={self.codec}",
+            f"--web-port={self.web}",
         ]
 
 
@@ -111,6 +112,10 @@ async def test_up_loads_samples_and_keeps_them_across_a_restart(tmp_path: Path) 
     try:
         await service.wait_for("sample ", count=len(SAMPLES))
         before = await _states(ports)
+        assert f"web app at http://127.0.0.1:{ports.web}" in "".join(service.lines)
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports.web}/sign-in", timeout=30) as page:
+            sign_in = page.read().decode()
+        assert "Development sign-in" in sign_in and "wig-team-manager-a" in sign_in
     finally:
         assert await service.stop() == 0, "".join(service.lines)
     assert before["gloucestershire-SAMPLE01-0001"].status is Status.AWAITING_RESPONSE

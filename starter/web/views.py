@@ -1,0 +1,153 @@
+"""Shaping the application layer's answers for people: status tags, deadlines as dates and working days,
+the summary list, the concern and the timeline of an escalation."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from activities.working_days import LONDON
+from app.service import Item, Reading
+from protocols import ProtocolError, load_protocol
+from schemas.escalation import EscalationView, Status
+
+STATUS_WORDS = {
+    Status.AWAITING_RESPONSE: ("Awaiting response", "govuk-tag--blue"),
+    Status.AWAITING_DECISION: ("Awaiting decision", "govuk-tag--yellow"),
+    Status.ESCALATION_DUE: ("Escalation due", "govuk-tag--orange"),
+    Status.MONITORING: ("Monitoring action plan", "govuk-tag--turquoise"),
+    Status.EXHAUSTED: ("Top of the ladder reached", "govuk-tag--red"),
+    Status.RESOLVED: ("Resolved", "govuk-tag--green"),
+    Status.WITHDRAWN: ("Withdrawn", "govuk-tag--grey"),
+    Status.REFERRED_TO_CAFCASS: ("Referred to CAFCASS", "govuk-tag--purple"),
+    Status.CLOSED: ("Closed", "govuk-tag--grey"),
+}
+
+RELATION_WORDS = {
+    "raised": "Raised it",
+    "holds": "Asked to respond",
+    "copied": "Copied in",
+    "held": "Held it earlier",
+    "acted": "Took part",
+    "supervises": "Supervising",
+}
+
+
+def long_day(day: date) -> str:
+    return f"{day:%A %-d %B %Y}"
+
+
+def deadline_words(day: date | None, working_days_left: int | None) -> str:
+    if day is None:
+        return "No deadline running"
+    left = (
+        ""
+        if working_days_left is None
+        else f" ({working_days_left} working day{'s' if working_days_left != 1 else ''} left)"
+    )
+    return f"{long_day(day)}{left}"
+
+
+def authority_name(authority: str) -> str:
+    try:
+        return load_protocol(authority).authority
+    except ProtocolError:
+        return authority
+
+
+def list_rows(items: list[Item]) -> list[dict[str, Any]]:
+    rows = []
+    for item in items:
+        row = item.row
+        words, css = STATUS_WORDS[row.status]
+        name = _stage_name(row.authority, row.track, row.stage)
+        place = f"{row.stage_number} of {row.stage_count}: " if row.stage_number else ""
+        rows.append(
+            {
+                "id": row.escalation_id,
+                "status": words,
+                "status_class": css,
+                "stage": f"{place}{name}",
+                "deadline": deadline_words(row.deadline_date, row.working_days_left),
+                "relation": RELATION_WORDS.get(item.relation, item.relation),
+            }
+        )
+    return rows
+
+
+def _stage_name(authority: str, track: str, stage: str) -> str:
+    try:
+        return next(s.name for s in load_protocol(authority).track(track).stages if s.key == stage)
+    except (ProtocolError, KeyError, StopIteration):
+        return stage
+
+
+def _row(key: str, value: str) -> dict[str, Any]:
+    return {"key": {"text": key}, "value": {"text": value}}
+
+
+def summary(reading: Reading) -> list[dict[str, Any]]:
+    view, facts = reading.view, reading.facts
+    role = facts.protocol.role_name
+    rows = [
+        _row("Child's case number", view.child_ref),
+        _row("Kind of concern", facts.protocol.track(facts.track).name),
+        _row("Category", view.category),
+        _row("Team", facts.team or "Whole authority"),
+        _row("Raised by", f"{facts.officer.id} ({role(facts.officer.role)})"),
+        _row(
+            "Stage",
+            f"{view.stage_number} of {view.stage_count}: {view.stage_name}"
+            + (" (formal)" if view.formal else " (informal)"),
+        ),
+        _row("Waiting for", ", ".join(role(r) for r in view.held_by)),
+    ]
+    if view.copied:
+        rows.append(_row("Copied to", ", ".join(role(r) for r in view.copied)))
+    rows.append(_row("Deadline", deadline_words(view.deadline_date, view.working_days_left)))
+    total = (
+        deadline_words(view.total_deadline_date, view.total_working_days_left)
+        if view.total_deadline_date
+        else "Not started: the formal process has not begun"
+    )
+    rows.append(_row("Total time limit", total))
+    if view.pending_extension:
+        p = view.pending_extension
+        rows.append(_row("Request for more time", f"Until {long_day(p.until)}: {p.reason}"))
+    if view.flags:
+        rows.append(_row("Flags", ", ".join(f.value.replace("_", " ") for f in view.flags)))
+    return rows
+
+
+def concern(view: EscalationView) -> list[tuple[str, str]]:
+    c = view.concern
+    if c is None:
+        first = view.timeline[0].text if view.timeline else ""
+        return [("Summary", first)]
+    parts = [
+        ("Summary", c.summary),
+        ("Impact on the child", c.impact_on_child),
+        ("What is asked", c.requested_action),
+    ]
+    if c.child_views:
+        parts.append(("The child's views", c.child_views))
+    if c.parents_views:
+        parts.append(("The parents' or carers' views", c.parents_views))
+    return parts
+
+
+def timeline(reading: Reading) -> list[dict[str, str]]:
+    role = reading.facts.protocol.role_name
+    stages = {s.key: s.name for s in reading.facts.stages()}
+    entries = []
+    for e in reversed(reading.view.timeline):
+        entries.append(
+            {
+                "title": e.kind.value.replace("_", " ").capitalize(),
+                "when": f"{e.at.astimezone(LONDON):%-d %B %Y, %H:%M}",
+                "who": f"{e.actor.id} ({role(e.actor.role)})" if e.actor else "",
+                "stage": stages.get(e.stage or "", e.stage or ""),
+                "text": e.text,
+            }
+        )
+    return entries
