@@ -60,7 +60,7 @@ class Proc:
     ) -> ProcessView:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            view = await self.handle.query("state", result_type=ProcessView)
+            view: ProcessView = await self.handle.query("state", result_type=ProcessView)
             if not view.busy and predicate(view):
                 return view
             if asyncio.get_running_loop().time() > deadline:
