@@ -331,3 +331,23 @@ def test_a_protocol_snapshot_recorded_before_the_sections_still_loads() -> None:
     data = load_protocol("dudley").model_dump(mode="json")
     del data["deemed_agreement"], data["practice_concerns"]
     assert Protocol.model_validate(data).deemed_agreement is None
+
+
+@pytest.mark.parametrize("key", ["dudley", "waltham-forest", "waltham-forest-fwi", "wigan"])
+def test_protocol_show_tells_each_process_with_its_role_keys(key: str) -> None:
+    from starter.cli.tools import protocol_lines
+
+    p = load_protocol(key)
+    text = "\n".join(protocol_lines(p))
+    if p.deemed_agreement is None:
+        assert "review decisions deemed agreed: not run under this protocol" in text
+    else:
+        roles = [*p.deemed_agreement.sent_to, *p.deemed_agreement.officer_roles]
+        assert all(f"[{r}]" in text for r in roles)
+        assert f"opens track {p.deemed_agreement.resolution_track}" in text
+    if p.practice_concerns is None:
+        assert "concerns about an officer's practice: not run under this protocol" in text
+    else:
+        c = p.practice_concerns
+        assert all(f"[{r}]" in text for r in [*c.about_roles, *c.investigated_by, *c.escalates_to])
+        assert f"within {c.working_days} working days" in text

@@ -40,6 +40,7 @@ from schemas.process_models import (
     ProcessView,
     WithdrawProcess,
 )
+from schemas.protocol import Protocol
 from starter.cli.common import (
     EXIT_UNAVAILABLE,
     ID_MAX,
@@ -392,3 +393,41 @@ async def cmd_history(args: argparse.Namespace) -> int:
     for entry in view.timeline:
         print(event_line(entry))
     return 0
+
+
+# --- protocol show -----------------------------------------------------------------------------------------
+
+
+def protocol_process_lines(p: Protocol) -> list[str]:
+    """The ``deemed_agreement`` and ``practice_concerns`` blocks for ``escalate protocol show``."""
+
+    def who(roles: list[str]) -> str:
+        return ", ".join(f"{p.role_name(r)} [{r}]" for r in roles) or "nobody"
+
+    out: list[str] = []
+    d = p.deemed_agreement
+    if d is None:
+        out.append("review decisions deemed agreed: not run under this protocol")
+    else:
+        out += [
+            f"review decisions deemed agreed ({d.label}; case note type: {d.case_note_type}):",
+            f"  sent by: {who(d.officer_roles)}; to: {who(d.sent_to)}; cc: {who(d.cc)}",
+            f"  time to disagree: {d.working_days} working day{'' if d.working_days == 1 else 's'}; a "
+            f"disagreement opens track {d.resolution_track}, category: {d.resolution_category}",
+        ]
+        if d.note:
+            out.append(f"  note: {one_line(d.note)}")
+    c = p.practice_concerns
+    if c is None:
+        out.append("concerns about an officer's practice: not run under this protocol")
+    else:
+        after = f"{c.escalation_working_days} working days" if c.escalation_working_days else "no set time"
+        out += [
+            f"concerns about an officer's practice ({c.label}; escalated: {c.escalation_label}):",
+            f"  about: {who(c.about_roles)}; raised by: {who(c.raised_by) if c.raised_by else 'any role'}",
+            f"  investigated by: {who(c.investigated_by)} within {c.working_days} working days; then "
+            f"{who(c.escalates_to)} ({after}); cc: {who(c.cc)}",
+        ]
+        if c.note:
+            out.append(f"  note: {one_line(c.note)}")
+    return out
