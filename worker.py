@@ -38,7 +38,12 @@ from starter.codec import PayloadKeyError
 from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect, temporal_address
 from starter.worker_options import add_arguments, apply_settings
 from workflows.activation_order import ActivationOrderRunner
+from workflows.deemed_agreement import DeemedAgreementWorkflow
 from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE, EscalationWorkflow
+from workflows.practice_concern import PracticeConcernWorkflow
+
+WORKFLOWS = (EscalationWorkflow, DeemedAgreementWorkflow, PracticeConcernWorkflow)
+"""Every workflow type the worker runs: escalations and the protocol's other processes."""
 
 
 def prepare_database(settings: Settings) -> Engine:
@@ -97,7 +102,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[EscalationWorkflow],
+        workflows=list(WORKFLOWS),
         workflow_runner=workflow_runner(),
         activities=activities.all(),
         activity_executor=ThreadPoolExecutor(max_workers=8),

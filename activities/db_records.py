@@ -290,6 +290,8 @@ class DbRecordStore:
         entry = event.entry
         if entry.kind in NO_CASE_NOTE_KINDS or is_collective(event.child_ref, entry.data):
             return None
+        if entry.data.get("case_note") is False:  # about staff, not a child's care (a practice concern)
+            return None
         note_type = case_note_type(
             entry.kind,
             entry.data,

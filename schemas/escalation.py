@@ -104,6 +104,15 @@ class EventKind(StrEnum):
     CLOSED = "closed"
     NOTE = "note"
     VIEWS = "views"
+    # the protocol's other processes (workflows.deemed_agreement, workflows.practice_concern)
+    DECISIONS_SENT = "decisions_sent"
+    DECISIONS_AGREED = "decisions_agreed"
+    DECISIONS_DEEMED_AGREED = "decisions_deemed_agreed"
+    DECISIONS_DISAGREED = "decisions_disagreed"
+    PRACTICE_CONCERN_RAISED = "practice_concern_raised"
+    PRACTICE_FEEDBACK = "practice_feedback"
+    PRACTICE_ESCALATED = "practice_escalated"
+    PRACTICE_RESOLVED = "practice_resolved"
 
 
 # --- Actions (update and signal payloads) -------------------------------------------------------------

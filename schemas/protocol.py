@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.processes import DeemedAgreement, PracticeConcerns, process_problems
 from schemas.wording import with_article
 
 RAISING_OFFICER = "raising_officer"
@@ -254,6 +255,12 @@ class Protocol(_Strict):
     closure_days: list[date] = Field(default_factory=list)
     child_ref: ChildRefFormat = ChildRefFormat()
     tracks: list[Track] = Field(min_length=1)
+    deemed_agreement: DeemedAgreement | None = Field(
+        default=None, description="Review decisions deemed agreed without a disagreement in time."
+    )
+    practice_concerns: PracticeConcerns | None = Field(
+        default=None, description="Concerns about an officer's own practice."
+    )
 
     @field_validator("roles")
     @classmethod
@@ -303,6 +310,8 @@ class Protocol(_Strict):
                             f"{where}.routes: unknown service area {r.service_area!r} "
                             "(declare it under 'service_areas')"
                         )
+        tracks = {t.key: (list(t.officer_roles), list(t.categories)) for t in self.tracks}
+        problems += process_problems(self.deemed_agreement, self.practice_concerns, known, tracks)
         if problems:
             raise ValueError("; ".join(problems))
         return self

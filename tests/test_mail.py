@@ -775,6 +775,14 @@ def test_syncing_replaces_an_authoritys_directory_and_leaves_the_others(sqlite_e
 # --- templates ------------------------------------------------------------------------------------------
 
 NOTIFIED_KINDS = {
+    EventKind.DECISIONS_SENT,
+    EventKind.DECISIONS_AGREED,
+    EventKind.DECISIONS_DEEMED_AGREED,
+    EventKind.DECISIONS_DISAGREED,
+    EventKind.PRACTICE_CONCERN_RAISED,
+    EventKind.PRACTICE_FEEDBACK,
+    EventKind.PRACTICE_ESCALATED,
+    EventKind.PRACTICE_RESOLVED,
     EventKind.SENT_TO_STAGE,
     EventKind.TOLD_IN_ADVANCE,
     EventKind.REMINDER,

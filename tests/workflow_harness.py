@@ -45,7 +45,7 @@ from schemas.escalation import (
 )
 from starter.codec import ENCODING
 from starter.connection import CODEC, DATA_CONVERTER
-from worker import build_worker, workflow_runner
+from worker import WORKFLOWS, build_worker, workflow_runner
 from workflows.escalation import REFUSED, WORKFLOW_TYPE, EscalationWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -176,9 +176,9 @@ async def running(
 
 
 def replayer() -> Replayer:
-    """A replayer for EscalationWorkflow as the worker runs it today."""
+    """A replayer for every workflow type as the worker runs them today."""
     return Replayer(
-        workflows=[EscalationWorkflow], data_converter=DATA_CONVERTER, workflow_runner=workflow_runner()
+        workflows=list(WORKFLOWS), data_converter=DATA_CONVERTER, workflow_runner=workflow_runner()
     )
 
 

@@ -41,6 +41,7 @@ from starter.cli.common import (
     wait_seconds,
     whole_number,
 )
+from starter.cli.processes import add_commands as add_process_commands
 from starter.cli.reading import cmd_actions, cmd_history, cmd_list, cmd_status
 from starter.cli.tools import (
     cmd_calendar_add,
@@ -256,4 +257,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=count, default=20, help="list only the last N (0 for all; default 20)")
     p.add_argument("--folder", type=Path, default=MAIL_DIR, help=f"where caught mail is (default {MAIL_DIR})")
     command("up", cmd_up, "run the whole service locally (escalate up --help)")
+    add_process_commands(sub, command, conn, actor)
     return parser

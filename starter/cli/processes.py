@@ -1,0 +1,433 @@
+"""``escalate decisions ...`` and ``escalate practice-concern ...``: the protocol's other processes.
+
+    escalate decisions send --authority dudley --child-ref C4F2A9 --team team-a --as-id dud-iro-a \\
+        --as-role iro --review-date 2026-03-02 --decisions "..." [--request-id ID]
+    escalate decisions agree|disagree|withdraw ID ...;  escalate decisions status ID [--json] | history ID
+    escalate practice-concern raise --authority waltham-forest --about-id wf-iro-a --about-role iro \\
+        --summary "..." [--team T] [--child-ref C] [--request-id ID]
+    escalate practice-concern respond|accept|escalate|withdraw ID ...;  status ID [--json] | history ID
+
+Exit status as every ``escalate`` command: 0 done, 1 refused by the process's rules, 2 bad input (nothing
+changed), 3 the service or a worker unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from protocols import ProtocolError
+from schemas.escalation import Actor
+from schemas.process_models import (
+    DECISIONS_ID,
+    PRACTICE_ID,
+    AcceptFeedback,
+    AgreeDecisions,
+    DisagreeDecisions,
+    EscalatePractice,
+    GiveFeedback,
+    ProcessResult,
+    ProcessView,
+    WithdrawProcess,
+)
+from schemas.protocol import Protocol
+from starter.cli.common import (
+    EXIT_UNAVAILABLE,
+    ID_MAX,
+    CliError,
+    CliParser,
+    build,
+    describe_validation,
+    event_line,
+    free_text,
+    key,
+    long_day,
+    one_line,
+    past_date,
+    refused,
+    role_names,
+    shown,
+    words,
+)
+from starter.cli.service import BUSY_BACKOFF_S, actor_of, connect_client, no_worker, run_query, unknown
+from starter.escalations import BadInput
+from starter.processes import prepare_decisions, prepare_practice_concern, start_once
+from workflows.process_shell import BUSY, REFUSED
+from workflows.rules import Refused
+
+Run = Callable[[argparse.Namespace], Awaitable[int]]
+
+
+def _id_type(pattern: str, example: str, what: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def parse(text: str) -> str:
+        if len(text) > ID_MAX or not compiled.match(text):
+            raise argparse.ArgumentTypeError(
+                f"{shown(text)} is not {what} id: it looks like {example} (printed when it was started)"
+            )
+        return text
+
+    return parse
+
+
+decisions_id = _id_type(DECISIONS_ID, "dudley-C4F2A9-decisions-0123456789", "a review decisions")
+practice_id = _id_type(PRACTICE_ID, "waltham-forest-practice-0123456789", "a practice concern")
+
+
+def add_commands(
+    sub: Any, command: Callable[..., argparse.ArgumentParser], conn: CliParser, actor: CliParser
+) -> None:
+    """The two command groups, on the main parser's subcommands (``command`` as ``build_parser``'s)."""
+    group = command("decisions", _needs_command, "review decisions deemed agreed unless disagreed in time")
+    dsub = group.add_subparsers(
+        dest="decisions_command", metavar="COMMAND", required=True, parser_class=CliParser
+    )
+    ident = CliParser(add_help=False)
+    ident.add_argument("id", help="e.g. dudley-C4F2A9-decisions-0123456789", type=decisions_id)
+
+    def sub_command(parent: Any, name: str, run: Run, helptext: str, *parents: CliParser) -> Any:
+        p = parent.add_parser(name, help=helptext, description=helptext, parents=list(parents))
+        p.set_defaults(run=run)
+        return p
+
+    p = sub_command(
+        dsub, "send", cmd_decisions_send, "send a review's decisions to the team manager", actor, conn
+    )
+    p.add_argument("--authority", required=True, help="protocol key, e.g. dudley", type=key)
+    p.add_argument("--child-ref", required=True, help="the child's opaque reference (never a name)", type=key)
+    p.add_argument("--team", type=key)
+    p.add_argument(
+        "--review-date", required=True, type=past_date, metavar="DATE", help="the day the review was held"
+    )
+    p.add_argument("--decisions", required=True, type=free_text, help="the review's decisions")
+    p.add_argument(
+        "--request-id", type=key, help="this request's id: the same id again returns the same process"
+    )
+    p = sub_command(
+        dsub, "agree", cmd_decisions_agree, "agree the decisions (team manager)", ident, actor, conn
+    )
+    p.add_argument("--note", type=free_text)
+    p = sub_command(
+        dsub,
+        "disagree",
+        cmd_decisions_disagree,
+        "disagree in time: opens informal resolution",
+        ident,
+        actor,
+        conn,
+    )
+    p.add_argument("--reason", required=True, type=free_text)
+    p = sub_command(
+        dsub, "withdraw", cmd_withdraw, "withdraw the decisions (the officer)", ident, actor, conn
+    )
+    p.add_argument("--reason", required=True, type=free_text)
+    p = sub_command(dsub, "status", cmd_status, "where the decisions stand", ident, conn)
+    p.add_argument("--json", action="store_true", help="the whole state as JSON")
+    sub_command(dsub, "history", cmd_history, "the timeline, one line per event", ident, conn)
+
+    group = command("practice-concern", _needs_command, "a concern about an officer's own practice")
+    psub = group.add_subparsers(
+        dest="practice_command", metavar="COMMAND", required=True, parser_class=CliParser
+    )
+    ident = CliParser(add_help=False)
+    ident.add_argument("id", help="e.g. waltham-forest-practice-0123456789", type=practice_id)
+    p = sub_command(
+        psub, "raise", cmd_practice_raise, "refer a concern about an officer's practice", actor, conn
+    )
+    p.add_argument("--authority", required=True, help="protocol key, e.g. waltham-forest", type=key)
+    p.add_argument("--about-id", required=True, help="the officer's staff reference", type=key)
+    p.add_argument("--about-role", required=True, help="the officer's role, e.g. iro", type=key)
+    p.add_argument("--summary", required=True, type=free_text, help="what the concern is")
+    p.add_argument("--team", type=key)
+    p.add_argument("--child-ref", type=key, help="the child whose review or conference it concerns, if one")
+    p.add_argument(
+        "--request-id", type=key, help="this request's id: the same id again returns the same process"
+    )
+    p = sub_command(
+        psub,
+        "respond",
+        cmd_practice_respond,
+        "feed back (the investigator, or once escalated)",
+        ident,
+        actor,
+        conn,
+    )
+    p.add_argument("--feedback", required=True, type=free_text)
+    p = sub_command(
+        psub, "accept", cmd_practice_accept, "the feedback resolves it (who raised it)", ident, actor, conn
+    )
+    p.add_argument("--note", type=free_text)
+    p = sub_command(
+        psub, "escalate", cmd_practice_escalate, "not resolved: to the senior manager", ident, actor, conn
+    )
+    p.add_argument("--reason", required=True, type=free_text)
+    p = sub_command(
+        psub, "withdraw", cmd_withdraw, "withdraw the concern (who raised it)", ident, actor, conn
+    )
+    p.add_argument("--reason", required=True, type=free_text)
+    p = sub_command(psub, "status", cmd_status, "where the concern stands", ident, conn)
+    p.add_argument("--json", action="store_true", help="the whole state as JSON")
+    sub_command(psub, "history", cmd_history, "the timeline, one line per event", ident, conn)
+
+
+async def _needs_command(args: argparse.Namespace) -> int:  # argparse requires a subcommand first
+    raise CliError("give a command (see --help)")
+
+
+# --- starting ------------------------------------------------------------------------------------------
+
+
+async def _start(args: argparse.Namespace, prepare: Callable[[str], Any]) -> int:
+    request_id = args.request_id or str(uuid.uuid4())
+    try:
+        inp = prepare(request_id)
+    except ProtocolError as exc:
+        raise CliError(str(exc)) from None
+    except ValidationError as exc:
+        raise CliError(
+            describe_validation(exc, {"review_date": "--review-date", "about.id": "--about-id"})
+        ) from None
+    except BadInput as exc:  # not in the directory, a bad request id or child reference
+        raise CliError(exc.reason) from None
+    except Refused as exc:
+        raise refused(exc.reason) from None
+    client = await connect_client(args)
+    try:
+        started = await start_once(client, inp)
+    except BadInput as exc:
+        raise CliError(exc.reason) from None
+    except RPCError as exc:
+        raise CliError(
+            f"cannot start {inp.process_id}: {exc.message}; retry with --request-id {request_id}",
+            EXIT_UNAVAILABLE,
+        ) from None
+    view = await _settled(args, started.handle)
+    due = f"; due by the end of {long_day(view.deadline_date)}" if view.deadline_date else ""
+    name = role_names(view.authority)
+    print(
+        f"{'already started' if started.existing else 'started'} {view.process_id}: {words(view.status)}, "
+        f"with {', '.join(name(r) for r in view.held_by) or 'nobody'}{due} (--request-id {request_id})"
+    )
+    return 0
+
+
+async def _settled(args: argparse.Namespace, handle: Any) -> ProcessView:
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + min(args.wait, 15.0)
+    while True:
+        view = await _read(args, handle)
+        if (not view.busy and view.timeline) or loop.time() > give_up:
+            return view
+        await asyncio.sleep(0.1)
+
+
+async def cmd_decisions_send(args: argparse.Namespace) -> int:
+    officer = actor_of(args)
+    if args.team is not None and not args.team.strip():
+        raise CliError("--team: give the team's key, or leave it out")
+    return await _start(
+        args,
+        lambda request_id: prepare_decisions(
+            authority=args.authority,
+            child_ref=args.child_ref,
+            team=args.team,
+            officer=officer,
+            review_date=args.review_date,
+            decisions=args.decisions,
+            request_id=request_id,
+        ),
+    )
+
+
+async def cmd_practice_raise(args: argparse.Namespace) -> int:
+    raiser = actor_of(args)
+    about = build(Actor, {"id": "--about-id", "role": "--about-role"}, id=args.about_id, role=args.about_role)
+    return await _start(
+        args,
+        lambda request_id: prepare_practice_concern(
+            authority=args.authority,
+            raised_by=raiser,
+            about=about,
+            team=args.team,
+            child_ref=args.child_ref,
+            summary=args.summary,
+            request_id=request_id,
+        ),
+    )
+
+
+# --- acting ----------------------------------------------------------------------------------------------
+
+
+async def _act(args: argparse.Namespace, action: Any) -> int:
+    """Send ``action`` as the update of its kind; busy refusals are sent again until ``--wait`` runs out."""
+    kind: str = action.kind
+    client = await connect_client(args)
+    handle = client.get_workflow_handle(args.id)
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + args.wait
+    pause, longest = BUSY_BACKOFF_S
+    while True:
+        left = give_up - loop.time()
+        if left <= 0:
+            raise no_worker(args, f"sending {kind} to {args.id}")
+        try:
+            result = await asyncio.wait_for(
+                handle.execute_update(kind, action, result_type=ProcessResult), left
+            )
+            break
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.type == BUSY:
+                await asyncio.sleep(min(pause, max(give_up - loop.time(), 0)))
+                pause = min(pause * 2, longest)
+                continue
+            if isinstance(cause, ApplicationError) and cause.type == REFUSED:
+                raise refused(cause.message) from None
+            raise CliError(f"{args.id} could not {kind.replace('_', ' ')}: {cause or exc}", 1) from None
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise no_worker(args, f"sending {kind} to {args.id}") from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                await _ensure_known(args, handle)
+                raise refused(f"{args.id} has ended; nothing more can be done") from None
+            raise CliError(f"cannot send {kind} to {args.id}: {exc.message}", EXIT_UNAVAILABLE) from None
+    print(f"{args.id}: {result.outcome} ({words(result.status)}, stage {result.stage})")
+    return 0
+
+
+async def _ensure_known(args: argparse.Namespace, handle: Any) -> None:
+    try:
+        await handle.describe(rpc_timeout=timedelta(seconds=args.wait))
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise unknown(args, handle.id) from None
+        raise CliError(f"cannot look up {handle.id}: {exc.message}", EXIT_UNAVAILABLE) from None
+
+
+async def cmd_decisions_agree(args: argparse.Namespace) -> int:
+    return await _act(args, build(AgreeDecisions, actor=actor_of(args), note=args.note or ""))
+
+
+async def cmd_decisions_disagree(args: argparse.Namespace) -> int:
+    return await _act(args, build(DisagreeDecisions, actor=actor_of(args), reason=args.reason))
+
+
+async def cmd_withdraw(args: argparse.Namespace) -> int:
+    return await _act(args, build(WithdrawProcess, actor=actor_of(args), reason=args.reason))
+
+
+async def cmd_practice_respond(args: argparse.Namespace) -> int:
+    return await _act(args, build(GiveFeedback, actor=actor_of(args), feedback=args.feedback))
+
+
+async def cmd_practice_accept(args: argparse.Namespace) -> int:
+    return await _act(args, build(AcceptFeedback, actor=actor_of(args), note=args.note or ""))
+
+
+async def cmd_practice_escalate(args: argparse.Namespace) -> int:
+    return await _act(args, build(EscalatePractice, actor=actor_of(args), reason=args.reason))
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+async def _read(args: argparse.Namespace, handle: Any) -> ProcessView:
+    return await run_query(args, handle, "state", result_type=ProcessView)
+
+
+def status_lines(view: ProcessView) -> list[str]:
+    name = role_names(view.authority)
+    lines = [
+        f"{view.process_id}: {view.authority}, {view.process}"
+        + (f", child {view.child_ref}" if view.child_ref else ""),
+        f"status:     {words(view.status)}"
+        + (f" ({view.outcome.replace('_', ' ')})" if view.outcome else "")
+        + ("  (still recording the last change)" if view.busy else ""),
+        f"stage:      {view.stage_name}",
+        f"held by:    {', '.join(name(r) for r in view.held_by) or 'nobody'}"
+        + (f"; copied: {', '.join(name(r) for r in view.copied)}" if view.copied else ""),
+    ]
+    if view.deadline_date:
+        lines.append(
+            f"deadline:   {long_day(view.deadline_date)} ({view.working_days_left} working days left)"
+        )
+    else:
+        lines.append("deadline:   none running")
+    if view.linked:
+        lines.append(f"opened:     escalation {view.linked} (escalate status {view.linked})")
+    lines.extend(f"{label + ':':<11} {one_line(text)}" for label, text in view.details.items())
+    lines.append(f"flags:      {', '.join(f.value for f in view.flags) or 'none'}")
+    return lines
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    client = await connect_client(args)
+    view = await _read(args, client.get_workflow_handle(args.id))
+    if args.json:
+        print(view.model_dump_json(indent=2))
+        return 0
+    print("\n".join(status_lines(view)))
+    print("last events:")
+    for entry in view.timeline[-5:]:
+        print("  " + event_line(entry))
+    return 0
+
+
+async def cmd_history(args: argparse.Namespace) -> int:
+    client = await connect_client(args)
+    view = await _read(args, client.get_workflow_handle(args.id))
+    for label, text in view.details.items():
+        print(f"{label}: {one_line(text)}")
+    for entry in view.timeline:
+        print(event_line(entry))
+    return 0
+
+
+# --- protocol show -----------------------------------------------------------------------------------------
+
+
+def protocol_process_lines(p: Protocol) -> list[str]:
+    """The ``deemed_agreement`` and ``practice_concerns`` blocks for ``escalate protocol show``."""
+
+    def who(roles: list[str]) -> str:
+        return ", ".join(f"{p.role_name(r)} [{r}]" for r in roles) or "nobody"
+
+    out: list[str] = []
+    d = p.deemed_agreement
+    if d is None:
+        out.append("review decisions deemed agreed: not run under this protocol")
+    else:
+        out += [
+            f"review decisions deemed agreed ({d.label}; case note type: {d.case_note_type}):",
+            f"  sent by: {who(d.officer_roles)}; to: {who(d.sent_to)}; cc: {who(d.cc)}",
+            f"  time to disagree: {d.working_days} working day{'' if d.working_days == 1 else 's'}; a "
+            f"disagreement opens track {d.resolution_track}, category: {d.resolution_category}",
+        ]
+        if d.note:
+            out.append(f"  note: {one_line(d.note)}")
+    c = p.practice_concerns
+    if c is None:
+        out.append("concerns about an officer's practice: not run under this protocol")
+    else:
+        after = f"{c.escalation_working_days} working days" if c.escalation_working_days else "no set time"
+        out += [
+            f"concerns about an officer's practice ({c.label}; escalated: {c.escalation_label}):",
+            f"  about: {who(c.about_roles)}; raised by: {who(c.raised_by) if c.raised_by else 'any role'}",
+            f"  investigated by: {who(c.investigated_by)} within {c.working_days} working days; then "
+            f"{who(c.escalates_to)} ({after}); cc: {who(c.cc)}",
+        ]
+        if c.note:
+            out.append(f"  note: {one_line(c.note)}")
+    return out
