@@ -92,42 +92,60 @@ def on_delivery(
     stage_seq = _stage_notice_seq(s)
     holds = stage_seq is not None and any(p.seq == stage_seq for p in pending) and _hold_clock(c)
     if stall is None:
-        reason = why.reason if why else "a notice could not go out"
         s.stall = Stall(
-            reason=reason, since=now, notices=pending, clock_held=holds, retry_at=now + retry_after(1)
+            reason=why.reason if why else "a notice could not go out",
+            since=now,
+            notices=pending,
+            clock_held=holds,
+            retry_at=now + retry_after(1),
         )
         c.flag(Flag.STALLED)
-        roles = s.protocol.role_names(sorted({r for p in pending for r in p.to if r != RAISING_OFFICER}))
-        clock = (
-            f" The time of {current_stage(s).name} has not begun: it runs from when the notice goes out."
-            if holds
-            else ""
+    else:
+        attempts = stall.attempts + 1
+        s.stall = stall.model_copy(
+            update={
+                "reason": why.reason if why else stall.reason,
+                "notices": pending,
+                "clock_held": stall.clock_held or holds,
+                "attempts": attempts,
+                "retry_at": now + retry_after(attempts),
+            }
         )
-        detail = f" ({why.detail})" if why and why.detail else ""
-        entry = c.event(
-            EventKind.STALLED,
-            f"Stalled: {reason}. The notice to {roles or 'the officer'} could not go out{detail}.{clock} "
-            "It is tried again, and at once when the directory is synced.",
-            data={"reason": reason, "notices": [p.seq for p in pending]},
-        )
-        # Told separately, so that one who cannot be reached does not keep the other from being told.
-        c.effects.append(Notify(entry_seq=entry.seq, kind=entry.kind, to=[RAISING_OFFICER]))
-        qa = [r for r in s.protocol.breach_notify if r != RAISING_OFFICER]
-        if qa:
-            c.effects.append(Notify(entry_seq=entry.seq, kind=entry.kind, to=qa))
-        c.outcome = f"stalled: {reason}"
-        return c.decision()
-    attempts = stall.attempts + 1
-    s.stall = stall.model_copy(
-        update={
-            "reason": why.reason if why else stall.reason,
-            "notices": pending,
-            "clock_held": stall.clock_held or holds,
-            "attempts": attempts,
-            "retry_at": now + retry_after(attempts),
-        }
-    )
+    held = {_key(p) for p in before}
+    fresh = [
+        n for n in attempted if _key(n) in failed and _key(n) not in held and n.kind not in _ABOUT_STALLS
+    ]
+    if fresh and why is not None:
+        _tell(c, why, fresh, holds)
     return c.decision()
+
+
+_ABOUT_STALLS = (EventKind.STALLED, EventKind.NOTICES_DELIVERED)
+"""Notices about the stall itself: when they cannot go out either, they wait without a new event."""
+
+
+def _tell(c: _Change, why: Undelivered, fresh: list[Notify], holds: bool) -> None:
+    """Record (and tell the officer and the QA roles) that notices could not go out."""
+    s = c.s
+    roles = s.protocol.role_names(sorted({r for n in fresh for r in n.to if r != RAISING_OFFICER}))
+    clock = (
+        f" The time of {current_stage(s).name} has not begun: it runs from when its notice goes out."
+        if holds
+        else ""
+    )
+    detail = f" ({why.detail})" if why.detail else ""
+    entry = c.event(
+        EventKind.STALLED,
+        f"Stalled: {why.reason}. The notice to {roles or 'the officer'} could not go out{detail}.{clock} "
+        "It is tried again, and at once when the directory is synced.",
+        data={"reason": why.reason, "notices": [n.entry_seq for n in fresh]},
+    )
+    # Told separately, so that one who cannot be reached does not keep the other from being told.
+    c.effects.append(Notify(entry_seq=entry.seq, kind=entry.kind, to=[RAISING_OFFICER]))
+    qa = [r for r in s.protocol.breach_notify if r != RAISING_OFFICER]
+    if qa:
+        c.effects.append(Notify(entry_seq=entry.seq, kind=entry.kind, to=qa))
+    c.outcome = f"stalled: {why.reason}"
 
 
 def still_stalled(state: EscalationState, why: Undelivered, now: datetime) -> Decision:
