@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
@@ -32,7 +33,7 @@ from schemas.schedule import ScheduleRequest
 from starter.directory_sync import sync_directory as sync_command
 from tests.databases import DIRECTORIES, migrated_engine
 from tests.driver import make_raise
-from tests.smtp_server import Capture
+from tests.smtp_server import Capture, start_capture
 from tests.workflow_harness import Run, replay, with_unique_id
 from worker import build_worker
 from workflows.escalation import WORKFLOW_TYPE
@@ -203,3 +204,50 @@ async def test_an_unfilled_role_stalls_visibly_and_a_directory_sync_starts_the_c
         assert len(subjects) == 3, subjects
         assert sum("escalated to you" in s for s in subjects) == 1, subjects
         assert any(f"{moving.deadline_date:%-d %B %Y}" in s for s in subjects), subjects
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_mail_server_down_for_a_while_starts_the_stages_clock_when_it_is_back(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, engine: Engine, directories: Path
+) -> None:
+    capture = Capture()
+    server = start_capture(capture)
+    port = server.port
+    async with escalation(time_skipping_env, engine, directories, port, raise_for_team_a(), tmp_path) as run:
+        await delivered(capture, email(holder("social_worker")))
+        informal = await run.view()
+        # Past the informal stage's reminder, then the mail server goes down.
+        assert informal.deadline is not None
+        await run.skip_to(informal.deadline - timedelta(hours=1))
+        await run.eventually(lambda v: any(e.kind is EventKind.REMINDER for e in v.timeline))
+        await delivered(capture, email("glo-team-manager-a"))
+        server.stop()
+        await run.skip_past_deadline()
+
+        stalled = await run.eventually(lambda v: v.stalled is not None, timeout=30)
+        assert stalled.stage == "formal-1" and stalled.deadline is None
+        assert stalled.stalled == "stalled: the mail server cannot take mail"
+        # Down for hours: tried again and again meanwhile, the stage's time has still not begun.
+        await run.skip_to(await run.now() + timedelta(hours=5))
+        waiting = await run.view()
+        assert waiting.stalled is not None and waiting.deadline is None and waiting.stage == "formal-1"
+
+        back = Controller(capture, hostname="127.0.0.1", port=port)
+        back.start()
+        try:
+            back_at = await run.now()
+            await run.skip_to(back_at + timedelta(hours=1, minutes=1))  # the next try comes within the hour
+            moving = await run.eventually(lambda v: v.stalled is None)
+            sent = latest(moving, EventKind.SENT_TO_STAGE)
+            assert sent.stage == "formal-1" and sent.at >= back_at
+            assert moving.deadline_date == due_date_from(sent.at)
+            assert moving.total_deadline_date == due_date_from(sent.at, 20)
+            # The stall's own notices (to the officer and the QA role) went out once it was back.
+            await delivered(capture, email("glo-iro-a"))
+            told = [d for d in capture.deliveries if "stalled" in str(d.message["Subject"])]
+            assert {r for d in told for r in d.rcpt_tos} == {
+                email("glo-iro-a"),
+                email(holder("head_of_independent_reviewing_service")),
+            }
+        finally:
+            back.stop()
