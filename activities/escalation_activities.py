@@ -1,11 +1,12 @@
 """The activities of EscalationWorkflow: the only places that touch the clock's data, records and mail.
 
 Errors are sorted for Temporal's retries: a database or mail server that is down, or a role nobody holds
-yet, is retried until it recovers (the escalation waits; nobody is skipped); data that can never be
-written or sent (a ``ValueError``, including a date past the calendar's end) and errors in this code (a
-``TypeError``, ``KeyError``, ``AttributeError`` or ``ArithmeticError``) fail at once with a non-retryable
-``InvalidInput`` error that names the problem. Anything else (``OSError``, a database driver's operational
-error, an SMTP error) is retried.
+yet, is retried until it recovers (the escalation waits; nobody is skipped), except in
+``carry_out_effects_reporting``, which reports undeliverable notices for the escalation to stall visibly;
+data that can never be written or sent (a ``ValueError``, including a date past the calendar's end) and
+errors in this code (a ``TypeError``, ``KeyError``, ``AttributeError`` or ``ArithmeticError``) fail at once
+with a non-retryable ``InvalidInput`` error that names the problem. Anything else (``OSError``, a database
+driver's operational error, an SMTP error) is retried.
 
 Every activity heartbeats every few seconds from a side thread while it works, so that the workflow's
 heartbeat timeout notices a worker that died within seconds instead of waiting out the start-to-close
