@@ -39,6 +39,9 @@ from worker import build_worker
 from workflows.escalation import WORKFLOW_TYPE
 
 OFFICER = Actor(id="glo-iro-a", role="iro")
+UNFILLED = "stall-unfilled-role-then-directory-sync"
+MAIL_DOWN = "stall-mail-server-down-then-back"
+"""The names their histories are recorded under (``RECORD_HISTORIES=1``)."""
 MANAGER_A = "  - {role: team_manager, team: team-a, person: glo-team-manager-a}\n"
 
 
@@ -86,7 +89,13 @@ def raise_for_team_a() -> RaiseConcern:
 
 @asynccontextmanager
 async def escalation(
-    env: WorkflowEnvironment, engine: Engine, directories: Path, port: int, raise_: RaiseConcern, tmp: Path
+    env: WorkflowEnvironment,
+    engine: Engine,
+    directories: Path,
+    port: int,
+    raise_: RaiseConcern,
+    tmp: Path,
+    record_as: str,
 ) -> AsyncIterator[Run]:
     """A worker with the real record store, directory and mail (and the directory sync), and the escalation
     started on it; its history replays on the current code at the end."""
@@ -111,7 +120,7 @@ async def escalation(
             if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                 await handle.terminate("test ended with the escalation still open")
         history = await handle.fetch_history()
-    await replay(history)
+    await replay(history, record_as=record_as)
 
 
 def email(person_id: str) -> str:
@@ -151,7 +160,9 @@ async def test_an_unfilled_role_stalls_visibly_and_a_directory_sync_starts_the_c
     smtp_server: tuple[Capture, int],
 ) -> None:
     capture, port = smtp_server
-    async with escalation(time_skipping_env, engine, directories, port, raise_for_team_a(), tmp_path) as run:
+    async with escalation(
+        time_skipping_env, engine, directories, port, raise_for_team_a(), tmp_path, UNFILLED
+    ) as run:
         informal = await run.view()
         assert informal.stage == "informal"
         await delivered(capture, email(holder("social_worker")))
@@ -213,7 +224,9 @@ async def test_a_mail_server_down_for_a_while_starts_the_stages_clock_when_it_is
     capture = Capture()
     server = start_capture(capture)
     port = server.port
-    async with escalation(time_skipping_env, engine, directories, port, raise_for_team_a(), tmp_path) as run:
+    async with escalation(
+        time_skipping_env, engine, directories, port, raise_for_team_a(), tmp_path, MAIL_DOWN
+    ) as run:
         await delivered(capture, email(holder("social_worker")))
         informal = await run.view()
         # Past the informal stage's reminder, then the mail server goes down.
