@@ -27,6 +27,7 @@ from activities.db import migrate
 from activities.db.base import make_engine
 from activities.db_records import DbRecordStore
 from activities.directory import sync_directories
+from activities.directory_sync import DirectorySyncActivities
 from activities.escalation_activities import EscalationActivities
 from activities.mail import SmtpNotifier
 from activities.recording import FileRecordStore, Notifier, OutboxNotifier, RecordStore
@@ -39,6 +40,7 @@ from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect, temp
 from starter.worker_options import add_arguments, apply_settings
 from workflows.activation_order import ActivationOrderRunner
 from workflows.deemed_agreement import DeemedAgreementWorkflow
+from workflows.directory_sync import DirectorySyncWorkflow
 from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE, EscalationWorkflow
 from workflows.practice_concern import PracticeConcernWorkflow
 
@@ -99,12 +101,17 @@ def build_worker(
     records = records or DbRecordStore(engine)  # type: ignore[arg-type]
     notifier = notifier or SmtpNotifier(engine, settings.smtp)  # type: ignore[arg-type]
     activities = EscalationActivities(records=records, notifier=notifier)
+    workflows: list[type] = list(WORKFLOWS)
+    functions = activities.all()
+    if engine is not None:  # the directory lives in the database: it can be synced while running
+        workflows.append(DirectorySyncWorkflow)
+        functions += DirectorySyncActivities(engine, settings.directory_dir).all()
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=list(WORKFLOWS),
+        workflows=workflows,
         workflow_runner=workflow_runner(),
-        activities=activities.all(),
+        activities=functions,
         activity_executor=ThreadPoolExecutor(max_workers=8),
         max_cached_workflows=max_cached_workflows,
     )

@@ -14,8 +14,8 @@ Protocols name roles, never people. Each authority has a directory file,
 with a message naming the file, the role and the fix); ``sync_directory`` stores it in the database
 (``directory_people``, ``directory_assignments``), replacing what was there for that authority; ``resolve``
 finds the person who holds a role for a team, falling back to the authority-wide holder. A role nobody holds
-raises ``RoleUnfilled``, which the notify activity reports as a retryable error: the escalation's notice
-waits until the directory is filled in and synced.
+raises ``RoleUnfilled``: the notify activities of older escalations retry it; newer ones report it and stall
+visibly until the directory is filled in and synced (``escalate directory sync``).
 """
 
 from __future__ import annotations

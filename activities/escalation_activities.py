@@ -1,11 +1,12 @@
 """The activities of EscalationWorkflow: the only places that touch the clock's data, records and mail.
 
 Errors are sorted for Temporal's retries: a database or mail server that is down, or a role nobody holds
-yet, is retried until it recovers (the escalation waits; nobody is skipped); data that can never be
-written or sent (a ``ValueError``, including a date past the calendar's end) and errors in this code (a
-``TypeError``, ``KeyError``, ``AttributeError`` or ``ArithmeticError``) fail at once with a non-retryable
-``InvalidInput`` error that names the problem. Anything else (``OSError``, a database driver's operational
-error, an SMTP error) is retried.
+yet, is retried until it recovers (the escalation waits; nobody is skipped), except in
+``carry_out_effects_reporting``, which reports undeliverable notices for the escalation to stall visibly;
+data that can never be written or sent (a ``ValueError``, including a date past the calendar's end) and
+errors in this code (a ``TypeError``, ``KeyError``, ``AttributeError`` or ``ArithmeticError``) fail at once
+with a non-retryable ``InvalidInput`` error that names the problem. Anything else (``OSError``, a database
+driver's operational error, an SMTP error) is retried.
 
 Every activity heartbeats every few seconds from a side thread while it works, so that the workflow's
 heartbeat timeout notices a worker that died within seconds instead of waiting out the start-to-close
@@ -24,11 +25,21 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.directory import RoleUnfilled
+from activities.mail import MailUnavailable
 from activities.recording import Notifier, RecordStore
 from activities.working_days import plan_schedule as _plan_schedule
-from schemas.effects import EffectBatch, NotificationInput, RecordEventInput, RefusalInput
+from schemas.effects import (
+    BatchOutcome,
+    DeliveryCheck,
+    EffectBatch,
+    NotificationInput,
+    RecordEventInput,
+    RefusalInput,
+    Undelivered,
+)
 from schemas.schedule import Schedule, ScheduleRequest, ScheduleRequests, Schedules
 
+MAIL_DOWN = "the mail server cannot take mail"
 INVALID_INPUT = "InvalidInput"
 ROLE_UNFILLED = "RoleUnfilled"
 
@@ -131,6 +142,74 @@ class EscalationActivities:
                     done += self.records.append_refusal(item.refusal)
         return done
 
+    @activity.defn(name="carry_out_effects_reporting")
+    def carry_out_effects_reporting(self, batch: EffectBatch) -> BatchOutcome:
+        """``carry_out_effects``, reporting the notices that cannot go out instead of failing on them.
+
+        A notice to a role nobody holds is reported at once; one the mail server cannot take is reported
+        from attempt ``batch.report_undelivered_from_attempt`` on (before it, the batch fails and Temporal
+        retries a short outage), and the batch's later notices are then reported without being tried.
+        Records are never skipped; every item stays idempotent on its own key.
+        """
+        from_attempt = batch.report_undelivered_from_attempt or 1
+        outcome = BatchOutcome()
+        give_up = not activity.in_activity() or activity.info().attempt >= from_attempt
+        mail_down: str | None = None  # once the server is down, the batch's later notices are not tried
+        with _sorted_errors():
+            for item in batch.items:
+                if item.record is not None:
+                    outcome.done += self.records.append_event(item.record)
+                elif item.refusal is not None:
+                    outcome.done += self.records.append_refusal(item.refusal)
+                elif item.notify is not None:
+                    seq, to = item.notify.entry.seq, list(item.notify.to_roles)
+                    if mail_down is not None:
+                        outcome.undelivered.append(
+                            Undelivered(seq=seq, to=to, reason=MAIL_DOWN, detail=mail_down)
+                        )
+                        continue
+                    try:
+                        outcome.done += self.notifier.send(item.notify)
+                    except RoleUnfilled as unfilled:
+                        outcome.undelivered.append(
+                            Undelivered(
+                                seq=seq,
+                                to=to,
+                                reason=unfilled_reason(unfilled),
+                                detail=str(unfilled),
+                                role_unfilled=True,
+                            )
+                        )
+                    except MailUnavailable as down:
+                        if not give_up:
+                            raise
+                        mail_down = str(down)
+                        outcome.undelivered.append(
+                            Undelivered(seq=seq, to=to, reason=MAIL_DOWN, detail=mail_down)
+                        )
+        return outcome
+
+    @activity.defn(name="check_delivery")
+    def check_delivery(self, check: DeliveryCheck) -> BatchOutcome:
+        """Whether notices to ``check.roles`` can go out now, sending nothing: an empty outcome if so,
+        else why not (one ``Undelivered``).
+
+        Run before held notices are sent again, so that a retry that would fail again changes nothing
+        in the escalation's record.
+        """
+        checker = getattr(self.notifier, "check", None)
+        if checker is None:  # a notifier that needs neither directory nor mail server
+            return BatchOutcome()
+        with _sorted_errors():
+            try:
+                checker(check.authority, check.team, check.officer_id, check.roles)
+            except RoleUnfilled as unfilled:
+                why = Undelivered(seq=0, reason=unfilled_reason(unfilled), detail=str(unfilled))
+                return BatchOutcome(undelivered=[why.model_copy(update={"role_unfilled": True})])
+            except MailUnavailable as down:
+                return BatchOutcome(undelivered=[Undelivered(seq=0, reason=MAIL_DOWN, detail=str(down))])
+        return BatchOutcome()
+
     def all(self) -> list[Callable[..., Any]]:
         return [
             plan_schedule,
@@ -139,4 +218,17 @@ class EscalationActivities:
             self.record_refusal,
             self.send_notification,
             self.carry_out_effects,
+            self.carry_out_effects_reporting,
+            self.check_delivery,
         ]
+
+
+def _mail_down(seq: int, to: list[str], detail: str) -> Undelivered:
+    return Undelivered(seq=seq, to=to, reason=MAIL_DOWN, detail=detail)
+
+
+def unfilled_reason(unfilled: RoleUnfilled) -> str:
+    """``nobody holds <role> for <team>`` (keys only: no personal data), as an escalation shows it."""
+    if unfilled.person_id is not None:
+        return f"the raising officer is not in the {unfilled.authority} directory"
+    return f"nobody holds {unfilled.role} for {unfilled.team or unfilled.authority}"

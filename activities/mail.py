@@ -79,6 +79,7 @@ __all__ = [
     "MESSAGE_POLICY",
     "TEMPLATES_DIR",
     "InvalidNotification",
+    "MailUnavailable",
     "ProtocolUnavailable",
     "RenderedMail",
     "ReplyTokenInfo",
@@ -111,6 +112,11 @@ _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 class InvalidNotification(ValueError):
     """The notification cannot be sent as it is (template error, invalid address): retrying will not help."""
+
+
+class MailUnavailable(ConnectionError):
+    """The mail server cannot be reached or will not take mail now (connection, TLS, login, a temporary
+    refusal): retryable; a batch that reports undelivered notices reports it instead once it lasts."""
 
 
 class ProtocolUnavailable(RuntimeError):
@@ -493,7 +499,7 @@ class SmtpNotifier:
             session.execute(insert(ReplyToken), [_values(t) for t in tokens])
             logged = self._logged(session, messages[0][1].message_id)
             sent = 0
-            with self._connect() as smtp:
+            with self._reachable() as smtp:
                 for i, (person, log, message) in enumerate(messages):
                     following = messages[i + 1][1].message_id if i + 1 < len(messages) else None
                     if logged:  # a concurrent attempt got there first
@@ -590,6 +596,33 @@ class SmtpNotifier:
             raise InvalidNotification(f"cannot address the {n.kind.value!r} notification: {exc}") from exc
         return message
 
+    def check(self, authority: str, team: str | None, officer_id: str, roles: list[str]) -> None:
+        """Raise ``RoleUnfilled`` if nobody holds one of ``roles``, or ``MailUnavailable`` if the mail
+        server cannot be reached now; send nothing."""
+        protocol = self.protocols(authority)
+        with self.engine.connect() as connection, Session(bind=connection) as session:
+            resolve_roles(session, authority, team, roles, officer_id=officer_id, protocol=protocol)
+        with self._reachable() as smtp:
+            try:
+                code, reply = smtp.noop()
+            except (OSError, smtplib.SMTPException) as exc:
+                raise self._unavailable(exc) from exc
+            if code != 250:
+                raise MailUnavailable(self._where() + f" answered NOOP with {code} {reply!r}")
+
+    def _where(self) -> str:
+        return f"the mail server {self.smtp.host}:{self.smtp.port}"
+
+    def _unavailable(self, exc: BaseException) -> MailUnavailable:
+        return MailUnavailable(f"{self._where()} cannot take mail now: {type(exc).__name__}: {exc}")
+
+    def _reachable(self) -> smtplib.SMTP:
+        """``_connect``, its failures raised as ``MailUnavailable``."""
+        try:
+            return self._connect()
+        except (OSError, smtplib.SMTPException) as exc:
+            raise self._unavailable(exc) from exc
+
     def _connect(self) -> smtplib.SMTP:
         s = self.smtp
         conn: smtplib.SMTP
@@ -617,7 +650,9 @@ class SmtpNotifier:
                     f"the mail server permanently refused {person.id!r} ({person.email}): {exc.recipients}; "
                     "fix the address in the directory"
                 ) from exc
-            raise
+            raise self._unavailable(exc) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise self._unavailable(exc) from exc
 
     @staticmethod
     def _logged(session: Session, message_id: str) -> bool:

@@ -167,3 +167,35 @@ class EffectBatch(_Model):
     """
 
     items: list[EffectItem]
+    report_undelivered_from_attempt: int | None = Field(
+        default=None,
+        description="For ``carry_out_effects_reporting``: from this attempt of the activity on, a mail "
+        "server that is down is reported in ``BatchOutcome`` (a role nobody holds at once) instead of "
+        "failing the batch for Temporal to retry.",
+    )
+
+
+class Undelivered(_Model):
+    """A notice that could not go out, and why (role and team keys only: no personal data)."""
+
+    seq: int = Field(description="The timeline entry the notice tells of.")
+    reason: str = Field(description="Short, in keys: 'nobody holds team_manager for team-a'.")
+    detail: str = Field(default="", description="The whole error, with how to fix it.")
+    to: list[str] = Field(default_factory=list, description="The notice's ``to`` roles (of its entry's).")
+    role_unfilled: bool = Field(default=False, description="Nobody holds a role (else: mail unavailable).")
+
+
+class BatchOutcome(_Model):
+    """What a batch reporting undelivered notices did: how many items were new, and what could not go out."""
+
+    done: int = 0
+    undelivered: list[Undelivered] = Field(default_factory=list)
+
+
+class DeliveryCheck(_Model):
+    """Can notices to these roles go out now? (Directory and mail server checked; nothing is sent.)"""
+
+    authority: str
+    team: str | None
+    officer_id: str
+    roles: list[str]

@@ -73,6 +73,8 @@ class Flag(StrEnum):
     EXCEPTIONAL_DECISION_DUE = "exceptional_decision_due"
     """The next stage is used only in exceptional circumstances: the escalation waits for the officer to
     decide whether they are (``escalate`` with ``exceptional``) instead of climbing on its own."""
+    STALLED = "stalled"
+    """A notice could not go out (a role nobody holds, the mail server down): see ``stall``."""
 
 
 class EventKind(StrEnum):
@@ -113,6 +115,8 @@ class EventKind(StrEnum):
     PRACTICE_FEEDBACK = "practice_feedback"
     PRACTICE_ESCALATED = "practice_escalated"
     PRACTICE_RESOLVED = "practice_resolved"
+    STALLED = "stalled"
+    NOTICES_DELIVERED = "notices_delivered"
 
 
 # --- Actions (update and signal payloads) -------------------------------------------------------------
@@ -335,6 +339,32 @@ class TimelineEntry(_Model):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class PendingNotice(_Model):
+    """A notice that could not go out yet: the timeline entry it tells of and whom it tells."""
+
+    seq: int
+    kind: EventKind
+    to: list[str]
+    cc: list[str] = Field(default_factory=list)
+
+
+class Stall(_Model):
+    """Notices waiting to go out, and why; while the stage's own notice waits, its clock does not run."""
+
+    reason: str = Field(description="Why, in role and team keys: 'nobody holds team_manager for team-a'.")
+    since: datetime
+    notices: list[PendingNotice] = Field(default_factory=list)
+    clock_held: bool = Field(
+        default=False, description="The stage's notice to its recipients is waiting: its time has not begun."
+    )
+    attempts: int = 1
+    retry_at: datetime = Field(description="When delivery is tried again (sooner on a redeliver signal).")
+
+    @property
+    def shown(self) -> str:
+        return f"stalled: {self.reason}"
+
+
 class Refusal(_Model):
     at: datetime
     action: str
@@ -407,6 +437,7 @@ class EscalationState(_Model):
     problems: list[str] = Field(
         default_factory=list, description="Records or notices that failed for good: for the engineers."
     )
+    stall: Stall | None = Field(default=None, description="Notices waiting to go out (see ``Stall``).")
 
 
 # --- Query results --------------------------------------------------------------------------------------
@@ -440,6 +471,9 @@ class EscalationView(_Model):
     refusals: list[Refusal]
     problems: list[str] = Field(default_factory=list)
     busy: bool = Field(default=False, description="Still carrying out the last change (recording, sending).")
+    stalled: str | None = Field(
+        default=None, description="'stalled: <why>' while a notice cannot go out, else None."
+    )
     concern: Concern | None = Field(
         default=None, description="The concern as raised: summary, impact on the child, what is asked, views."
     )

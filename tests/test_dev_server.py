@@ -122,7 +122,7 @@ async def test_refused_update_leaves_history_exactly_unchanged(
     assert "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED" in added
     assert "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED" in added
     assert added[-1] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
-    assert "carry_out_effects" in activity_types(final[len(before) :])
+    assert "carry_out_effects_reporting" in activity_types(final[len(before) :])
     assert run.records.events(raise_.escalation_id)[-1].entry.kind is EventKind.WITHDRAWN
 
 
@@ -155,7 +155,7 @@ async def test_refused_signal_is_recorded_but_changes_only_refusals(
         signaled = [e for e in added if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
         assert len(signaled) == 1
         assert signaled[0].workflow_execution_signaled_event_attributes.signal_name == "refer_to_cafcass"
-        assert activity_types(added) == ["carry_out_effects"]  # the refusal's record, nothing else
+        assert activity_types(added) == ["carry_out_effects_reporting"]  # the refusal's record, nothing else
 
         assert run.records.events(raise_.escalation_id) == records_before
         assert run.outbox.sent(raise_.escalation_id) == mails_before

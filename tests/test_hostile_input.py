@@ -169,6 +169,8 @@ async def test_an_action_whose_deadline_cannot_be_placed_is_not_adopted(
             acts.record_refusal,
             acts.send_notification,
             acts.carry_out_effects,
+            acts.carry_out_effects_reporting,
+            acts.check_delivery,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=4),
     ):
@@ -262,7 +264,7 @@ async def test_a_long_activity_heartbeats_so_a_dead_worker_is_noticed_in_seconds
                     break
                 assert asyncio.get_running_loop().time() < deadline, f"no heartbeat: {pending}"
                 await asyncio.sleep(0.2)
-            assert beats[0].activity_type.name == "carry_out_effects"  # held in its notice
+            assert beats[0].activity_type.name == "carry_out_effects_reporting"  # held in its notice
             history = await run.handle.fetch_history()
             scheduled = [
                 e.activity_task_scheduled_event_attributes

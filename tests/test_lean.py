@@ -42,7 +42,7 @@ async def test_the_standard_lifecycle_is_lean(time_skipping_env: WorkflowEnviron
         events = (await run.handle.fetch_history()).events
     activities = [e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
     names = {e.activity_task_scheduled_event_attributes.activity_type.name for e in activities}
-    assert names == {"plan_schedules", "carry_out_effects"}, names
+    assert names == {"plan_schedules", "carry_out_effects_reporting"}, names
     # One activity per transition (raise, respond, escalate, respond, note, accept), and one more where a
     # transition places deadlines (raise, escalate).
     assert len(activities) == 8, sorted(names)

@@ -805,6 +805,8 @@ NOTIFIED_KINDS = {
     EventKind.WITHDRAWN,
     EventKind.CLOSED,
     EventKind.NOTE,
+    EventKind.STALLED,
+    EventKind.NOTICES_DELIVERED,
 }
 """Every kind the rules notify (``to=`` in ``workflows/rules/``), plus those moved into by ``_move``."""
 OWN_TEMPLATES = NOTIFIED_KINDS | {EventKind.RAISED}

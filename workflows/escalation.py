@@ -33,6 +33,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from schemas.bounds import LEGACY
     from schemas.effects import (
+        BatchOutcome,
+        DeliveryCheck,
         Effect,
         EffectBatch,
         EffectItem,
@@ -44,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         RecordEventInput,
         RecordRefusal,
         RefusalInput,
+        Undelivered,
     )
     from schemas.escalation import (
         Action,
@@ -82,6 +85,16 @@ passing holds for the officer's decision; escalating into it needs ``exceptional
 than the raising officer (the officer is told of the answer and the resolution). Passed to the rules as
 ``start/handle/check/on_timer(..., honour=...)``. Decided when the workflow is constructed, with the
 others, as the start decision needs it."""
+STALL_AWARE = "stall-aware-delivery-2026-12"
+"""Patch id: in escalations started with it, a notice that cannot go out (a role nobody holds at once; the
+mail server down for longer than a few quick retries) does not hold the transition's batch in Temporal's
+retries: the batch reports it, the escalation stalls visibly (``rules.on_delivery``: a stage whose own
+notice waits has no deadline running), and the held notices are tried again on a durable timer with
+backoff or at once on the ``redeliver`` signal, after a ``check_delivery`` that sends nothing."""
+REDELIVER = "redeliver"
+"""Signal (no payload): try held notices now (``escalate directory sync`` sends it to stalled escalations)."""
+MAIL_ATTEMPTS = 4
+"""Attempts of a batch (1 s, 2 s, 4 s apart) before a mail server that is down stalls the escalation."""
 
 _ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -110,6 +123,7 @@ class EscalationWorkflow:
         self._lean = False
         self._exact = False
         self._honour = False
+        self._stall_aware = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: Any = None
         self._acted_in: tuple[int, Any] | None = None
@@ -130,6 +144,7 @@ class EscalationWorkflow:
         self._lean = self._bounded and workflow.patched(LEAN)
         self._exact = self._lean and workflow.patched(EXACT_CLOCK)
         self._honour = self._exact and workflow.patched(HONOURED)
+        self._stall_aware = self._exact and workflow.patched(STALL_AWARE)
         try:
             # The start input was bounded by the front door; it is read as leniently as it was recorded.
             self._input = RaiseConcern.model_validate(_json(raise_), context={LEGACY: True})
@@ -224,6 +239,16 @@ class EscalationWorkflow:
             return
         await self._apply_signal(action)
 
+    @workflow.signal(name=REDELIVER)
+    async def redeliver(self) -> None:
+        """Try the held notices now (a no-op when none are held)."""
+        await workflow.wait_condition(lambda: self._started)
+        if not self._stall_aware:
+            return
+        async with self._lock:
+            if self.state_model.stall is not None:
+                await self._redeliver()
+
     # --- the shell ---------------------------------------------------------------------------------------
 
     @property
@@ -309,11 +334,18 @@ class EscalationWorkflow:
         if wake is not None and wake <= workflow.now():
             async with self._lock:
                 if self._version == seen:
-                    await self._carry_out(
-                        rules.on_timer(
-                            self.state_model, workflow.now(), exact_clock=self._exact, honour=self._honour
+                    stall = self.state_model.stall
+                    if stall is not None and stall.retry_at <= workflow.now():
+                        await self._redeliver()
+                    else:
+                        await self._carry_out(
+                            rules.on_timer(
+                                self.state_model,
+                                workflow.now(),
+                                exact_clock=self._exact,
+                                honour=self._honour,
+                            )
                         )
-                    )
             return
         if wake != self._timer_at:
             if self._timer is not None:
@@ -324,9 +356,6 @@ class EscalationWorkflow:
         await workflow.wait_condition(lambda: self._version != seen or (timer is not None and timer.done()))
         if timer is not None and timer.done():
             self._timer = self._timer_at = None  # fired: the next turn finds its deadline due
-
-    def _on_timer(self) -> rules.Decision:
-        return rules.on_timer(self.state_model, workflow.now(), exact_clock=self._exact, honour=self._honour)
 
     async def _sleep_until(self, wake: Any) -> None:
         await workflow.sleep(wake - workflow.now(), summary="next deadline")
@@ -380,9 +409,12 @@ class EscalationWorkflow:
         self._version += 1
         schedules = iter(placed)
         batch: list[EffectItem | Record] = []
+        notices: list[Notify] = []
         pending = list(decision.effects)
         while pending:
             effect = pending.pop(0)
+            if isinstance(effect, Notify):
+                notices.append(effect)
             if not isinstance(effect, PlanSchedule):
                 # A record waits for the transition's deadlines: its snapshot (the records' row and the
                 # case note) shows the deadline the transition set, such as an approved extension's.
@@ -394,12 +426,64 @@ class EscalationWorkflow:
                 self._state = then.state
                 pending[:0] = then.effects
         items = [self._effect_item(e) if isinstance(e, Record) else e for e in batch]
-        if items:
+        if items and self._stall_aware:
+            await self._carry_out_reporting(items, notices)
+        elif items:
             try:
                 await self._activity("carry_out_effects", EffectBatch(items=items))
             except ActivityError as failed:
                 self._problem(f"records and notices failed and will not be retried: {_cause(failed)}")
         self._update_search_attributes()
+
+    async def _carry_out_reporting(self, items: list[EffectItem], notices: list[Notify]) -> None:
+        """The batch, reporting the notices that could not go out; the rules then stall or unstall."""
+        try:
+            result = await workflow.execute_activity(
+                "carry_out_effects_reporting",
+                EffectBatch(items=items, report_undelivered_from_attempt=MAIL_ATTEMPTS),
+                result_type=BatchOutcome,
+                start_to_close_timeout=_ACTIVITY_TIMEOUT,
+                heartbeat_timeout=_HEARTBEAT_TIMEOUT,
+                retry_policy=_ACTIVITY_RETRY,
+            )
+        except ActivityError as failed:
+            self._mark_acted()
+            self._problem(f"records and notices failed and will not be retried: {_cause(failed)}")
+            return
+        self._mark_acted()
+        outcome = BatchOutcome.model_validate(result)
+        if outcome.undelivered or self.state_model.stall is not None:
+            then = rules.on_delivery(self.state_model, notices, outcome.undelivered, workflow.now())
+            await self._carry_out_lean(then, refusable=False)
+
+    async def _redeliver(self) -> None:
+        """Check that the held notices can go out (sending nothing), then send them, or try later."""
+        s = self.state_model
+        assert s.stall is not None
+        roles = sorted({r for p in s.stall.notices for r in [*p.to, *p.cc]})
+        check = DeliveryCheck(authority=s.protocol.key, team=s.team, officer_id=s.officer.id, roles=roles)
+        self._mark_acted()
+        try:
+            result = await workflow.execute_activity(
+                "check_delivery",
+                check,
+                result_type=BatchOutcome,
+                start_to_close_timeout=_ACTIVITY_TIMEOUT,
+                heartbeat_timeout=_HEARTBEAT_TIMEOUT,
+                retry_policy=_ACTIVITY_RETRY,
+                summary="can held notices go out",
+            )
+            found = BatchOutcome.model_validate(result).undelivered
+        except ActivityError as failed:  # a bug, not an outage (those are retried): try again later
+            self._problem(f"checking whether held notices can go out failed: {_cause(failed)}")
+            found = [Undelivered(seq=0, reason=s.stall.reason)]
+        self._mark_acted()
+        if found:
+            self._state = rules.still_stalled(self.state_model, found[0], workflow.now()).state
+            self._version += 1
+            self._update_search_attributes()
+            return
+        await self._carry_out_lean(rules.redeliver(self.state_model, workflow.now()), refusable=False)
 
     async def _plan_all(self, requests: list[ScheduleRequest]) -> list[Schedule]:
         placed = await workflow.execute_activity(

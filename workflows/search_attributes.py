@@ -1,8 +1,11 @@
 """The escalation's search attributes: what supervisors and engineers filter on in Temporal's visibility.
 
 None holds personal data: authority and track are protocol keys, stage and status are the rules' own
-words, the deadline is a date and flags are fixed names. The child's reference stays out too (it is in
-the workflow id, which is opaque).
+words, the deadline is a date and flags are fixed names, with, while the escalation is stalled, its reason
+in role and team keys (``stalled: nobody holds team_manager for team-a``). The reason rides in the flags,
+already registered, rather than in an attribute of its own: an escalation that upserts an attribute the
+namespace lacks fails its workflow tasks, and namespaces registered before it existed would lack it.
+The child's reference stays out too (it is in the workflow id, which is opaque).
 
 A workflow keeps its attributes up to date only if it was started with them (``initial``), which a
 starter does when the namespace has them registered (``escalate up`` registers them; a production
@@ -64,7 +67,7 @@ def current(state: EscalationState) -> dict[str, Any]:
         STAGE.name: rules.current_stage(state).key,
         STATUS.name: state.status.value,
         DEADLINE.name: running.due_at if running else None,
-        FLAGS.name: sorted(f.value for f in state.flags),
+        FLAGS.name: sorted(f.value for f in state.flags) + ([state.stall.shown] if state.stall else []),
     }
 
 

@@ -41,6 +41,7 @@ from starter.cli.common import (
     wait_seconds,
     whole_number,
 )
+from starter.cli.directory import cmd_directory_sync
 from starter.cli.processes import add_commands as add_process_commands
 from starter.cli.reading import cmd_actions, cmd_history, cmd_list, cmd_status
 from starter.cli.tools import (
@@ -239,6 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     q = psub.add_parser("check", help="validate a protocol file")
     q.add_argument("file", type=Path)
     q.set_defaults(run=cmd_protocol_check)
+
+    p = command("directory", cmd_directory_sync, "the staff directory the worker addresses notices from")
+    dsub = p.add_subparsers(dest="directory_command", metavar="sync", required=True, parser_class=CliParser)
+    q = dsub.add_parser(
+        "sync",
+        parents=[conn],
+        help="reload the directory files on the worker, then send stalled escalations' held notices",
+    )
+    q.add_argument(
+        "--authority", action="append", type=key, help="only this authority (repeatable; default: all)"
+    )
+    q.set_defaults(run=cmd_directory_sync)
 
     p = command("calendar", cmd_calendar_add, "the working-day calendar")
     csub = p.add_subparsers(

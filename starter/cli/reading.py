@@ -73,6 +73,8 @@ def _status_text(view: EscalationView) -> list[str]:
     else:
         lines.append("extension:  none pending")
     lines.append(f"flags:      {', '.join(f.value for f in view.flags) or 'none'}")
+    if view.stalled:
+        lines.append(view.stalled)
     lines.append("last events:")
     lines.extend("  " + event_line(e) for e in view.timeline[-LAST_EVENTS:])
     return lines
@@ -105,7 +107,8 @@ def _list_line(view: EscalationView) -> str:
         if view.deadline_date
         else "no deadline running"
     )
-    flags = f"  [{', '.join(f.value for f in view.flags)}]" if view.flags else ""
+    shown = [f.value for f in view.flags] + ([view.stalled] if view.stalled else [])
+    flags = f"  [{', '.join(shown)}]" if shown else ""
     return (
         f"{view.escalation_id}  {view.status.value}  {view.stage_number}/{view.stage_count} {view.stage}  "
         f"{due}{flags}"

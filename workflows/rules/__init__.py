@@ -73,6 +73,7 @@ from workflows.rules._core import (
     running_schedule,
     track_of,
 )
+from workflows.rules._delivery import on_delivery, redeliver, still_stalled
 from workflows.rules._ladder import start
 
 __all__ = [
@@ -87,11 +88,14 @@ __all__ = [
     "handle",
     "london_today",
     "next_wakeup",
+    "on_delivery",
     "on_scheduled",
     "on_timer",
+    "redeliver",
     "refuse",
     "running_schedule",
     "start",
+    "still_stalled",
     "track_of",
     "view",
     "with_problem",
@@ -201,4 +205,5 @@ def view(state: EscalationState, now: datetime) -> EscalationView:
         timeline=list(state.timeline),
         refusals=list(state.refusals),
         problems=list(state.problems),
+        stalled=state.stall.shown if state.stall else None,
     )

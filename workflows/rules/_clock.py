@@ -72,6 +72,8 @@ def next_wakeup(state: EscalationState) -> datetime | None:
         times.append(hold.remind_at or hold.due_at)
     if state.status is Status.MONITORING and hold and Flag.ACTION_PLAN_DUE not in state.flags:
         times.append(hold.due_at)
+    if state.stall is not None:  # held notices are tried again (by the shell: ``redeliver``)
+        times.append(state.stall.retry_at)
     return min(times) if times else None
 
 
