@@ -107,7 +107,7 @@ class Checked:
     def _loaded(self, _: Page) -> None:
         self.loads += 1
 
-    async def check(self, state: str, screenshot: str = "") -> None:
+    async def check(self, state: str, screenshot: str = "", *, full_page: bool = True) -> None:
         """Run axe-core on the document now shown and fail on any WCAG 2.2 A or AA violation."""
         await self.page.wait_for_load_state("load")
         violations = await self.page.evaluate(AXE_RUN, WCAG_22_A_AA)
@@ -116,7 +116,7 @@ class Checked:
         self.states.append(state)
         if screenshot and screenshots_wanted():
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            await self.page.screenshot(path=str(SCREENSHOTS / f"{screenshot}.png"), full_page=True)
+            await self.page.screenshot(path=str(SCREENSHOTS / f"{screenshot}.png"), full_page=full_page)
 
     def unchecked(self) -> int:
         return self.loads - self.checked

@@ -57,7 +57,7 @@ class Site:
         self.pages.append(page)
         await page.page.goto("/")
         await expect(page.page.get_by_role("heading", name="Sign in")).to_be_visible()
-        await page.check("sign-in page", screenshot="sign-in")
+        await page.check("sign-in page", screenshot="sign-in", full_page=False)
         await page.page.get_by_label(who, exact=True).check()
         await page.page.get_by_role("button", name="Sign in").click()
         await expect(page.page.get_by_role("heading", name="Waiting for me")).to_be_visible()
@@ -311,7 +311,7 @@ async def test_every_authority_protocol_page(site: Site) -> None:
     await expect(stages).to_have_count(5)
     level2 = stages.nth(2)
     await expect(level2).to_contain_text(
-        "Formal Level 2: Formal Level 2 - Head of Service and Service Manager"
+        "Step 3 of 5 Formal Level 2 - Head of Service and Service Manager"
     )
     await expect(level2).to_contain_text("Head of Service (operational), Service Manager")
     await expect(level2).to_contain_text("Director of Safeguarding and Care")
@@ -345,7 +345,7 @@ async def test_error_pages_in_the_browser(site: Site) -> None:
     await visitor.check("sign-in page, not signed in")
     await v.get_by_role("button", name="Sign in").click()  # nobody chosen
     await expect(v.locator(".govuk-error-summary")).to_contain_text("Select who you are")
-    await visitor.check("sign-in with nobody chosen", screenshot="sign-in-error")
+    await visitor.check("sign-in with nobody chosen", screenshot="sign-in-error", full_page=False)
     await v.get_by_role("link", name="Select who you are").click()
     await expect(v.locator("input[name=person]").first).to_be_focused()
     # A form whose CSRF token is no longer the session's (signed out in another tab, say).

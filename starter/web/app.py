@@ -55,6 +55,11 @@ def create_app(application: Application, settings: WebSettings) -> FastAPI:
     web.include_router(protocol.api_router)
     web.mount("/static", StaticFiles(directory=str(pages_static())), name="static")
 
+    @web.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        """The process serves (for a container's health check); touches neither Temporal nor the database."""
+        return Response("ok\n", media_type="text/plain")
+
     @web.get("/assets/govuk-frontend.css", include_in_schema=False)
     async def stylesheet() -> Response:
         return Response(assets.stylesheet(), media_type="text/css", headers={"Cache-Control": "max-age=3600"})

@@ -98,7 +98,8 @@ def stage_view(protocol: Protocol, number: int, stage: Stage) -> StageView:
     tags = ["Formal" if stage.formal else "Informal"]
     if stage.exceptional:
         tags.append("Exceptional")
-    heading = stage.label if stage.label and stage.label != stage.name else f"Stage {number}"
+    label = stage.label or stage.name
+    heading = stage.name if stage.name.startswith(label) else f"{label}: {stage.name}"
     return StageView(number, stage.key, heading, stage.name, tags, rows, stage.note)
 
 
