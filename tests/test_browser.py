@@ -310,9 +310,7 @@ async def test_every_authority_protocol_page(site: Site) -> None:
     stages = p.locator(".app-ladder__stage")
     await expect(stages).to_have_count(5)
     level2 = stages.nth(2)
-    await expect(level2).to_contain_text(
-        "Step 3 of 5 Formal Level 2 - Head of Service and Service Manager"
-    )
+    await expect(level2).to_contain_text("Step 3 of 5 Formal Level 2 - Head of Service and Service Manager")
     await expect(level2).to_contain_text("Head of Service (operational), Service Manager")
     await expect(level2).to_contain_text("Director of Safeguarding and Care")
     await expect(level2).to_contain_text("5 working days")
