@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from app.errors import NotSignedIn
 from protocols import ProtocolError, available_protocols, load_protocol
@@ -216,14 +216,12 @@ async def protocol_page(request: Request, key: str) -> Response:
     )
 
 
-@api_router.get("/protocols/{key}")
-async def protocol_json(request: Request, key: str) -> dict[str, Any]:
+@api_router.get("/protocols/{key}", response_model=None)
+async def protocol_json(request: Request, key: str) -> dict[str, Any] | JSONResponse:
     """An authority's validated protocol (every field, as ``escalate protocol show KEY --json``)."""
     if person_of(request) is None:
         raise NotSignedIn("Sign in first.")
     protocol = _load(key)
     if protocol is None:
-        from fastapi import HTTPException
-
-        raise HTTPException(404, "There is no such protocol.")
+        return JSONResponse({"error": "NotFound", "message": "There is no such protocol."}, status_code=404)
     return protocol.model_dump(mode="json")
