@@ -1,5 +1,6 @@
-# The escalation engine's image: the Temporal worker (`python worker.py`, the default command) and the
-# record store's migrations (`python -m activities.db.migrate upgrade`). See docs/deploy.md.
+# The escalation engine's image: the Temporal worker (`python worker.py`, the default command), the
+# record store's migrations (`python -m activities.db.migrate upgrade`) and the web app
+# (`python -m starter.web`). See docs/deploy.md.
 #
 # Built and run with docker-compose.yml; untested on the development machines, which have no Docker engine.
 
@@ -25,6 +26,14 @@ COPY workflows ./workflows
 # Every dependency of this project ships as a wheel (psycopg2-binary included), so no compiler is needed.
 RUN pip install . \
     && python -c "import activities, protocols, schemas, starter, workflows, worker"
+# The web app's GOV.UK Frontend assets, from npm at the version package-lock.json pins (no dev packages);
+# npm stays in this stage, only the compiled assets reach the image.
+COPY package.json package-lock.json ./
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends npm \
+    && npm ci --omit=dev --no-audit --no-fund --loglevel=error \
+    && test -f node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.css \
+    && rm -rf /var/lib/apt/lists/*
 
 # ---- runtime --------------------------------------------------------------------------------------------
 FROM python:3.11.14-slim-bookworm AS runtime
@@ -57,6 +66,7 @@ COPY protocols ./protocols
 COPY schemas ./schemas
 COPY starter ./starter
 COPY workflows ./workflows
+COPY --from=build /src/node_modules/govuk-frontend/dist ./node_modules/govuk-frontend/dist
 
 USER escalation:escalation
 

@@ -23,9 +23,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-LONG_RUNNING = {"postgresql", "temporal", "temporal-ui", "worker", "mailpit"}
+LONG_RUNNING = {"postgresql", "temporal", "temporal-ui", "worker", "web", "mailpit"}
 ONE_SHOT = {"temporal-admin-tools", "temporal-create-namespace", "migrate"}
-APP_SERVICES = {"migrate", "worker"}
+APP_SERVICES = {"migrate", "worker", "web"}
 
 # Files whose environment variables the deployment must provide (or document) in .env.example.
 SETTINGS_SOURCES = [
@@ -35,9 +35,12 @@ SETTINGS_SOURCES = [
     ROOT / "starter" / "connection.py",
     ROOT / "starter" / "codec.py",
     ROOT / "starter" / "codec_server.py",
+    ROOT / "starter" / "web" / "settings.py",
 ]
 CODEC_SERVER_ONLY = ROOT / "starter" / "codec_server.py"
 """The codec server is not part of the Compose deployment yet: the worker does not read its settings."""
+WEB_ONLY = ROOT / "starter" / "web" / "settings.py"
+"""The web app's own settings: the web service reads them, the worker does not."""
 ENV_READ = re.compile(
     r"""(?:os\.environ\.get|os\.getenv|os\.environ\[|_env)\(?\s*["']([A-Z][A-Z0-9_]*)["']"""
 )
@@ -184,10 +187,11 @@ def test_ports_are_published_only_where_intended_and_on_loopback(
     services: dict[str, dict[str, Any]],
 ) -> None:
     published = {name: _published(s) for name, s in services.items() if s.get("ports")}
-    assert set(published) == {"temporal", "temporal-ui", "mailpit"}
+    assert set(published) == {"temporal", "temporal-ui", "web", "mailpit"}
     assert [p[2] for p in published["temporal"]] == ["7233"]
     assert [p[2] for p in published["temporal-ui"]] == ["8080"]
     assert [p[2] for p in published["mailpit"]] == ["8025"]  # the web UI; SMTP stays internal
+    assert [p[2] for p in published["web"]] == ["8000"]
     for name, ports in published.items():
         for host_ip, _, _ in ports:
             assert host_ip == "127.0.0.1", f"{name}: publish on 127.0.0.1 only, not {host_ip or 'all'}"
@@ -205,6 +209,11 @@ def test_dependencies_wait_for_the_right_conditions(services: dict[str, dict[str
         "temporal-ui": {"temporal": "service_healthy"},
         "migrate": {"postgresql": "service_healthy"},
         "worker": {
+            "temporal": "service_healthy",
+            "temporal-create-namespace": "service_completed_successfully",
+            "migrate": "service_completed_successfully",
+        },
+        "web": {
             "temporal": "service_healthy",
             "temporal-create-namespace": "service_completed_successfully",
             "migrate": "service_completed_successfully",
@@ -293,7 +302,7 @@ def test_the_migrate_job_connects_as_the_owner_and_the_worker_as_a_role_that_own
 
 def test_the_worker_gets_every_setting_the_code_reads(services: dict[str, dict[str, Any]]) -> None:
     worker_env = _environment(services["worker"])
-    missing = _variables_read_by_the_code(exclude=CODEC_SERVER_ONLY) - set(worker_env)
+    missing = _variables_read_by_the_code(exclude={CODEC_SERVER_ONLY, WEB_ONLY}) - set(worker_env)
     assert not missing, f"docker-compose.yml's worker lacks {sorted(missing)}"
     for key, value in worker_env.items():
         assert key in _referenced(value), f"worker: {key} must come from .env ({value!r})"
@@ -368,15 +377,13 @@ def test_dev_only_and_future_services_are_behind_profiles(services: dict[str, di
     for name, service in services.items():
         if name != "mailpit":
             assert not service.get("profiles"), f"{name} must start by default"
-    # The web front door does not exist yet: no placeholder container, only a note.
-    assert "web" not in services
-    assert "# web:" in COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "web" in services  # the web app starts by default, like the worker
 
 
-def _variables_read_by_the_code(exclude: Path | None = None) -> set[str]:
+def _variables_read_by_the_code(exclude: set[Path] | None = None) -> set[str]:
     names: set[str] = set()
     for source in SETTINGS_SOURCES:
-        if source == exclude:
+        if source in (exclude or set()):
             continue
         names.update(ENV_READ.findall(source.read_text(encoding="utf-8")))
     return names
@@ -418,7 +425,16 @@ def test_dockerfile_pins_its_base_image_and_runs_as_non_root() -> None:
 
 def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build() -> None:
     entries = {line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines() if line.strip()}
-    assert {".env", ".git", ".venv", ".data"} <= entries
+    assert {".env", ".git", ".venv", ".data", "node_modules"} <= entries
+
+
+def test_the_image_carries_the_web_apps_assets_from_the_lock_file() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "COPY package.json package-lock.json ./" in text
+    assert "npm ci --omit=dev" in text  # the pinned versions, no dev packages (axe-core)
+    assert (
+        "COPY --from=build /src/node_modules/govuk-frontend/dist ./node_modules/govuk-frontend/dist" in text
+    )
 
 
 def test_the_namespace_job_registers_every_escalation_search_attribute(
@@ -428,3 +444,26 @@ def test_the_namespace_job_registers_every_escalation_search_attribute(
     for pair in registration_flags()[1::2]:
         assert pair in script, f"docker-compose.yml's temporal-create-namespace job does not register {pair}"
     assert "temporal operator search-attribute create" in script
+
+
+def test_the_web_app_is_served_as_the_application_role_with_its_settings(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    web = services["web"]
+    assert web["command"][:3] == ["python", "-m", "starter.web"]
+    env = _environment(web)
+    assert _referenced(env["ESCALATION_DATABASE_URL"]) == _referenced(
+        _environment(services["worker"])["ESCALATION_DATABASE_URL"]
+    ), "the web app writes the audit log as the worker's role, never the owner"
+    wanted = {"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "ESCALATION_PAYLOAD_KEYS", "ESCALATION_DIRECTORY_DIR"}
+    wanted |= _variables_read_by_the_code(exclude=set(SETTINGS_SOURCES) - {WEB_ONLY})
+    missing = wanted - set(env)
+    assert not missing, f"docker-compose.yml's web service lacks {sorted(missing)}"
+    for key, value in env.items():
+        assert key in _referenced(value), f"web: {key} must come from .env ({value!r})"
+    assert env["ESCALATE_ENV"] == "${ESCALATE_ENV:-production}", "production unless .env says otherwise"
+    secrets = {v for value in env.values() for v in _referenced(value) if SECRET_KEY.search(v)}
+    assert secrets == {"ESCALATION_DB_APP_PASSWORD", "ESCALATE_SESSION_SECRET", "ESCALATE_OIDC_CLIENT_SECRET"}
+    check = " ".join(web["healthcheck"]["test"])
+    assert "/healthz" in check and "$" not in check
+    compile(web["healthcheck"]["test"][3], "web-healthcheck", "exec")

@@ -266,3 +266,22 @@ async def test_the_api_has_the_same_authorisation(web: Application) -> None:
         ).status_code == 401
         spec = (await officer.get("/api/openapi.json")).json()
         assert "/api/escalations/{escalation_id}/actions/{kind}" in spec["paths"]
+
+
+async def test_protocol_pages_and_unknown_addresses(web: Application) -> None:
+    async with browser(web) as client:
+        assert (await client.get("/protocol")).headers["location"] == "/sign-in"
+        assert (await client.get("/api/protocols/wigan")).status_code == 401
+        await sign_in(client, "wigan/wig-iro-a")
+        assert (await client.get("/protocol")).headers["location"] == "/protocols/wigan"
+        page = await client.get("/protocols/gloucestershire")
+        assert page.status_code == 200 and "Formal Level 4 - Director of Children&#39;s Services" in page.text
+        assert (await client.get("/protocols/nowhere")).status_code == 404
+        assert (await client.get("/protocols/..%2Fwigan")).status_code == 404
+        protocol = (await client.get("/api/protocols/dudley")).json()
+        assert protocol["key"] == "dudley" and protocol["tracks"]
+        missing = await client.get("/api/protocols/nowhere")
+        assert missing.status_code == 404 and missing.json()["message"] == "There is no such protocol."
+        unknown = await client.get("/no-such-page")
+        assert unknown.status_code == 404 and "<title>Page not found" in unknown.text
+        assert (await client.get("/api/no-such")).json()["message"] == "There is no such page."

@@ -13,11 +13,12 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from app.errors import AppError
 from app.service import Application
-from starter.web import api, assets, auth, pages
+from starter.web import api, assets, auth, pages, protocol
 from starter.web.render import page, person_of
 from starter.web.security import CSRF_FIELD, RateLimit, SecurityHeaders, csrf_ok
 from starter.web.settings import WebSettings
@@ -49,8 +50,15 @@ def create_app(application: Application, settings: WebSettings) -> FastAPI:
 
     web.include_router(auth.router, dependencies=[Depends(form_csrf)])
     web.include_router(pages.router, dependencies=[Depends(form_csrf)])
+    web.include_router(protocol.router)
     web.include_router(api.router)
+    web.include_router(protocol.api_router)
     web.mount("/static", StaticFiles(directory=str(pages_static())), name="static")
+
+    @web.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        """The process serves (for a container's health check); touches neither Temporal nor the database."""
+        return Response("ok\n", media_type="text/plain")
 
     @web.get("/assets/govuk-frontend.css", include_in_schema=False)
     async def stylesheet() -> Response:
@@ -68,8 +76,8 @@ def create_app(application: Application, settings: WebSettings) -> FastAPI:
             return api.error_response(exc)
         return pages.failure_page(request, person_of(request), exc)
 
-    @web.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    @web.exception_handler(StarletteHTTPException)  # also the router's own 404 and 405: pages, not JSON
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         csrf = exc.detail == "csrf"
         if request.url.path.startswith("/api/"):
             message = "There is no such page." if exc.status_code == 404 else str(exc.detail)

@@ -115,6 +115,11 @@ async def _escalation_page(
         return failure_page(request, person, exc)
     forms = action_forms(reading.view, reading.facts)
     offered = [forms[k] for k in forms if k in reading.allowed]
+    if failed and errors and failed not in reading.allowed:
+        # A forced action this person is not offered has no form on the page to point into: the error
+        # summary points at "What you can do now" instead.
+        errors = {"form": " ".join(dict.fromkeys(errors.values()))}
+        failed = ""
     words, css = views.STATUS_WORDS[reading.view.status]
     return page(
         request,

@@ -57,7 +57,8 @@ def page(request: Request, template: str, *, status_code: int = 200, **context: 
     first = fields[0].name if fields else "main-content"
     prefix = context.get("error_prefix", "")
     if template == "escalation.html" and "form" in errors:
-        first, prefix = f"action-{context.get('failed', '')}", ""
+        failed = context.get("failed", "")
+        first, prefix = (f"action-{failed}" if failed else "actions"), ""
     settings = request.app.state.settings
     body = ENV.get_template(template).render(
         request=request,

@@ -136,7 +136,7 @@ def concern(view: EscalationView) -> list[tuple[str, str]]:
     return parts
 
 
-def timeline(reading: Reading) -> list[dict[str, str]]:
+def timeline(reading: Reading) -> list[dict[str, Any]]:
     role = reading.facts.protocol.role_name
     stages = {s.key: s.name for s in reading.facts.stages()}
     entries = []
@@ -148,6 +148,21 @@ def timeline(reading: Reading) -> list[dict[str, str]]:
                 "who": f"{e.actor.id} ({role(e.actor.role)})" if e.actor else "",
                 "stage": stages.get(e.stage or "", e.stage or ""),
                 "text": e.text,
+                "details": _details(e.data),
             }
         )
     return entries
+
+
+def _details(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """What an event carries beyond its sentence and people need to see: an answer's action plan."""
+    details = []
+    if isinstance(data.get("action_plan"), str) and data["action_plan"]:
+        details.append(("Action plan", data["action_plan"]))
+    due = data.get("action_plan_due")
+    if isinstance(due, str) and due:
+        try:
+            details.append(("Action plan due", long_day(date.fromisoformat(due))))
+        except ValueError:
+            details.append(("Action plan due", due))
+    return details
