@@ -144,6 +144,9 @@ FORBIDDEN = [
     "UPDATE reply_tokens SET token_hash = 'x'",
     "DELETE FROM reply_tokens",
     "DELETE FROM alembic_version",
+    "UPDATE audit_log SET outcome = 'rewritten'",
+    "DELETE FROM audit_log",
+    "TRUNCATE audit_log",
     "SELECT setval(pg_get_serial_sequence('escalation_events', 'id'), 1)",
 ]
 

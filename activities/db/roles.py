@@ -50,6 +50,7 @@ def app_privileges(columns: dict[str, set[str]] | None = None) -> dict[str, tupl
         "directory_assignments": ("SELECT", "INSERT", "DELETE"),
         "sent_mail": ("SELECT", "INSERT"),
         "reply_tokens": ("SELECT", "INSERT", "UPDATE (used_at)"),
+        "audit_log": ("SELECT", "INSERT"),  # the web app's audit: appended to, never changed
         "alembic_version": ("SELECT",),  # the worker checks the schema is at head
     }
 
