@@ -31,7 +31,7 @@ from workflows.rules._core import (
     london_today,
     track_of,
 )
-from workflows.rules._track_rules import bypass_rule, check_child, start_index, total_days
+from workflows.rules._track_rules import bypass_rule, check_child, start_of, total_days
 
 CONSULTED_WITHIN = timedelta(days=366)
 """How long before it is recorded a consultation may have been held: a year."""
@@ -61,7 +61,7 @@ def start(raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> Decisi
         known = ", ".join(p.service_areas) or "none (leave it empty)"
         raise Refused(f"unknown service area {raise_.service_area!r}; {p.authority} has: {known}")
     check_child(raise_, track)
-    target, entry = start_index(raise_, track)
+    target, entry = start_of(raise_, track)
     if entry is None and raise_.start_bypass is None:
         raise Refused("starting past the first stage is a bypass: give its reason (start_bypass)")
 

@@ -81,23 +81,30 @@ def entry_points(track: Track) -> list[EntryPoint]:
     return list(track.entry_points) or [EntryPoint(stage=track.stages[0].key)]
 
 
-def start_index(raise_: RaiseConcern, track: Track) -> tuple[int, EntryPoint | None]:
+def start_of(raise_: RaiseConcern, track: Track) -> tuple[int, EntryPoint | None]:
+    """``start_index`` for a raise."""
+    return start_index(track, raise_.category, raise_.severity, raise_.start_at_stage)
+
+
+def start_index(
+    track: Track, category: str, severity: str | None, start_at_stage: str | None
+) -> tuple[int, EntryPoint | None]:
     """Where the concern starts, and the entry point that allows it there (None: a bypass is needed).
 
     Without ``start_at_stage``: the first entry point tied to this concern's category or severity, else
     the first open to any concern. With it: that stage, by an entry point the concern meets if there is
     one; otherwise a stage above the first entry point is a bypass."""
-    met = [e for e in entry_points(track) if e.met_by(raise_.category, raise_.severity)]
+    met = [e for e in entry_points(track) if e.met_by(category, severity)]
     if not met:
         raise Refused(f"no stage of the {track.name} track is an entry point for this concern")
-    if raise_.start_at_stage is None:
+    if start_at_stage is None:
         chosen = next((e for e in met if e.conditional), met[0])
         return track.stage_index(chosen.stage), chosen
     try:
-        target = track.stage_index(raise_.start_at_stage)
+        target = track.stage_index(start_at_stage)
     except KeyError as exc:
         raise Refused(str(exc.args[0])) from None
-    by = next((e for e in met if e.stage == raise_.start_at_stage), None)
+    by = next((e for e in met if e.stage == start_at_stage), None)
     if by is not None:
         return target, by
     first = min(track.stage_index(e.stage) for e in met)
