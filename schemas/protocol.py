@@ -232,6 +232,9 @@ class ExtensionRule(_Strict):
     note: str = ""
 
 
+Track.model_rebuild()  # its v2 fields name the rule classes defined after it
+
+
 class CaseNoteNaming(_Strict):
     """How the authority's case system names the notes an escalation puts on the child's file."""
 
