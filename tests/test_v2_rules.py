@@ -124,7 +124,7 @@ def _later(day: date) -> date:
 
 
 def test_a_status_the_protocol_does_not_declare_is_refused() -> None:
-    with pytest.raises(rules.Refused, match="unknown child status 'adopted'.*looked_after"):
+    with pytest.raises(rules.Refused, match=r"unknown child status 'adopted'.*looked_after"):
         Driver(fwi_raise("iro", child_status="adopted"), NOW)
     with pytest.raises(rules.Refused, match="unknown severity 'huge'"):
         Driver(fwi_raise("cp", severity="huge"), NOW)
@@ -141,7 +141,7 @@ def test_tracks_and_categories_are_limited_by_status() -> None:
     raise_ = make_raise("waltham-forest", "iro").model_copy(
         update={"category": category, "child_status": "fostering_household_review"}
     )
-    with pytest.raises(rules.Refused, match="category .* is for a child who is Receiving short breaks"):
+    with pytest.raises(rules.Refused, match=r"category .* is for a child who is Receiving short breaks"):
         Driver(raise_, NOW)
     assert wf.track("iro").category_statuses[category]
     Driver(raise_.model_copy(update={"child_status": "short_breaks"}), NOW)
@@ -151,7 +151,7 @@ def test_cafcass_is_limited_by_status_and_a_status_not_given_limits_nothing() ->
     p = load_protocol("gloucestershire")
     raise_ = make_raise("gloucestershire", officer=IRO)
     cpp = Driver(raise_.model_copy(update={"child_status": "child_protection_plan"}), NOW)
-    with pytest.raises(rules.Refused, match="concerns a child who is Looked after .*this child is Subject"):
+    with pytest.raises(rules.Refused, match=r"concerns a child who is Looked after .*this child is Subject"):
         cpp.act(ReferToCafcass(actor=IRO, reason="Breach.", consulted=list(p.cafcass.consult)))
     assert "refer_to_cafcass" not in rules.available_actions(cpp.state, IRO)
     lac = Driver(raise_.model_copy(update={"child_status": "looked_after"}), NOW)
