@@ -221,7 +221,7 @@ def test_a_version_1_file_using_version_2_fields_is_refused_naming_them_and_the_
 
 def test_version_2_references_are_checked() -> None:
     base = load_protocol("waltham-forest-fwi")
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"entry_points": [{"stage": "level-9"}]}, "entry_points[0].stage: no stage 'level-9'"),
         ({"entry_points": [{"stage": "level-2", "severities": ["low"]}]}, "entry point with no categories"),
         ({"child_statuses": ["adopted"]}, "unknown child status 'adopted'"),

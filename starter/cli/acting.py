@@ -91,7 +91,11 @@ _CONSULTATION_OPTIONS = {
 
 
 def _consultations_at_raise(
-    args: argparse.Namespace, protocol: Protocol, track: Track, officer: Actor, start_key: str
+    args: argparse.Namespace,
+    protocol: Protocol,
+    track: Track,
+    officer: Actor,
+    start_key: str | None = None,
 ) -> list[RecordConsultation]:
     """The consultation the stage the escalation starts at needs, from the ``--consulted-*`` options; a
     refusal naming the options when that stage needs one and they are missing or incomplete."""
@@ -100,7 +104,11 @@ def _consultations_at_raise(
         "--consulted-on": args.consulted_on,
         "--consultation": args.consultation,
     }
-    stage = track.stages[track.stage_index(start_key)]
+    key = start_key or args.start_at_stage or track.stages[0].key  # start_key: where it starts (entry points)
+    try:
+        stage = track.stages[track.stage_index(key)]
+    except KeyError as exc:
+        raise CliError(f"--start-at-stage: {exc.args[0]}") from None
     gate = stage.entry_gate
     if not any(given.values()) and not args.consultation_agreed:
         if gate is None:
