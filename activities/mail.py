@@ -196,6 +196,8 @@ class _StageInfo:
     count: int | None
     names: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    total_limit: int | None = None
+    """The track's own total limit (protocol language v2), when it sets one."""
 
 
 def _stage_info(protocol: Protocol, n: NotificationInput) -> _StageInfo:
@@ -205,7 +207,11 @@ def _stage_info(protocol: Protocol, n: NotificationInput) -> _StageInfo:
         if n.stage in keys:
             names = {s.key: s.name for s in track.stages}
             return _StageInfo(
-                keys.index(n.stage) + 1, len(keys), names, {s.key: s.label for s in track.stages}
+                keys.index(n.stage) + 1,
+                len(keys),
+                names,
+                {s.key: s.label for s in track.stages},
+                track.total_formal_working_days,
             )
     return _StageInfo(None, None, {})
 
@@ -278,7 +284,7 @@ def render(
         ),
         "reply_address": reply_address,
         "form_url": form_url,
-        "total_limit": protocol.total_formal_working_days,
+        "total_limit": stages.total_limit or protocol.total_formal_working_days,
     }
     context["subject_prefix"] = f"[{n.escalation_id}] {context['stage_short']}:"
     text_name, html_name = template_names(n.kind.value)

@@ -75,6 +75,8 @@ class Flag(StrEnum):
     decide whether they are (``escalate`` with ``exceptional``) instead of climbing on its own."""
     STALLED = "stalled"
     """A notice could not go out (a role nobody holds, the mail server down): see ``stall``."""
+    CAFCASS_REFERRED = "cafcass_referred"
+    """Referred to CAFCASS under a protocol whose local process runs on beside the referral (v2)."""
 
 
 class EventKind(StrEnum):
@@ -312,6 +314,11 @@ class RaiseConcern(_Model):
     consultations: Annotated[list[RecordConsultation], bound(at_most(LIST_MAX, "consultations"))] = Field(
         default_factory=list
     )
+    # protocol language v2
+    child_status: Key | None = Field(
+        default=None, description="The child's status (one of the protocol's child_statuses)."
+    )
+    severity: Key | None = Field(default=None, description="The concern's severity (one of the protocol's).")
     history_events_before_continuing: int = Field(
         default=10_000, ge=200, description="Continue as new once the history holds this many events."
     )
@@ -438,6 +445,9 @@ class EscalationState(_Model):
         default_factory=list, description="Records or notices that failed for good: for the engineers."
     )
     stall: Stall | None = Field(default=None, description="Notices waiting to go out (see ``Stall``).")
+    # protocol language v2
+    child_status: str | None = Field(default=None, description="The child's status, as given at raise.")
+    severity: str | None = Field(default=None, description="The concern's severity, as given at raise.")
 
 
 # --- Query results --------------------------------------------------------------------------------------
@@ -477,6 +487,9 @@ class EscalationView(_Model):
     concern: Concern | None = Field(
         default=None, description="The concern as raised: summary, impact on the child, what is asked, views."
     )
+    # protocol language v2
+    child_status: str | None = Field(default=None, description="The child's status, as given at raise.")
+    severity: str | None = Field(default=None, description="The concern's severity, as given at raise.")
 
 
 class ActionResult(_Model):

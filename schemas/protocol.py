@@ -144,6 +144,31 @@ class Track(_Strict):
     officer_roles: list[Slug] = Field(min_length=1)
     categories: list[str] = Field(min_length=1)
     stages: list[Stage] = Field(min_length=1)
+    # --- protocol language v2: per-track rules, the child's status, entry points (schema_version 2) ---
+    total_formal_working_days: int | None = Field(
+        default=None, ge=1, description="This track's total limit; null: the protocol's."
+    )
+    reminder_lead_working_days: int | None = Field(
+        default=None, ge=0, description="This track's reminder lead; null: the protocol's."
+    )
+    bypass: BypassRule | None = Field(
+        default=None, description="This track's bypass rule; null: the protocol's."
+    )
+    cafcass: CafcassRule | None = Field(
+        default=None, description="This track's CAFCASS rule; null: the protocol's."
+    )
+    extensions: ExtensionRule | None = Field(
+        default=None, description="This track's extension rule; null: the protocol's."
+    )
+    child_statuses: list[Slug] = Field(
+        default_factory=list, description="The children's statuses this track is for; empty: any."
+    )
+    category_statuses: dict[str, list[Slug]] = Field(
+        default_factory=dict, description="Category -> the children's statuses it is for; unlisted: any."
+    )
+    entry_points: list[EntryPoint] = Field(
+        default_factory=list, description="Stages a concern may start at; empty: the first stage only."
+    )
 
     @model_validator(mode="after")
     def _unique_stage_keys(self) -> Track:
@@ -160,6 +185,25 @@ class Track(_Strict):
         raise KeyError(f"track {self.key!r} has no stage {key!r}; stages: {[s.key for s in self.stages]}")
 
 
+class EntryPoint(_Strict):
+    """A stage a concern may start at without a bypass, for the concerns it names (v2)."""
+
+    stage: Slug
+    categories: list[str] = Field(default_factory=list, description="Only for these categories; empty: any.")
+    severities: list[Slug] = Field(default_factory=list, description="Only for these severities; empty: any.")
+    note: str = ""
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.categories or self.severities)
+
+    def met_by(self, category: str, severity: str | None) -> bool:
+        """Whether a concern of ``category`` and ``severity`` may start here."""
+        return (not self.categories or category in self.categories) and (
+            not self.severities or severity in self.severities
+        )
+
+
 class BypassRule(_Strict):
     allowed: bool = True
     prior_discussion_with: list[Slug] = Field(
@@ -174,11 +218,21 @@ class CafcassRule(_Strict):
     consult: list[Slug] = Field(default_factory=list, description="Roles to consult before referring.")
     inform: list[Slug] = Field(default_factory=list, description="Roles to tell of a referral.")
     note: str = ""
+    # protocol language v2
+    child_statuses: list[Slug] = Field(
+        default_factory=list, description="The children's statuses a referral may concern; empty: any."
+    )
+    alongside: bool = Field(
+        default=False, description="The local process runs on beside a referral instead of ending."
+    )
 
 
 class ExtensionRule(_Strict):
     approved_by: Slug = RAISING_OFFICER
     note: str = ""
+
+
+Track.model_rebuild()  # its v2 fields name the rule classes defined after it
 
 
 class CaseNoteNaming(_Strict):
@@ -236,7 +290,7 @@ class ChildRefFormat(_Strict):
 class Protocol(_Strict):
     """One authority's protocol. Loaded from ``protocols/<key>.yaml``."""
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1, 2] = 1
     key: Slug = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     authority: str
     title: str
@@ -260,6 +314,13 @@ class Protocol(_Strict):
     )
     practice_concerns: PracticeConcerns | None = Field(
         default=None, description="Concerns about an officer's own practice."
+    )
+    # --- protocol language v2 (schema_version 2) ---
+    child_statuses: dict[Slug, str] = Field(
+        default_factory=dict, description="The child's statuses a concern may have: key -> display name."
+    )
+    severities: dict[Slug, str] = Field(
+        default_factory=dict, description="The severities a concern may be raised with: key -> display name."
     )
 
     @field_validator("roles")
@@ -310,6 +371,7 @@ class Protocol(_Strict):
                             f"{where}.routes: unknown service area {r.service_area!r} "
                             "(declare it under 'service_areas')"
                         )
+        problems += v2_problems(self, known)
         tracks = {t.key: (list(t.officer_roles), list(t.categories)) for t in self.tracks}
         problems += process_problems(self.deemed_agreement, self.practice_concerns, known, tracks)
         if problems:
@@ -386,3 +448,94 @@ class Protocol(_Strict):
     def role_names(self, roles: list[str]) -> str:
         """The display names of ``roles``, comma-separated."""
         return ", ".join(self.role_name(r) for r in roles)
+
+
+# --- protocol language v2: checks of the per-track rules, statuses and entry points ------------------------
+
+V2_ONLY = "needs schema_version: 2 (run `escalate protocol upgrade FILE` to rewrite the file as version 2)"
+
+
+def v2_problems(p: Protocol, known: set[str]) -> list[str]:
+    """What is wrong with the v2 fields of ``p``: unknown roles, statuses, severities, stages, categories;
+    and v2 fields used in a file that says ``schema_version: 1``."""
+    problems: list[str] = []
+    statuses, severities = set(p.child_statuses), set(p.severities)
+
+    def roles(where: str, names: list[str]) -> None:
+        problems.extend(
+            f"{where}: unknown role {n!r} (declare it under 'roles')" for n in names if n not in known
+        )
+
+    def status(where: str, names: list[str]) -> None:
+        problems.extend(
+            f"{where}: unknown child status {n!r} (declare it under 'child_statuses')"
+            for n in names
+            if n not in statuses
+        )
+
+    used: list[str] = []
+    if p.child_statuses:
+        used.append("child_statuses")
+    if p.severities:
+        used.append("severities")
+    if p.cafcass.child_statuses or p.cafcass.alongside:
+        used.append("cafcass.child_statuses / cafcass.alongside")
+    status("cafcass.child_statuses", p.cafcass.child_statuses)
+    for t in p.tracks:
+        where = f"tracks.{t.key}"
+        if t.bypass:
+            roles(f"{where}.bypass.prior_discussion_with", t.bypass.prior_discussion_with)
+        if t.cafcass:
+            roles(f"{where}.cafcass.officer_roles", t.cafcass.officer_roles)
+            roles(f"{where}.cafcass.consult", t.cafcass.consult)
+            roles(f"{where}.cafcass.inform", t.cafcass.inform)
+            status(f"{where}.cafcass.child_statuses", t.cafcass.child_statuses)
+        if t.extensions:
+            roles(f"{where}.extensions.approved_by", [t.extensions.approved_by])
+        status(f"{where}.child_statuses", t.child_statuses)
+        for category, names in t.category_statuses.items():
+            if category not in t.categories:
+                problems.append(
+                    f"{where}.category_statuses: {category!r} is not one of the track's categories"
+                )
+            status(f"{where}.category_statuses.{category}", names)
+        stage_keys = [s.key for s in t.stages]
+        for i, entry in enumerate(t.entry_points):
+            at = f"{where}.entry_points[{i}]"
+            if entry.stage not in stage_keys:
+                problems.append(
+                    f"{at}.stage: no stage {entry.stage!r} in the track; stages: {', '.join(stage_keys)}"
+                )
+            problems.extend(
+                f"{at}.categories: {c!r} is not one of the track's categories"
+                for c in entry.categories
+                if c not in t.categories
+            )
+            problems.extend(
+                f"{at}.severities: unknown severity {v!r} (declare it under 'severities')"
+                for v in entry.severities
+                if v not in severities
+            )
+        if t.entry_points and all(e.conditional for e in t.entry_points):
+            problems.append(
+                f"{where}.entry_points: give at least one entry point with no categories or severities, so "
+                "that every concern has a stage to start at"
+            )
+        overrides = [
+            name
+            for name in (
+                "total_formal_working_days",
+                "reminder_lead_working_days",
+                "bypass",
+                "cafcass",
+                "extensions",
+                "child_statuses",
+                "category_statuses",
+                "entry_points",
+            )
+            if getattr(t, name) not in (None, [], {})
+        ]
+        used.extend(f"{where}.{name}" for name in overrides)
+    if p.schema_version == 1 and used:
+        problems.append(f"{', '.join(used)}: {V2_ONLY}")
+    return problems

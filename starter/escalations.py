@@ -82,6 +82,8 @@ def prepare(
     start_at_stage: str | None = None,
     start_bypass: Bypass | None = None,
     consultations: list[RecordConsultation] | None = None,
+    child_status: str | None = None,
+    severity: str | None = None,
     directory: Directory | None = None,
     sequence: int | None = None,
     request_id: str | None = None,
@@ -120,6 +122,8 @@ def prepare(
         start_at_stage=start_at_stage,
         start_bypass=start_bypass,
         consultations=consultations or [],
+        child_status=child_status,
+        severity=severity,
     )
     try:
         raise_.protocol.child_ref.check(child_ref)
@@ -167,7 +171,8 @@ def check_people(raise_: RaiseConcern, directory: Directory) -> None:
 def _check_first_recipients(raise_: RaiseConcern, directory: Directory, teams: set[str]) -> None:
     protocol = raise_.protocol
     track = protocol.track(raise_.track)
-    stage = track.stages[track.stage_index(raise_.start_at_stage) if raise_.start_at_stage else 0]
+    index, _ = rules.start_index(track, raise_.category, raise_.severity, raise_.start_at_stage)
+    stage = track.stages[index]
     to, cc = stage.addressees(raise_.service_area)
     roles = [r for r in dict.fromkeys([*to, *cc, *stage.told_in_advance]) if r != RAISING_OFFICER]
     held = {(a.role, a.team) for a in directory.assignments}

@@ -65,6 +65,8 @@ async def _listed(cli: Cli, escalation_id: str, *filters: str) -> str:
 def _raise_args(authority: str, track: str, category: str, child: str, officer: str, role: str) -> list[str]:
     return [
         "raise",
+        "--child-status",  # required where the protocol declares statuses (v2)
+        "looked_after",
         "--authority",
         authority,
         "--track",

@@ -31,6 +31,8 @@ ACTOR = ["--as-id", "wig-iro-a", "--as-role", "iro"]
 LONG = "x" * 20_001
 RAISE = [
     "raise",
+    "--child-status",  # required where the protocol declares statuses (v2)
+    "looked_after",
     "--authority",
     "wigan",
     "--category",

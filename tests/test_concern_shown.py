@@ -144,6 +144,8 @@ async def test_raise_with_views_then_status_json_and_history_show_the_whole_conc
     assert CONCERN.child_views and CONCERN.parents_views
     out = await cli.ok(
         "raise",
+        "--child-status",  # required where the protocol declares statuses (v2)
+        "looked_after",
         "--authority",
         "gloucestershire",
         "--category",
@@ -188,6 +190,8 @@ async def test_views_on_the_command_line_are_bounded_like_other_text(tmp_path: P
     reason = await cli.fails(
         2,
         "raise",
+        "--child-status",  # required where the protocol declares statuses (v2)
+        "looked_after",
         "--authority",
         "gloucestershire",
         "--category",

@@ -21,7 +21,7 @@ SHOWN_BY = ROOT / "starter" / "cli" / "tools.py"
 THROUGH_THE_SCHEMA = {
     ("Stage", "routes"): ".addressees(",
     ("CaseNoteNaming", "officer_labels"): ".case_note_label(",
-    ("Protocol", "schema_version"): "Literal[1]",
+    ("Protocol", "schema_version"): "Literal[1, 2]",
 }
 """Fields the engine uses through a method of the schema (or the schema's own check of the version)."""
 PROSE = {("BypassRule", "condition"), ("Protocol", "notes")}

@@ -21,6 +21,8 @@ from tests.cli_runner import Cli
 OFFICER = Actor(id="wig-iro-a", role="iro")
 RAISE = [
     "raise",
+    "--child-status",  # required where the protocol declares statuses (v2)
+    "looked_after",
     "--authority",
     "wigan",
     "--track",

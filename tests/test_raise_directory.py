@@ -73,6 +73,8 @@ async def test_the_command_refuses_with_exit_2_and_one_line(tmp_path: Path) -> N
     cli = Cli("127.0.0.1:1", tmp_path)  # nothing listens there: refused before connecting
     args = [
         "raise",
+        "--child-status",  # required where the protocol declares statuses (v2)
+        "looked_after",
         "--authority",
         "gloucestershire",
         "--category",

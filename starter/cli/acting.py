@@ -91,7 +91,11 @@ _CONSULTATION_OPTIONS = {
 
 
 def _consultations_at_raise(
-    args: argparse.Namespace, protocol: Protocol, track: Track, officer: Actor
+    args: argparse.Namespace,
+    protocol: Protocol,
+    track: Track,
+    officer: Actor,
+    start_key: str | None = None,
 ) -> list[RecordConsultation]:
     """The consultation the stage the escalation starts at needs, from the ``--consulted-*`` options; a
     refusal naming the options when that stage needs one and they are missing or incomplete."""
@@ -100,7 +104,7 @@ def _consultations_at_raise(
         "--consulted-on": args.consulted_on,
         "--consultation": args.consultation,
     }
-    key = args.start_at_stage or track.stages[0].key
+    key = start_key or args.start_at_stage or track.stages[0].key  # start_key: where it starts (entry points)
     try:
         stage = track.stages[track.stage_index(key)]
     except KeyError as exc:
@@ -153,6 +157,25 @@ async def _settled(args: argparse.Namespace, handle: WorkflowHandle[Any, Any], t
         await asyncio.sleep(0.1)
 
 
+def _child_and_severity(args: argparse.Namespace, protocol: Protocol) -> None:
+    """``--child-status`` is required where the protocol declares statuses, and must be one of them;
+    ``--severity`` must be one the protocol declares."""
+    for option, given, declared, required in (
+        ("--child-status", args.child_status, protocol.child_statuses, True),
+        ("--severity", args.severity, protocol.severities, False),
+    ):
+        known = "; ".join(f"{k} ({v})" for k, v in declared.items())
+        if given is None and required and declared:
+            raise CliError(
+                f"{option}: give the child's status under the {protocol.authority} protocol: {known}"
+            )
+        if given is not None and given not in declared:
+            raise CliError(
+                f"{option}: {given!r} is not one under the {protocol.authority} protocol; "
+                + (f"give one of: {known}" if declared else "it declares none: leave it out")
+            )
+
+
 async def cmd_raise(args: argparse.Namespace) -> int:
     officer = actor_of(args, raising=True)
     try:
@@ -160,8 +183,17 @@ async def cmd_raise(args: argparse.Namespace) -> int:
     except ProtocolError as exc:
         raise CliError(str(exc)) from None
     track = _track_for(protocol, args.track, officer.role)
-    if args.start_at_stage and not args.bypass_reason:
-        raise CliError("--start-at-stage is a bypass at the start: give --bypass-reason too")
+    _child_and_severity(args, protocol)
+    category = _category(track, args.category)
+    try:
+        start, entry = rules.start_index(track, category, args.severity, args.start_at_stage)
+    except rules.Refused as exc:
+        raise CliError(f"--start-at-stage: {exc.reason}") from None
+    if entry is None and not args.bypass_reason:
+        raise CliError(
+            f"--start-at-stage {args.start_at_stage} is a bypass at the start (not an entry point for this "
+            "concern): give --bypass-reason too"
+        )
     if args.team is not None and args.team.strip() == "":
         raise CliError("--team: give the team's key, or leave it out")
     concern = build(
@@ -174,7 +206,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
         parents_views=args.parents_views,
     )
     start_bypass = None
-    if args.start_at_stage:
+    if args.start_at_stage and entry is None:
         start_bypass = build(
             Bypass,
             {"to_stage": "--start-at-stage", "reason": "--bypass-reason"},
@@ -184,14 +216,16 @@ async def cmd_raise(args: argparse.Namespace) -> int:
             emergency=args.emergency,
             discussed_with=args.discussed_with,
         )
-    consultations = _consultations_at_raise(args, protocol, track, officer)
+    consultations = _consultations_at_raise(args, protocol, track, officer, track.stages[start].key)
     request_id = None if args.sequence is not None else args.request_id or str(uuid.uuid4())
     try:
         raise_ = prepare(
             authority=args.authority,
             track=track.key,
-            category=_category(track, args.category),
+            category=category,
             child_ref=args.child_ref,
+            child_status=args.child_status,
+            severity=args.severity,
             sequence=args.sequence,
             request_id=request_id,
             officer=officer,
@@ -223,7 +257,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
             "the concern twice)",
             EXIT_UNAVAILABLE,
         ) from None
-    stage = track.stages[(raise_.start_at_stage and track.stage_index(raise_.start_at_stage)) or 0]
+    stage = track.stages[start]
     try:
         view = await _settled(args, raised.handle, timed=stage.response_working_days is not None)
     except CliError as exc:

@@ -43,6 +43,7 @@ from starter.cli.common import (
 )
 from starter.cli.directory import cmd_directory_sync
 from starter.cli.processes import add_commands as add_process_commands
+from starter.cli.protocol_v2 import cmd_protocol_upgrade
 from starter.cli.reading import cmd_actions, cmd_history, cmd_list, cmd_status
 from starter.cli.tools import (
     cmd_calendar_add,
@@ -132,7 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request", required=True, help="what is asked of the recipient", type=free_text)
     p.add_argument("--child-views", help="the child's views, if recorded", type=free_text)
     p.add_argument("--parents-views", help="the parents' (or carers') views, if recorded", type=free_text)
-    p.add_argument("--start-at-stage", help="bypass at the start: begin at this stage", type=key)
+    p.add_argument(
+        "--child-status",
+        help="the child's status (required where the protocol declares them: protocol show)",
+        type=key,
+    )
+    p.add_argument(
+        "--severity",
+        help="the concern's severity, where the protocol declares them (protocol show)",
+        type=key,
+    )
+    p.add_argument(
+        "--start-at-stage",
+        help="begin at this stage: an entry point the concern meets, or else a bypass at the start",
+        type=key,
+    )
     p.add_argument("--bypass-reason", type=free_text)
     p.add_argument("--emergency", action="store_true")
     p.add_argument("--discussed-with", help="role the bypass was discussed with first", type=key)
@@ -230,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("protocol", cmd_protocol_list, "authorities' protocols")
     psub = p.add_subparsers(
-        dest="protocol_command", metavar="list|show|check", required=True, parser_class=CliParser
+        dest="protocol_command", metavar="list|show|check|upgrade", required=True, parser_class=CliParser
     )
     psub.add_parser("list", help="every protocol").set_defaults(run=cmd_protocol_list)
     q = psub.add_parser("show", help="every field of one protocol, with the role keys commands take")
@@ -240,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = psub.add_parser("check", help="validate a protocol file")
     q.add_argument("file", type=Path)
     q.set_defaults(run=cmd_protocol_check)
+    q = psub.add_parser("upgrade", help="rewrite a version-1 protocol file as version 2 (to stdout)")
+    q.add_argument("file", type=Path)
+    q.add_argument("--write", action="store_true", help="rewrite the file in place instead")
+    q.set_defaults(run=cmd_protocol_upgrade)
 
     p = command("directory", cmd_directory_sync, "the staff directory the worker addresses notices from")
     dsub = p.add_subparsers(dest="directory_command", metavar="sync", required=True, parser_class=CliParser)

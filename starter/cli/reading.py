@@ -48,6 +48,11 @@ def _status_text(view: EscalationView) -> list[str]:
         f"held by:    {', '.join(name(r) for r in view.held_by)}"
         + (f"; copied: {', '.join(name(r) for r in view.copied)}" if view.copied else ""),
     ]
+    if view.child_status or view.severity:  # protocol language v2
+        lines.insert(
+            2,
+            f"child:      {view.child_status or 'status not recorded'}; severity: {view.severity or 'none'}",
+        )
     if officer:
         lines.append(f"raised by:  {officer.id} ({name(officer.role)})")
     lines.extend(concern_lines(view))

@@ -12,6 +12,7 @@ from protocols import ProtocolError, available_protocols, load_protocol, load_pr
 from schemas.protocol import RAISING_OFFICER, Protocol
 from starter.cli.common import CliError, long_day, one_line
 from starter.cli.processes import protocol_process_lines
+from starter.cli.protocol_v2 import protocol_v2_lines
 from starter.mail_catcher import caught, plain_text, read_caught, summary_line
 
 
@@ -118,7 +119,7 @@ def protocol_lines(p: Protocol) -> list[str]:
                 out.append(f"       route for {r.service_area}: to {who(r.to)}; cc {who(r.cc)}")
             if s.note:
                 out.append(f"       note: {one_line(s.note)}")
-    return out + protocol_process_lines(p)
+    return out + protocol_v2_lines(p) + protocol_process_lines(p)
 
 
 PROTOCOL_FILE_MAX = 1024 * 1024

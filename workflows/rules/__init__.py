@@ -75,6 +75,15 @@ from workflows.rules._core import (
 )
 from workflows.rules._delivery import on_delivery, redeliver, still_stalled
 from workflows.rules._ladder import start
+from workflows.rules._track_rules import (
+    bypass_rule,
+    cafcass_rule,
+    entry_points,
+    extension_rule,
+    start_index,
+    status_name,
+    total_days,
+)
 
 __all__ = [
     "LONDON",
@@ -83,8 +92,12 @@ __all__ = [
     "Refused",
     "addressees",
     "available_actions",
+    "bypass_rule",
+    "cafcass_rule",
     "check",
     "current_stage",
+    "entry_points",
+    "extension_rule",
     "handle",
     "london_today",
     "next_wakeup",
@@ -95,7 +108,10 @@ __all__ = [
     "refuse",
     "running_schedule",
     "start",
+    "start_index",
+    "status_name",
     "still_stalled",
+    "total_days",
     "track_of",
     "view",
     "with_problem",
@@ -206,4 +222,6 @@ def view(state: EscalationState, now: datetime) -> EscalationView:
         refusals=list(state.refusals),
         problems=list(state.problems),
         stalled=state.stall.shown if state.stall else None,
+        child_status=state.child_status,
+        severity=state.severity,
     )

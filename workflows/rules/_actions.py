@@ -47,6 +47,7 @@ from workflows.rules._ladder import (
     _escalate,
     _move,
 )
+from workflows.rules._track_rules import bypass_rule, cafcass_rule, check_cafcass_status
 
 
 def _guard_escalate(s: EscalationState, actor: Actor) -> None:
@@ -73,8 +74,9 @@ def _apply_escalate(c: _Change, a: Escalate) -> None:
 
 
 def _guard_bypass(s: EscalationState, actor: Actor) -> None:
-    if not s.protocol.bypass.allowed:
-        raise Refused(f"the {s.protocol.authority} protocol does not allow stages to be bypassed")
+    if not bypass_rule(s).allowed:
+        where = f"the {track_of(s).name} track" if track_of(s).bypass else "stages"
+        raise Refused(f"the {s.protocol.authority} protocol does not allow {where} to be bypassed")
     _need_status(
         s,
         (Status.AWAITING_RESPONSE, Status.AWAITING_DECISION, Status.MONITORING, Status.ESCALATION_DUE),
@@ -100,32 +102,40 @@ def _apply_bypass(c: _Change, a: Bypass) -> None:
 def _guard_refer_to_cafcass(s: EscalationState, actor: Actor) -> None:
     _refuse_closed(s)
     _need_officer(s, actor, "refer to CAFCASS")
-    allowed = s.protocol.cafcass.officer_roles
+    allowed = cafcass_rule(s).officer_roles
     if s.officer.role not in allowed:
         raise Refused(
             f"{with_article(s.protocol.role_name(s.officer.role))} may not refer to CAFCASS; under the "
             f"{s.protocol.authority} protocol only {_names(s, allowed)} may"
         )
+    if Flag.CAFCASS_REFERRED in s.flags:
+        raise Refused("the concern has already been referred to CAFCASS; the local process runs on beside it")
+    check_cafcass_status(s)
 
 
 def _apply_refer_to_cafcass(c: _Change, a: ReferToCafcass) -> None:
     s = c.s
-    rule = s.protocol.cafcass
+    rule = cafcass_rule(s)
     recorded = {x.with_role for x in s.consultations}
     missing = [r for r in rule.consult if r not in a.consulted and r not in recorded]
     if missing:
         raise Refused(f"before referring to CAFCASS, consult {_names(s, missing)} and list them in consulted")
-    s.status = Status.REFERRED_TO_CAFCASS
+    if rule.alongside:  # v2: the local process runs on beside the referral
+        c.flag(Flag.CAFCASS_REFERRED)
+        happens = "the local process continues alongside the referral"
+    else:
+        s.status = Status.REFERRED_TO_CAFCASS
+        happens = "the local process is curtailed"
     to, cc = addressees(s)
     c.event(
         EventKind.CAFCASS_REFERRAL,
-        f"Referred to CAFCASS; the local process is curtailed. Reason: {a.reason}",
+        f"Referred to CAFCASS; {happens}. Reason: {a.reason}",
         actor=a.actor,
         to=list(rule.inform) or to,
         cc=to + cc if rule.inform else cc,
         data={"consulted": sorted(set(a.consulted) | (recorded & set(rule.consult)))},
     )
-    c.outcome = "referred to CAFCASS"
+    c.outcome = f"referred to CAFCASS; {happens}"
 
 
 def _later_gated(s: EscalationState) -> list[Stage]:

@@ -38,6 +38,7 @@ from workflows.rules._core import (
     current_stage,
     london_today,
 )
+from workflows.rules._track_rules import extension_rule, total_days
 
 
 def _guard_respond(s: EscalationState, actor: Actor) -> None:
@@ -97,15 +98,15 @@ def _apply_request_extension(c: _Change, a: RequestExtension) -> None:
         EventKind.EXTENSION_REQUESTED,
         f"More time asked for, until {a.until:%A %-d %B %Y}. Reason: {a.reason}",
         actor=a.actor,
-        to=[s.protocol.extensions.approved_by],
+        to=[extension_rule(s).approved_by],
         data={"until": a.until.isoformat()},
     )
-    c.outcome = f"request sent to {s.protocol.role_name(s.protocol.extensions.approved_by)} for a decision"
+    c.outcome = f"request sent to {s.protocol.role_name(extension_rule(s).approved_by)} for a decision"
 
 
 def _guard_decide_extension(s: EscalationState, actor: Actor) -> None:
     _refuse_closed(s)
-    approver = s.protocol.extensions.approved_by
+    approver = extension_rule(s).approved_by
     if not _plays(s, actor, approver):
         raise Refused(f"only {s.protocol.role_name(approver)} may decide a request for more time")
     if s.pending_extension is None:
@@ -141,7 +142,7 @@ def _apply_decide_extension(c: _Change, a: DecideExtension) -> None:
     if beyond and not a.exceed_total_limit:
         assert total is not None
         raise Refused(
-            f"{pending.until:%-d %B %Y} is past the {s.protocol.total_formal_working_days}-working-day limit "
+            f"{pending.until:%-d %B %Y} is past the {total_days(s)}-working-day limit "
             f"of the formal process ({total.due_date:%-d %B %Y}); to allow it anyway, approve again with "
             "exceed_total_limit and a reason"
         )
@@ -260,7 +261,7 @@ def _timescale_within_limits(s: EscalationState, a: SetTimescale, asked: str, no
         beyond = False
     if beyond:
         raise Refused(
-            f"{asked} runs past the {s.protocol.total_formal_working_days}-working-day limit of the formal "
+            f"{asked} runs past the {total_days(s)}-working-day limit of the formal "
             f"process ({total.due_date:%-d %B %Y}); time past it comes only through a request for more time "
             "that the officer approves with exceed_total_limit and a reason"
         )

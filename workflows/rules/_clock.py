@@ -22,6 +22,7 @@ from workflows.rules._core import (
     track_of,
 )
 from workflows.rules._ladder import _escalate
+from workflows.rules._track_rules import total_days
 
 # --- computed schedules and timers ---------------------------------------------------------------------
 
@@ -109,7 +110,7 @@ def on_timer(
         c.flag(Flag.BREACHED)
         c.event(
             EventKind.BREACHED,
-            f"The {s.protocol.total_formal_working_days}-working-day limit for the formal process ended "
+            f"The {total_days(s)}-working-day limit for the formal process ended "
             f"on {total.due_date:%A %-d %B %Y} without resolution.",
             to=list(s.protocol.breach_notify),
             cc=[RAISING_OFFICER],

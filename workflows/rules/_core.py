@@ -152,7 +152,10 @@ class _Change:
     def request(self, **kwargs: Any) -> ScheduleRequest:
         p = self.s.protocol
         kwargs.setdefault("received_at", self.now)
-        kwargs.setdefault("reminder_lead_working_days", p.reminder_lead_working_days)
+        lead = track_of(self.s).reminder_lead_working_days  # a track's own lead (v2) overrides the protocol's
+        kwargs.setdefault(
+            "reminder_lead_working_days", p.reminder_lead_working_days if lead is None else lead
+        )
         return ScheduleRequest(closure_days=list(p.closure_days), **kwargs)
 
     def flag(self, flag: Flag) -> None:

@@ -16,6 +16,7 @@ from schemas.effects import Announcement, Notify, Undelivered
 from schemas.escalation import EscalationState, EventKind, Flag, PendingNotice, Stall, Status
 from schemas.protocol import RAISING_OFFICER
 from workflows.rules._core import LONDON, Decision, _Change, current_stage
+from workflows.rules._track_rules import total_days
 
 RETRY_FIRST = timedelta(minutes=1)
 RETRY_LONGEST = timedelta(hours=1)
@@ -187,7 +188,7 @@ def _send_stage_again(c: _Change, notice: PendingNotice, stall: Stall) -> None:
         s.formal_started_at = c.now
         c.schedule(
             "total",
-            c.request(working_days=s.protocol.total_formal_working_days, reminder_lead_working_days=0),
+            c.request(working_days=total_days(s), reminder_lead_working_days=0),
         )
     text = (
         f"Sent to {s.protocol.role_names(notice.to)} at {stage.name}: the notice of {_when(stall.since)} "

@@ -31,6 +31,7 @@ from workflows.rules._core import (
     london_today,
     track_of,
 )
+from workflows.rules._track_rules import bypass_rule, check_child, start_of, total_days
 
 CONSULTED_WITHIN = timedelta(days=366)
 """How long before it is recorded a consultation may have been held: a year."""
@@ -59,8 +60,9 @@ def start(raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> Decisi
     if raise_.service_area is not None and raise_.service_area not in p.service_areas:
         known = ", ".join(p.service_areas) or "none (leave it empty)"
         raise Refused(f"unknown service area {raise_.service_area!r}; {p.authority} has: {known}")
-    target = _stage_index(track, raise_.start_at_stage) if raise_.start_at_stage else 0
-    if target > 0 and raise_.start_bypass is None:
+    check_child(raise_, track)
+    target, entry = start_of(raise_, track)
+    if entry is None and raise_.start_bypass is None:
         raise Refused("starting past the first stage is a bypass: give its reason (start_bypass)")
 
     state = EscalationState(
@@ -77,20 +79,23 @@ def start(raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> Decisi
         status=Status.AWAITING_RESPONSE,
         stage_index=0,
         stage_entered_at=now,
+        child_status=raise_.child_status,
+        severity=raise_.severity,
     )
     c = _Change(state, now, honour=honour)
-    c.event(
-        EventKind.RAISED,
-        raise_.concern.summary,
-        actor=raise_.officer,
-        data={"category": raise_.category, "service_area": raise_.service_area},
+    data: dict[str, object] = {"category": raise_.category, "service_area": raise_.service_area}
+    data.update(
+        {k: v for k, v in (("child_status", raise_.child_status), ("severity", raise_.severity)) if v}
     )
+    if entry is not None and target > 0:
+        data["entry_point"] = track.stages[target].key
+    c.event(EventKind.RAISED, raise_.concern.summary, actor=raise_.officer, data=data)
     for consultation in raise_.consultations:
         _apply_consultation(c, consultation, at_start=True)
-    if target == 0:
-        if honour:
-            _need_gate_open_at_start(c, 0)
-        _enter_stage(c, 0)
+    if entry is not None:
+        if honour or target > 0:
+            _need_gate_open_at_start(c, target)
+        _enter_stage(c, target)
     else:
         assert raise_.start_bypass is not None
         bypass = raise_.start_bypass.model_copy(update={"to_stage": track.stages[target].key})
@@ -160,9 +165,7 @@ def _enter_stage(c: _Change, index: int, begins_at: datetime | None = None) -> N
         s.formal_started_at = at
         c.schedule(
             "total",
-            c.request(
-                working_days=s.protocol.total_formal_working_days, reminder_lead_working_days=0, **on_time
-            ),
+            c.request(working_days=total_days(s), reminder_lead_working_days=0, **on_time),
         )
     text = f"Sent to {_names(s, to)} at {stage.name}."
     if stage.meeting:
@@ -319,7 +322,7 @@ def _hold_for_exceptional(c: _Change, target: int, reason: str) -> None:
 
 
 def _check_bypass_rule(s: EscalationState, a: Bypass) -> None:
-    rule = s.protocol.bypass
+    rule = bypass_rule(s)
     if not rule.prior_discussion_with:
         return
     if a.emergency and rule.emergency_exempt:
