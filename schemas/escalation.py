@@ -25,6 +25,7 @@ from schemas.bounds import (
     at_most,
     bound,
 )
+from schemas.duties import People
 from schemas.protocol import Protocol
 from schemas.schedule import Schedule
 
@@ -75,6 +76,10 @@ class Flag(StrEnum):
     decide whether they are (``escalate`` with ``exceptional``) instead of climbing on its own."""
     STALLED = "stalled"
     """A notice could not go out (a role nobody holds, the mail server down): see ``stall``."""
+    OFFICER_DEADLINE_MISSED = "officer_deadline_missed"
+    """The raising officer's own deadline at a stage passed without the task recorded (see ``duties``)."""
+    STEP_OVERDUE = "step_overdue"
+    """A step the stage requires (such as telling the child and family) was not recorded in time."""
 
 
 class EventKind(StrEnum):
@@ -117,6 +122,11 @@ class EventKind(StrEnum):
     PRACTICE_RESOLVED = "practice_resolved"
     STALLED = "stalled"
     NOTICES_DELIVERED = "notices_delivered"
+    # duties at a stage: the officer's own deadline and required steps (workflows.rules._duties)
+    DUTY_SET = "duty_set"
+    DUTY_REMINDER = "duty_reminder"
+    DUTY_OVERDUE = "duty_overdue"
+    STEP_RECORDED = "step_recorded"
 
 
 # --- Actions (update and signal payloads) -------------------------------------------------------------
@@ -255,6 +265,27 @@ class RecordViews(_Model):
     views: Text
 
 
+HowTold = Literal["in_person", "phone", "video_call", "letter", "email", "text_message", "other"]
+"""How a step was carried out (how the people were told)."""
+
+
+class RecordStep(_Model):
+    """Record a duty of a stage as done: the officer's own task (``officer_deadline``) or a required step
+    (``required_steps``), with who was told, when and how."""
+
+    kind: Literal["record_step"] = "record_step"
+    actor: Actor
+    step: Key = Field(description="The duty's key in the protocol ('child-told', 'officer-task').")
+    done_at: datetime | None = Field(
+        default=None, description="When it was done (not in the future, within the last year); default now."
+    )
+    told: Annotated[list[People], bound(at_most(LIST_MAX, "people"))] = Field(
+        default_factory=list, description="Who was told: child, parents, carers, family, advocate."
+    )
+    how: HowTold | None = Field(default=None, description="How it was done (needed when people are told).")
+    note: OptionalText = ""
+
+
 Action = Annotated[
     Respond
     | RequestExtension
@@ -269,7 +300,8 @@ Action = Annotated[
     | Withdraw
     | Close
     | AddNote
-    | RecordViews,
+    | RecordViews
+    | RecordStep,
     Field(discriminator="kind"),
 ]
 
@@ -397,6 +429,34 @@ class Consultation(_Model):
     held_on: date | None = Field(default=None, description="When it was held, if given (else ``at``).")
 
 
+class StepRecord(_Model):
+    """How a duty was recorded as done."""
+
+    by: Actor
+    at: datetime = Field(description="When it was recorded.")
+    done_at: datetime = Field(description="When it was done, as the recorder said.")
+    told: list[str] = Field(default_factory=list)
+    how: str | None = None
+    note: str = ""
+
+
+class Duty(_Model):
+    """A duty of a stage the escalation has entered: the officer's own deadline or a required step."""
+
+    stage: str
+    key: str
+    kind: Literal["officer_deadline", "required_step"]
+    what: str
+    schedule: Schedule | None = Field(default=None, description="Its deadline, once placed.")
+    reminded: bool = False
+    overdue: bool = False
+    done: StepRecord | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.stage}/{self.key}"
+
+
 class EscalationState(_Model):
     escalation_id: str
     protocol: Protocol
@@ -438,6 +498,9 @@ class EscalationState(_Model):
         default_factory=list, description="Records or notices that failed for good: for the engineers."
     )
     stall: Stall | None = Field(default=None, description="Notices waiting to go out (see ``Stall``).")
+    duties: list[Duty] = Field(
+        default_factory=list, description="Officer's deadlines and required steps of the stages entered."
+    )
 
 
 # --- Query results --------------------------------------------------------------------------------------
@@ -476,6 +539,9 @@ class EscalationView(_Model):
     )
     concern: Concern | None = Field(
         default=None, description="The concern as raised: summary, impact on the child, what is asked, views."
+    )
+    duties: list[Duty] = Field(
+        default_factory=list, description="The officer's deadlines and required steps, done or not."
     )
 
 

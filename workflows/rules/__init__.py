@@ -74,6 +74,7 @@ from workflows.rules._core import (
     track_of,
 )
 from workflows.rules._delivery import on_delivery, redeliver, still_stalled
+from workflows.rules._duties import _apply_record_step, _guard_record_step
 from workflows.rules._ladder import start
 
 __all__ = [
@@ -120,6 +121,7 @@ _RULES: dict[str, tuple[_Guard, _Apply]] = {
     "close": (_guard_close, _apply_close),
     "add_note": (_guard_note, _apply_note),
     "record_views": (_guard_note, _apply_views),
+    "record_step": (_guard_record_step, _apply_record_step),
 }
 assert set(_RULES) == set(ACTION_KINDS)
 
@@ -206,4 +208,5 @@ def view(state: EscalationState, now: datetime) -> EscalationView:
         refusals=list(state.refusals),
         problems=list(state.problems),
         stalled=state.stall.shown if state.stall else None,
+        duties=list(state.duties),
     )
