@@ -27,7 +27,7 @@ from temporalio.exceptions import ApplicationError
 from activities.directory import RoleUnfilled
 from activities.mail import MailUnavailable
 from activities.recording import Notifier, RecordStore
-from activities.working_hours import plan_any as _plan_schedule
+from activities.working_days import plan_schedule as _plan_schedule
 from schemas.effects import (
     BatchOutcome,
     DeliveryCheck,
@@ -90,8 +90,7 @@ def _heartbeating() -> Iterator[None]:
 
 @activity.defn(name="plan_schedule")
 def plan_schedule(request: ScheduleRequest) -> Schedule:
-    """Place a deadline on the working-day calendar (bank holidays as known today, closure days), in
-    working days, to a date or in working hours.
+    """Place a deadline on the working-day calendar (bank holidays as known today, closure days).
 
     Run as an activity so that the result is recorded in history: upgrading the holiday data or this code
     never moves the deadline of a running escalation.

@@ -1,7 +1,6 @@
-"""Deadlines in working hours, and the clock's one entry point for every deadline.
+"""Deadlines in working hours (``activities.working_days.plan_schedule`` sends requests in hours here).
 
-Pure and deterministic, like ``activities.working_days`` (whose results this module never changes: a
-request without ``working_hours`` goes there unchanged). Working hours are the authority's hours (say
+Pure and deterministic, like ``activities.working_days``. Working hours are the authority's hours (say
 09:00-17:00) on working days (weekdays that are neither bank holidays nor closure days), in London time:
 each day's window is converted to UTC through zoneinfo, so British Summer Time needs no special case.
 
@@ -21,10 +20,9 @@ from activities.working_days import (
     WorkingDayCalendar,
     london_date,
 )
-from activities.working_days import plan_schedule as plan_working_days
 from schemas.schedule import Schedule, ScheduleRequest
 
-__all__ = ["add_working_minutes", "plan_any", "plan_hours_schedule", "window"]
+__all__ = ["add_working_minutes", "plan_hours_schedule", "window"]
 
 _ONE_DAY = timedelta(days=1)
 DEFAULT_DAY = (time(9, 0), time(17, 0))
@@ -105,10 +103,3 @@ def plan_hours_schedule(request: ScheduleRequest) -> Schedule:
         ],
         working_hours=request.working_hours,
     )
-
-
-def plan_any(request: ScheduleRequest) -> Schedule:
-    """Place any deadline: in working hours here, in working days (or to a date) by ``working_days``."""
-    if request.working_hours is not None:
-        return plan_hours_schedule(request)
-    return plan_working_days(request)
