@@ -4,6 +4,7 @@ both clock changes; and the rules' short timescales, officer's deadlines and req
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import pytest
 
@@ -15,15 +16,16 @@ from schemas.schedule import ScheduleRequest
 from tests.driver import Driver, make_raise
 from workflows import rules
 
-NINE_TO_FIVE = {"day_starts": time(9), "day_ends": time(17)}
+NINE_TO_FIVE: dict[str, Any] = {"day_starts": time(9), "day_ends": time(17)}
 
 
 def london(y: int, m: int, d: int, hh: int, mm: int = 0) -> datetime:
     return datetime(y, m, d, hh, mm, tzinfo=LONDON)
 
 
-def hours(received: datetime, n: int, **kw: object) -> tuple[datetime, datetime | None]:
-    sched = plan_schedule(ScheduleRequest(received_at=received, working_hours=n, **NINE_TO_FIVE, **kw))
+def hours(received: datetime, n: int, **kw: Any) -> tuple[datetime, datetime | None]:
+    request = {"received_at": received, "working_hours": n, **NINE_TO_FIVE, **kw}
+    sched = plan_schedule(ScheduleRequest.model_validate(request))
     assert sched.working_hours == n
     return sched.due_at.astimezone(LONDON), sched.remind_at.astimezone(LONDON) if sched.remind_at else None
 
