@@ -197,7 +197,13 @@ def plan_schedule(request: ScheduleRequest) -> Schedule:
     ``until``, for an ``until`` before the day of receipt, for ``receipt_day_counts`` with 0 working days
     (the time would end before it began), and for a deadline more than ``MAX_SPAN_DAYS`` after
     ``counts_from``.
+
+    A request in ``working_hours`` is placed by ``activities.working_hours`` (which builds on this module).
     """
+    if request.working_hours is not None:
+        from activities.working_hours import plan_hours_schedule
+
+        return plan_hours_schedule(request)
     _require_aware(request.received_at, "received_at")
     if (request.working_days is None) == (request.until is None):
         raise ValueError("exactly one of working_days and until must be given")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.escalation import Actor, Concern, EventKind, Refusal, Status, TimelineEntry
 from schemas.schedule import ScheduleRequest
 
-SchedulePurpose = Literal["stage", "reschedule", "total", "hold"]
+SchedulePurpose = Literal["stage", "reschedule", "total", "hold", "duty"]
 
 
 class _Model(BaseModel):
@@ -49,13 +49,15 @@ class PlanSchedule(_Model):
 
     ``stage``: a newly entered stage's deadline; ``reschedule``: the running stage's deadline moves;
     ``total``: the whole formal process's limit; ``hold``: a reminder while escalation is due, or the
-    end of an action plan being monitored.
+    end of an action plan being monitored; ``duty``: an officer's deadline or a required step (``duty`` is
+    its ``Duty.ref``).
     """
 
     type: Literal["schedule"] = "schedule"
     purpose: SchedulePurpose
     request: ScheduleRequest
     announce: Announcement | None = None
+    duty: str | None = None
 
 
 class RecordRefusal(_Model):

@@ -25,6 +25,7 @@ from schemas.bounds import (
     at_most,
     bound,
 )
+from schemas.duties import People
 from schemas.protocol import Protocol
 from schemas.schedule import Schedule
 
@@ -77,6 +78,10 @@ class Flag(StrEnum):
     """A notice could not go out (a role nobody holds, the mail server down): see ``stall``."""
     CAFCASS_REFERRED = "cafcass_referred"
     """Referred to CAFCASS under a protocol whose local process runs on beside the referral (v2)."""
+    OFFICER_DEADLINE_MISSED = "officer_deadline_missed"
+    """The raising officer's own deadline at a stage passed without the task recorded (see ``duties``)."""
+    STEP_OVERDUE = "step_overdue"
+    """A step the stage requires (such as telling the child and family) was not recorded in time."""
 
 
 class EventKind(StrEnum):
@@ -119,6 +124,11 @@ class EventKind(StrEnum):
     PRACTICE_RESOLVED = "practice_resolved"
     STALLED = "stalled"
     NOTICES_DELIVERED = "notices_delivered"
+    # duties at a stage: the officer's own deadline and required steps (workflows.rules._duties)
+    DUTY_SET = "duty_set"
+    DUTY_REMINDER = "duty_reminder"
+    DUTY_OVERDUE = "duty_overdue"
+    STEP_RECORDED = "step_recorded"
 
 
 # --- Actions (update and signal payloads) -------------------------------------------------------------
@@ -257,6 +267,27 @@ class RecordViews(_Model):
     views: Text
 
 
+HowTold = Literal["in_person", "phone", "video_call", "letter", "email", "text_message", "other"]
+"""How a step was carried out (how the people were told)."""
+
+
+class RecordStep(_Model):
+    """Record a duty of a stage as done: the officer's own task (``officer_deadline``) or a required step
+    (``required_steps``), with who was told, when and how."""
+
+    kind: Literal["record_step"] = "record_step"
+    actor: Actor
+    step: Key = Field(description="The duty's key in the protocol ('child-told', 'officer-task').")
+    done_at: datetime | None = Field(
+        default=None, description="When it was done (not in the future, within the last year); default now."
+    )
+    told: Annotated[list[People], bound(at_most(LIST_MAX, "people"))] = Field(
+        default_factory=list, description="Who was told: child, parents, carers, family, advocate."
+    )
+    how: HowTold | None = Field(default=None, description="How it was done (needed when people are told).")
+    note: OptionalText = ""
+
+
 Action = Annotated[
     Respond
     | RequestExtension
@@ -271,7 +302,8 @@ Action = Annotated[
     | Withdraw
     | Close
     | AddNote
-    | RecordViews,
+    | RecordViews
+    | RecordStep,
     Field(discriminator="kind"),
 ]
 
@@ -404,6 +436,34 @@ class Consultation(_Model):
     held_on: date | None = Field(default=None, description="When it was held, if given (else ``at``).")
 
 
+class StepRecord(_Model):
+    """How a duty was recorded as done."""
+
+    by: Actor
+    at: datetime = Field(description="When it was recorded.")
+    done_at: datetime = Field(description="When it was done, as the recorder said.")
+    told: list[str] = Field(default_factory=list)
+    how: str | None = None
+    note: str = ""
+
+
+class Duty(_Model):
+    """A duty of a stage the escalation has entered: the officer's own deadline or a required step."""
+
+    stage: str
+    key: str
+    kind: Literal["officer_deadline", "required_step"]
+    what: str
+    schedule: Schedule | None = Field(default=None, description="Its deadline, once placed.")
+    reminded: bool = False
+    overdue: bool = False
+    done: StepRecord | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.stage}/{self.key}"
+
+
 class EscalationState(_Model):
     escalation_id: str
     protocol: Protocol
@@ -448,6 +508,9 @@ class EscalationState(_Model):
     # protocol language v2
     child_status: str | None = Field(default=None, description="The child's status, as given at raise.")
     severity: str | None = Field(default=None, description="The concern's severity, as given at raise.")
+    duties: list[Duty] = Field(
+        default_factory=list, description="Officer's deadlines and required steps of the stages entered."
+    )
 
 
 # --- Query results --------------------------------------------------------------------------------------
@@ -490,6 +553,9 @@ class EscalationView(_Model):
     # protocol language v2
     child_status: str | None = Field(default=None, description="The child's status, as given at raise.")
     severity: str | None = Field(default=None, description="The concern's severity, as given at raise.")
+    duties: list[Duty] = Field(
+        default_factory=list, description="The officer's deadlines and required steps, done or not."
+    )
 
 
 class ActionResult(_Model):

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.duties import MAX_WORKING_HOURS, OfficerDeadline, RequiredStep, WorkingHours, duty_problems
 from schemas.processes import DeemedAgreement, PracticeConcerns, process_problems
 from schemas.wording import with_article
 
@@ -81,6 +82,21 @@ class Stage(_Strict):
     response_working_days: int | None = Field(
         default=5, ge=1, le=60, description="Working days to answer; null where the protocol sets none."
     )
+    # --- short timescales and duties (schemas.duties) ---
+    response_working_hours: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_WORKING_HOURS,
+        description="Working hours to answer, within the protocol's working_hours ('within 4 hours', "
+        "'immediately'); replaces response_working_days, which then defaults to null.",
+    )
+    officer_deadline: OfficerDeadline | None = Field(
+        default=None, description="The raising officer's own time to act once the stage is entered."
+    )
+    required_steps: list[RequiredStep] = Field(
+        default_factory=list, description="Steps to record at this stage before it can be resolved."
+    )
+    # ---
     entry_gate: EntryGate | None = None
     meeting: bool = Field(default=False, description="Managed through a meeting that must be recorded.")
     exceptional: bool = Field(default=False, description="Used only in exceptional circumstances.")
@@ -108,6 +124,13 @@ class Stage(_Strict):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        if data.get("response_working_hours") is not None:
+            if data.get("response_working_days") is not None:
+                raise ValueError(
+                    "give response_working_days or response_working_hours, not both (stage "
+                    f"{data.get('key')!r})"
+                )
+            data["response_working_days"] = None
         if not data.get("label") and isinstance(data.get("name"), str):
             data["label"] = data["name"].strip()[:LABEL_MAX]
         if not data.get("case_note_type") and isinstance(data.get("label"), str):
@@ -307,6 +330,10 @@ class Protocol(_Strict):
     timescales: TimescaleRule = TimescaleRule()
     case_notes: CaseNoteNaming = CaseNoteNaming()
     closure_days: list[date] = Field(default_factory=list)
+    working_hours: WorkingHours = Field(
+        default_factory=WorkingHours,
+        description="The authority's working hours on a working day, for times in working hours.",
+    )
     child_ref: ChildRefFormat = ChildRefFormat()
     tracks: list[Track] = Field(min_length=1)
     deemed_agreement: DeemedAgreement | None = Field(
@@ -364,6 +391,7 @@ class Protocol(_Strict):
                 check(f"{where}.judged_by", [s.judged_by])
                 if s.entry_gate:
                     check(f"{where}.entry_gate.with_roles", s.entry_gate.with_roles)
+                problems += duty_problems(where, s.officer_deadline, s.required_steps, known)
                 for r in s.routes:
                     check(f"{where}.routes.{r.service_area}", r.to + r.cc)
                     if r.service_area not in self.service_areas:

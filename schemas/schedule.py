@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from pydantic import BaseModel, Field
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 class ScheduleRequest(BaseModel):
     """What the clock activity needs to place a deadline on the working-day calendar.
 
-    Exactly one of ``working_days`` or ``until`` is given.
+    Exactly one of ``working_days``, ``until`` or ``working_hours`` is given.
     """
 
     received_at: datetime = Field(description="When the stage was sent (timezone-aware, any zone).")
@@ -26,6 +26,16 @@ class ScheduleRequest(BaseModel):
             "the working days, not day 0: for time that begins when an earlier deadline passes, at the "
             "London midnight that starts that day."
         ),
+    )
+
+    # --- working hours (activities.working_hours); absent in requests recorded before they existed ---
+    working_hours: int | None = Field(
+        default=None, ge=1, le=600, description="Count of working hours allowed (instead of working days)."
+    )
+    day_starts: time | None = Field(default=None, description="London time the working day starts.")
+    day_ends: time | None = Field(default=None, description="London time the working day ends.")
+    reminder_lead_working_hours: int = Field(
+        default=1, ge=0, description="For working hours: remind this many working hours before the end."
     )
 
 
@@ -48,6 +58,12 @@ class Schedule(BaseModel):
     working_day_ends: list[datetime] = Field(
         default_factory=list,
         description="UTC end instant of each working day after counts_from up to due_date.",
+    )
+
+    working_hours: int | None = Field(
+        default=None,
+        description="The working hours allowed, when the time is in hours (due_at is then "
+        "the instant the last of them ends, not a midnight).",
     )
 
     def working_days_left(self, now: datetime) -> int:

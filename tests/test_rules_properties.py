@@ -46,6 +46,7 @@ from schemas.escalation import (
     Flag,
     RecordConsultation,
     RecordMeeting,
+    RecordStep,
     RecordViews,
     ReferToCafcass,
     RequestExtension,
@@ -114,6 +115,7 @@ KIND_WEIGHTS = {
     "close": 1,
     "add_note": 1,
     "record_views": 1,
+    "record_step": 2,
 }
 """How often each kind is drawn: the ones that end an escalation less often, so runs go further."""
 WEIGHTED_KINDS = [kind for kind, weight in KIND_WEIGHTS.items() for _ in range(weight)]
@@ -237,6 +239,17 @@ def action_of(d: Driver, kind: str) -> st.SearchStrategy[Action]:
         return st.builds(Close, actor=who, reason=TEXTS)
     if kind == "add_note":
         return st.builds(AddNote, actor=who, text=TEXTS)
+    if kind == "record_step":
+        keys = [duty.key for duty in d.state.duties] or ["officer-task"]
+        people = st.lists(st.sampled_from(["child", "parents", "carers", "family", "advocate"]), max_size=3)
+        return st.builds(
+            RecordStep,
+            actor=who,
+            step=st.sampled_from(keys) | st.just("no-such-step"),
+            told=people,
+            how=st.none() | st.sampled_from(["in_person", "phone", "letter"]),
+            note=OPTIONAL_TEXTS,
+        )
     assert kind == "record_views", kind
     return st.builds(RecordViews, actor=who, whose=st.sampled_from(["child", "parent", "carer"]), views=TEXTS)
 
@@ -290,6 +303,16 @@ def witnesses(state: EscalationState, actor: Actor, now: datetime) -> dict[str, 
         "close": [Close(actor=actor, reason=why)],
         "add_note": [AddNote(actor=actor, text="A note.")],
         "record_views": [RecordViews(actor=actor, whose="child", views="Wants to stay.")],
+        "record_step": [
+            RecordStep(
+                actor=actor,
+                step=duty.key,
+                told=["child", "parents", "carers", "family", "advocate"],
+                how="phone",
+            )
+            for duty in state.duties
+            if duty.done is None
+        ],
     }
 
 

@@ -24,6 +24,7 @@ from schemas.escalation import (
     EscalationView,
     RecordConsultation,
     RecordMeeting,
+    RecordStep,
     RecordViews,
     ReferToCafcass,
     RequestExtension,
@@ -391,6 +392,14 @@ async def cmd_close(args: argparse.Namespace) -> int:
 
 async def cmd_note(args: argparse.Namespace) -> int:
     return await act(args, build(AddNote, actor=actor_of(args), text=args.text))
+
+
+async def cmd_step(args: argparse.Namespace) -> int:
+    """Record a duty done now: the officer's own task, or a step such as the child told (who and how)."""
+    step = build(
+        RecordStep, actor=actor_of(args), step=args.step, told=args.told, how=args.how, note=args.note
+    )
+    return await act(args, step)
 
 
 async def cmd_views(args: argparse.Namespace) -> int:

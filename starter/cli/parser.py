@@ -21,6 +21,7 @@ from starter.cli.acting import (
     cmd_request_extension,
     cmd_respond,
     cmd_set_timescale,
+    cmd_step,
     cmd_views,
     cmd_withdraw,
 )
@@ -231,6 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("views", cmd_views, "record the child's, a parent's or a carer's views", ident, actor, conn)
     p.add_argument("--whose", choices=["child", "parent", "carer"], required=True)
     p.add_argument("--views", required=True, type=free_text)
+    p = command(
+        "step", cmd_step, "record an officer's task or a stage's required step as done", ident, actor, conn
+    )
+    p.add_argument("step", type=key, help="the step's key in the protocol (protocol show lists them)")
+    p.add_argument(
+        "--told",
+        action="append",
+        default=[],
+        choices=["child", "parents", "carers", "family", "advocate"],
+        help="who was told; repeat for each",
+    )
+    p.add_argument(
+        "--how", choices=["in_person", "phone", "video_call", "letter", "email", "text_message", "other"]
+    )
+    p.add_argument("--note", default="", type=free_text)
 
     p = command("status", cmd_status, "where an escalation stands", ident, conn)
     p.add_argument("--json", action="store_true", help="the whole state as JSON")

@@ -139,7 +139,12 @@ async def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMAND_FOR = {"refer_to_cafcass": "refer-cafcass", "add_note": "note", "record_views": "views"}
+_COMMAND_FOR = {
+    "refer_to_cafcass": "refer-cafcass",
+    "add_note": "note",
+    "record_views": "views",
+    "record_step": "step",
+}
 """The command for an action whose name differs from its update's."""
 
 

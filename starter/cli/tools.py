@@ -87,6 +87,8 @@ def protocol_lines(p: Protocol) -> list[str]:
         + (", ".join(f"{label} [{role}]" for role, label in p.case_notes.officer_labels.items()) or "none")
         + f"; good practice notes: {p.case_notes.good_practice}",
         f"closure days: {', '.join(d.isoformat() for d in p.closure_days) or 'none'}",
+        f"working hours: {p.working_hours.start:%H:%M}-{p.working_hours.end:%H:%M} on working days, "
+        f"reminded {_count(p.working_hours.reminder_lead_hours, 'working hour')} before",
         f"child reference: {p.child_ref.pattern} (for example {p.child_ref.example})",
     ]
     if p.notes:
@@ -101,6 +103,8 @@ def protocol_lines(p: Protocol) -> list[str]:
             days = (
                 _count(s.response_working_days, "working day") if s.response_working_days else "no set time"
             )
+            if s.response_working_hours:
+                days = _count(s.response_working_hours, "working hour")
             out += [
                 f"  {i}. {s.key}: {s.name} ({'formal' if s.formal else 'informal'})",
                 f"       label: {s.label}; case note type: {s.case_note_type}",
@@ -117,6 +121,18 @@ def protocol_lines(p: Protocol) -> list[str]:
                 out.append("       entry gate: none")
             for r in s.routes:
                 out.append(f"       route for {r.service_area}: to {who(r.to)}; cc {who(r.cc)}")
+            if s.officer_deadline:
+                od = s.officer_deadline
+                out.append(
+                    f"       officer's deadline {od.key}: {od.task}, within {od.time_words} "
+                    f"(met by record_step; missed: told {who(['raising_officer', *od.missed_notify])})"
+                )
+            for st in s.required_steps:
+                tell = f"; tell: {', '.join(st.tell)}" if st.tell else ""
+                out.append(
+                    f"       required step {st.key}: {st.what}, within {st.time_words}{tell}; recorded by "
+                    f"{who(st.done_by)}; overdue: told {who(['raising_officer', *st.missed_notify])}"
+                )
             if s.note:
                 out.append(f"       note: {one_line(s.note)}")
     return out + protocol_v2_lines(p) + protocol_process_lines(p)

@@ -74,6 +74,7 @@ from workflows.rules._core import (
     track_of,
 )
 from workflows.rules._delivery import on_delivery, redeliver, still_stalled
+from workflows.rules._duties import _apply_record_step, _guard_record_step
 from workflows.rules._ladder import start
 from workflows.rules._track_rules import (
     bypass_rule,
@@ -136,6 +137,7 @@ _RULES: dict[str, tuple[_Guard, _Apply]] = {
     "close": (_guard_close, _apply_close),
     "add_note": (_guard_note, _apply_note),
     "record_views": (_guard_note, _apply_views),
+    "record_step": (_guard_record_step, _apply_record_step),
 }
 assert set(_RULES) == set(ACTION_KINDS)
 
@@ -224,4 +226,5 @@ def view(state: EscalationState, now: datetime) -> EscalationView:
         stalled=state.stall.shown if state.stall else None,
         child_status=state.child_status,
         severity=state.severity,
+        duties=list(state.duties),
     )

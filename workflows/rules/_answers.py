@@ -38,6 +38,7 @@ from workflows.rules._core import (
     current_stage,
     london_today,
 )
+from workflows.rules._duties import need_steps_done
 from workflows.rules._track_rules import extension_rule, total_days
 
 
@@ -285,6 +286,7 @@ def _stage_working_days(s: EscalationState) -> tuple[date | None, list[datetime]
 def _guard_accept(s: EscalationState, actor: Actor) -> None:
     _refuse_closed(s)
     _need_judge(s, actor, "accept the answer")
+    need_steps_done(s)
 
 
 def _apply_accept(c: _Change, a: Accept) -> None:

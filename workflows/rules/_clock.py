@@ -21,6 +21,7 @@ from workflows.rules._core import (
     running_schedule,
     track_of,
 )
+from workflows.rules._duties import due_words, duties_due, duty_wakeups, on_duty_scheduled
 from workflows.rules._ladder import _escalate
 from workflows.rules._track_rules import total_days
 
@@ -29,6 +30,8 @@ from workflows.rules._track_rules import total_days
 
 def on_scheduled(state: EscalationState, effect: PlanSchedule, schedule: Schedule, now: datetime) -> Decision:
     """Take in a schedule computed by the clock activity (recorded in history)."""
+    if effect.purpose == "duty":
+        return on_duty_scheduled(state, effect, schedule, now)
     c = _Change(state, now)
     s = c.s
     if effect.purpose in ("stage", "reschedule"):
@@ -44,9 +47,12 @@ def on_scheduled(state: EscalationState, effect: PlanSchedule, schedule: Schedul
         a = effect.announce
         days = schedule.working_days_left(schedule.received_at)
         span = f"{days} working day{'' if days == 1 else 's'}" if days else "the same day"
+        if schedule.working_hours is not None:
+            hours = schedule.working_hours
+            span = f"{hours} working hour{'' if hours == 1 else 's'}"
         c.event(
             a.kind,
-            f"{a.text} Answer due by the end of {schedule.due_date:%A %-d %B %Y} ({span}).",
+            f"{a.text} Answer due by {due_words(schedule)} ({span}).",
             actor=a.actor,
             to=a.to,
             cc=a.cc,
@@ -75,6 +81,7 @@ def next_wakeup(state: EscalationState) -> datetime | None:
         times.append(hold.due_at)
     if state.stall is not None:  # held notices are tried again (by the shell: ``redeliver``)
         times.append(state.stall.retry_at)
+    times += duty_wakeups(state)
     return min(times) if times else None
 
 
@@ -123,7 +130,7 @@ def on_timer(
                 to, cc = addressees(s)
                 c.event(
                     EventKind.REMINDER,
-                    f"Reminder: an answer is due by the end of {sched.due_date:%A %-d %B %Y}.",
+                    f"Reminder: an answer is due by {due_words(sched)}.",
                     to=to,
                     cc=cc,
                 )
@@ -131,7 +138,7 @@ def on_timer(
             c.flag(Flag.OVERDUE)
             c.event(
                 EventKind.DEADLINE_PASSED,
-                f"No answer by the end of {sched.due_date:%A %-d %B %Y}.",
+                f"No answer by {due_words(sched)}.",
             )
             begins_at = sched.due_at if exact_clock else None
             _escalate(c, None, "no answer within the stage's time", begins_at=begins_at)
@@ -155,4 +162,5 @@ def on_timer(
             "The action plan's date has come: confirm it was done (accept) or escalate.",
             to=[RAISING_OFFICER],
         )
+    duties_due(c)
     return c.decision()

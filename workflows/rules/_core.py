@@ -100,6 +100,7 @@ def _copy(state: EscalationState) -> EscalationState:
             "refusals": list(state.refusals),
             "consultations": list(state.consultations),
             "problems": list(state.problems),
+            "duties": list(state.duties),
         }
     )
 

@@ -16,6 +16,7 @@ from schemas.effects import Announcement, Notify, Undelivered
 from schemas.escalation import EscalationState, EventKind, Flag, PendingNotice, Stall, Status
 from schemas.protocol import RAISING_OFFICER
 from workflows.rules._core import LONDON, Decision, _Change, current_stage
+from workflows.rules._duties import is_timed, stage_request
 from workflows.rules._track_rules import total_days
 
 RETRY_FIRST = timedelta(minutes=1)
@@ -183,7 +184,7 @@ def redeliver(state: EscalationState, now: datetime) -> Decision:
 def _send_stage_again(c: _Change, notice: PendingNotice, stall: Stall) -> None:
     s = c.s
     stage = current_stage(s)
-    assert stage.response_working_days is not None  # a stage without a time has no clock to hold
+    assert is_timed(stage)  # a stage without a time has no clock to hold
     if s.total_schedule is None and stage.formal and s.formal_started_at is not None:
         s.formal_started_at = c.now
         c.schedule(
@@ -195,7 +196,7 @@ def _send_stage_again(c: _Change, notice: PendingNotice, stall: Stall) -> None:
         f"could not go out ({stall.reason}), so the stage's time runs from now."
     )
     sent = Announcement(kind=EventKind.SENT_TO_STAGE, text=text, actor=s.officer, to=notice.to, cc=notice.cc)
-    c.schedule("stage", c.request(working_days=stage.response_working_days), announce=sent)
+    c.schedule("stage", stage_request(c, stage), announce=sent)
 
 
 def _when(at: datetime) -> str:

@@ -31,6 +31,7 @@ from workflows.rules._core import (
     london_today,
     track_of,
 )
+from workflows.rules._duties import at_midnight, is_timed, open_duties, stage_request
 from workflows.rules._track_rules import bypass_rule, check_child, start_of, total_days
 
 CONSULTED_WITHIN = timedelta(days=366)
@@ -137,7 +138,7 @@ def _enter_stage(c: _Change, index: int, begins_at: datetime | None = None) -> N
     instant's working day is then the stage's first working day (``receipt_day_counts``)."""
     s = c.s
     at = begins_at or c.now
-    on_time = {"received_at": at, "receipt_day_counts": begins_at is not None}
+    on_time = {"received_at": at, "receipt_day_counts": begins_at is not None and at_midnight(at)}
     s.stage_index = index
     s.stage_entered_at = at
     s.status = Status.AWAITING_RESPONSE
@@ -171,10 +172,11 @@ def _enter_stage(c: _Change, index: int, begins_at: datetime | None = None) -> N
     if stage.meeting:
         text += " This stage is managed through a meeting: invite all key people and record it."
     sent = Announcement(kind=EventKind.SENT_TO_STAGE, text=text, actor=s.officer, to=to, cc=cc)
-    if stage.response_working_days is None:
+    if not is_timed(stage):
         c.event(sent.kind, sent.text + " The protocol sets no response time.", actor=s.officer, to=to, cc=cc)
     else:
-        c.schedule("stage", c.request(working_days=stage.response_working_days, **on_time), announce=sent)
+        c.schedule("stage", stage_request(c, stage, **on_time), announce=sent)
+    open_duties(c, stage)
 
 
 def _gate_open(s: EscalationState, index: int) -> bool:
