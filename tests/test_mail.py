@@ -807,6 +807,9 @@ NOTIFIED_KINDS = {
     EventKind.NOTE,
     EventKind.STALLED,
     EventKind.NOTICES_DELIVERED,
+    EventKind.COVERED,
+    EventKind.OFFICER_REPLACED,
+    EventKind.JUDGE_SATISFIED,
 }
 """Every kind the rules notify (``to=`` in ``workflows/rules/``), plus those moved into by ``_move``."""
 OWN_TEMPLATES = NOTIFIED_KINDS | {EventKind.RAISED}

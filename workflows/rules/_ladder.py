@@ -31,6 +31,7 @@ from workflows.rules._core import (
     london_today,
     track_of,
 )
+from workflows.rules._cover import check_external_contacts
 
 CONSULTED_WITHIN = timedelta(days=366)
 """How long before it is recorded a consultation may have been held: a year."""
@@ -62,6 +63,7 @@ def start(raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> Decisi
     target = _stage_index(track, raise_.start_at_stage) if raise_.start_at_stage else 0
     if target > 0 and raise_.start_bypass is None:
         raise Refused("starting past the first stage is a bypass: give its reason (start_bypass)")
+    check_external_contacts(p, track, raise_, target)
 
     state = EscalationState(
         escalation_id=raise_.escalation_id,
@@ -77,6 +79,7 @@ def start(raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> Decisi
         status=Status.AWAITING_RESPONSE,
         stage_index=0,
         stage_entered_at=now,
+        external_contacts=list(raise_.external_contacts),
     )
     c = _Change(state, now, honour=honour)
     c.event(
