@@ -568,9 +568,10 @@ class SmtpNotifier:
         found: dict[str, Person],
         acting: dict[str, str],
     ) -> list[Covered]:
-        """Put the cover role's holder in place of each holder marked absent today (London), where the
-        protocol names a cover for the role; one level only (an absent cover is still sent to)."""
-        today = datetime.now(LONDON).date()
+        """Put the cover role's holder in place of each holder marked absent on the day of the event told
+        of (London), where the protocol names a cover for the role; one level only (an absent cover is still
+        sent to)."""
+        today = n.entry.at.astimezone(LONDON).date()
         absent = [
             role
             for role, person in found.items()

@@ -169,7 +169,10 @@ def _check_first_recipients(raise_: RaiseConcern, directory: Directory, teams: s
     track = protocol.track(raise_.track)
     stage = track.stages[track.stage_index(raise_.start_at_stage) if raise_.start_at_stage else 0]
     to, cc = stage.addressees(raise_.service_area)
-    roles = [r for r in dict.fromkeys([*to, *cc, *stage.told_in_advance]) if r != RAISING_OFFICER]
+    outside = set(protocol.external_roles)  # given at raise by address, not looked up
+    roles = [
+        r for r in dict.fromkeys([*to, *cc, *stage.told_in_advance]) if r not in (RAISING_OFFICER, *outside)
+    ]
     held = {(a.role, a.team) for a in directory.assignments}
 
     def resolves(role: str, team: str | None) -> bool:

@@ -261,7 +261,10 @@ def witnesses(state: EscalationState, actor: Actor, now: datetime) -> dict[str, 
     prior = p.bypass.prior_discussion_with
     why = "A reason."
     return {
-        "respond": [Respond(actor=actor, answer="Done.")],
+        "respond": [
+            Respond(actor=actor, answer="Done."),
+            *(Respond(actor=actor, answer="Done.", on_behalf_of=r) for r in p.external_roles),
+        ],
         "request_extension": [
             RequestExtension(actor=actor, until=max(today, due) + timedelta(days=1), reason=why)
         ],
