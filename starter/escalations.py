@@ -34,6 +34,7 @@ from schemas.escalation import (
     Bypass,
     Concern,
     EscalationOutcome,
+    ExternalContact,
     RaiseConcern,
     RecordConsultation,
     Status,
@@ -82,6 +83,7 @@ def prepare(
     start_at_stage: str | None = None,
     start_bypass: Bypass | None = None,
     consultations: list[RecordConsultation] | None = None,
+    external_contacts: list[ExternalContact] | None = None,
     directory: Directory | None = None,
     sequence: int | None = None,
     request_id: str | None = None,
@@ -120,6 +122,7 @@ def prepare(
         start_at_stage=start_at_stage,
         start_bypass=start_bypass,
         consultations=consultations or [],
+        external_contacts=external_contacts or [],
     )
     try:
         raise_.protocol.child_ref.check(child_ref)

@@ -18,9 +18,9 @@ from schemas.escalation import (
     Accept,
     Actor,
     Escalate,
-    RecordConsultation,
     EventKind,
     ExternalContact,
+    RecordConsultation,
     ReplaceOfficer,
     Respond,
     Status,
@@ -50,7 +50,7 @@ def sent_seq(d: Driver) -> int:
 
 def test_a_reported_cover_is_recorded_once_and_lets_the_cover_act() -> None:
     d = wigan()
-    with pytest.raises(rules.Refused, match="only the stage's recipients"):
+    with pytest.raises(rules.Refused, match=r"only the stage.s recipients"):
         rules.check(d.state, Respond(actor=SERVICE_LEAD, answer="Covering."), d.now)
     covered = Covered(
         seq=sent_seq(d), role="team_manager", cover_role="service_lead", until=date(2026, 3, 13)
@@ -100,7 +100,7 @@ def test_a_cover_the_protocol_does_not_name_is_ignored_and_covers_end_with_the_s
 def test_a_covering_officer_takes_over_and_the_old_one_no_longer_acts() -> None:
     d = wigan()
     stranger = Actor(id="wig-team-manager-a", role="team_manager")
-    with pytest.raises(rules.Refused, match="only the raising officer .* or IRO Team Manager"):
+    with pytest.raises(rules.Refused, match=r"only the raising officer .* or IRO Team Manager"):
         rules.check(
             d.state,
             ReplaceOfficer(actor=stranger, new_officer=Actor(id="wig-iro-b", role="iro"), reason="Leave."),
@@ -201,10 +201,10 @@ def test_joint_judges_are_validated() -> None:
 
 def test_an_external_recipient_is_given_at_raise_and_its_answer_recorded_by_the_officer() -> None:
     raise_ = make_raise("wigan", "partner-agencies", officer=IRO)
-    with pytest.raises(rules.Refused, match="outside the Wigan .* give their name and e-mail address"):
+    with pytest.raises(rules.Refused, match=r"outside the Wigan .* give their name and e-mail address"):
         rules.start(raise_.model_copy(update={"external_contacts": []}), MONDAY)
     unknown = ExternalContact(role="team_manager", name="A", email="a@example.org")
-    with pytest.raises(rules.Refused, match="'team_manager' is not one of the .* external roles"):
+    with pytest.raises(rules.Refused, match=r"'team_manager' is not one of the .* external roles"):
         rules.start(raise_.model_copy(update={"external_contacts": [unknown]}), MONDAY)
     with pytest.raises(ValidationError, match="not an e-mail address"):
         ExternalContact(role="partner_agency_manager", name="A", email="a@b@c")
@@ -215,7 +215,7 @@ def test_an_external_recipient_is_given_at_raise_and_its_answer_recorded_by_the_
     assert d.notices(EventKind.SENT_TO_STAGE)[-1].to == ["partner_agency_manager"]
     with pytest.raises(rules.Refused, match="give on_behalf_of: partner_agency_manager"):
         d.act(Respond(actor=IRO, answer="They agree."))
-    with pytest.raises(rules.Refused, match="only the stage.s recipients"):
+    with pytest.raises(rules.Refused, match=r"only the stage.s recipients"):
         d.act(Respond(actor=IRO_TM, answer="They agree.", on_behalf_of="partner_agency_manager"))
     d.act(Respond(actor=IRO, answer="They agree to share the plan.", on_behalf_of="partner_agency_manager"))
     entry = d.state.timeline[-1]

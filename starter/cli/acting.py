@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import uuid
 from typing import Any
 
@@ -22,10 +23,12 @@ from schemas.escalation import (
     DecideExtension,
     Escalate,
     EscalationView,
+    ExternalContact,
     RecordConsultation,
     RecordMeeting,
     RecordViews,
     ReferToCafcass,
+    ReplaceOfficer,
     RequestExtension,
     Respond,
     SetTimescale,
@@ -50,7 +53,11 @@ from workflows import rules
 
 MAX_ATTENDEES = 50
 MAX_CONSULTED = 20
-_RAISE_OPTIONS = {"start_bypass.to_stage": "--start-at-stage", "start_bypass.reason": "--bypass-reason"}
+_RAISE_OPTIONS = {
+    "start_bypass.to_stage": "--start-at-stage",
+    "start_bypass.reason": "--bypass-reason",
+    "external_contacts": "--external-contact",
+}
 """Options of ``raise`` whose names differ from the fields of ``RaiseConcern`` they fill."""
 _CONCERN_OPTIONS = {"impact_on_child": "--impact", "requested_action": "--request"}
 """Options of ``raise`` whose names differ from the fields of ``Concern`` they fill."""
@@ -201,6 +208,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
             start_at_stage=args.start_at_stage,
             start_bypass=start_bypass,
             consultations=consultations,
+            external_contacts=[_external_contact(text) for text in args.external_contact or []],
         )
     except ProtocolError as exc:
         raise CliError(str(exc)) from None
@@ -250,7 +258,45 @@ async def cmd_respond(args: argparse.Namespace) -> int:
             answer=args.answer,
             action_plan=args.action_plan,
             action_plan_due=args.action_plan_due,
+            on_behalf_of=args.on_behalf_of,
         ),
+    )
+
+
+async def cmd_replace_officer(args: argparse.Namespace) -> int:
+    new = build(
+        Actor,
+        {"id": "--new-officer-id", "role": "--new-officer-role"},
+        id=args.new_officer_id,
+        role=args.new_officer_role,
+    )
+    return await act(args, build(ReplaceOfficer, actor=actor_of(args), new_officer=new, reason=args.reason))
+
+
+EXTERNAL_CONTACT = re.compile(
+    r"^\s*([a-z0-9][a-z0-9_-]{0,63})\s*=\s*([^<>]{1,200}?)\s*<([^<>\s]{3,254})>\s*$"
+)
+
+
+def _external_contact(text: str) -> ExternalContact:
+    """``ROLE=Name <address>`` (``--external-contact``), checked as the workflow input checks it."""
+    found = EXTERNAL_CONTACT.match(text)
+    if found is None:
+        raise CliError(
+            f"--external-contact {text[:80]!r}: write it as ROLE=Name <address>, for example "
+            "'partner_agency_manager=Robin Partner <robin.partner@partner.example.org>'"
+        )
+    role, name, email = found.groups()
+    return build(
+        ExternalContact,
+        {
+            "role": "--external-contact (role)",
+            "name": "--external-contact (name)",
+            "email": "--external-contact (address)",
+        },
+        role=role,
+        name=name,
+        email=email,
     )
 
 
