@@ -71,6 +71,10 @@ def _track_for(protocol: Protocol, key: str | None, officer_role: str) -> Track:
             known = ", ".join(t.key for t in protocol.tracks)
             raise CliError(f"{protocol.key} has no track {key!r}; its tracks: {known}") from None
     fitting = [t for t in protocol.tracks if officer_role in t.officer_roles]
+    if len(fitting) > 1:  # a track to people outside the directory (partner agencies) is chosen by name
+        outside = set(protocol.external_roles)
+        internal = [t for t in fitting if not any(outside & {*s.to, *s.cc} for s in t.stages)]
+        fitting = internal if len(internal) == 1 else fitting
     if len(fitting) != 1:
         known = ", ".join(f"{t.key} ({'/'.join(t.officer_roles)})" for t in protocol.tracks)
         raise CliError(f"give --track: {protocol.key}'s tracks are {known}")
