@@ -6,6 +6,8 @@ Protocols name roles, never people. Each authority has a directory file,
     authority: wigan
     people:
       - {id: wig-team-manager-a, name: Indigo Example, email: indigo.example@example.org}
+      - {id: wig-service-lead-a, name: Lane Fictional, email: lane.fictional@example.org,
+         absent_from: 2026-12-01, absent_until: 2026-12-24}   # on leave: the protocol's cover acts
     assignments:
       - {role: team_manager, team: team-a, person: wig-team-manager-a}
       - {role: director_of_childrens_services, team: null, person: wig-director}
@@ -21,14 +23,22 @@ visibly until the directory is filled in and synced (``escalate directory sync``
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from typing import Protocol as TypingProtocol
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import Engine, delete, or_, select
 from sqlalchemy.orm import Session
 
@@ -40,21 +50,12 @@ from protocols import (
     load_protocol,
     read_yaml_mapping,
 )
+from schemas.escalation import valid_email
 from schemas.protocol import RAISING_OFFICER, Protocol
 
 PersonId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 """The opaque staff reference also used as ``Actor.id`` in escalations."""
 Team = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-
-_EMAIL = re.compile(
-    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
-)
-
-
-def valid_email(address: str) -> bool:
-    """A plain ``local@domain.tld`` address (no display name, no quoting, no IP literals)."""
-    return len(address) <= 254 and bool(_EMAIL.match(address))
 
 
 class DirectoryError(ValueError):
@@ -124,6 +125,28 @@ class Person(_Strict):
     id: PersonId
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     email: str = Field(max_length=254)
+    absent_from: date | None = Field(
+        default=None, description="Marked absent (leave, sickness) from this day: the protocol's cover acts."
+    )
+    absent_until: date | None = Field(
+        default=None, description="The last day of the absence (inclusive); none: until the mark is removed."
+    )
+
+    @model_validator(mode="after")
+    def _absence(self) -> Person:
+        if self.absent_until is not None and self.absent_from is None:
+            raise ValueError("absent_until needs absent_from: give the first day of the absence too")
+        if self.absent_from and self.absent_until and self.absent_until < self.absent_from:
+            raise ValueError(
+                f"absent_until {self.absent_until} is before absent_from {self.absent_from}: swap them"
+            )
+        return self
+
+    def absent_on(self, day: date) -> bool:
+        """Whether the directory marks this person absent on ``day`` (London date)."""
+        if self.absent_from is None or day < self.absent_from:
+            return False
+        return self.absent_until is None or day <= self.absent_until
 
     @field_validator("email")
     @classmethod
@@ -246,7 +269,14 @@ def sync_directory(engine: Engine, authority: str, directory: Directory) -> int:
         session.execute(delete(DirectoryAssignment).where(DirectoryAssignment.authority == authority))
         session.execute(delete(DirectoryPerson).where(DirectoryPerson.authority == authority))
         session.add_all(
-            DirectoryPerson(authority=authority, person_id=p.id, name=p.name, email=p.email)
+            DirectoryPerson(
+                authority=authority,
+                person_id=p.id,
+                name=p.name,
+                email=p.email,
+                absent_from=p.absent_from,
+                absent_until=p.absent_until,
+            )
             for p in directory.people
         )
         session.flush()
@@ -277,7 +307,13 @@ def _session(session_or_engine: Session | Engine) -> Iterator[Session]:
 def _person(row: DirectoryPerson) -> Person:
     # Built without validation: what was stored was validated when synced, and a bad address is caught
     # (as a non-retryable error) where the mail is addressed.
-    return Person.model_construct(id=row.person_id, name=row.name, email=row.email)
+    return Person.model_construct(
+        id=row.person_id,
+        name=row.name,
+        email=row.email,
+        absent_from=row.absent_from,
+        absent_until=row.absent_until,
+    )
 
 
 def resolve(

@@ -58,6 +58,7 @@ from email.headerregistry import Address, BaseHeader
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import jinja2
 from sqlalchemy import Engine, insert, select
@@ -71,8 +72,8 @@ from activities.mail_bytes import MESSAGE_POLICY, MessageWriter, plain_message, 
 from activities.settings import SmtpSettings
 from activities.working_days import long_date
 from protocols import ProtocolError, load_protocol
-from schemas.effects import NotificationInput
-from schemas.escalation import Concern, EventKind, Status
+from schemas.effects import Covered, NotificationInput
+from schemas.escalation import Concern, EventKind, ExternalContact, Status
 from schemas.protocol import RAISING_OFFICER, Protocol
 
 __all__ = [
@@ -93,6 +94,7 @@ __all__ = [
     "tls_context",
 ]
 
+LONDON = ZoneInfo("Europe/London")
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates" / "mail"
 GENERIC_TEMPLATE = "_generic"
 TOKEN_BYTES = 18
@@ -455,6 +457,10 @@ class SmtpNotifier:
 
     def send(self, notification: NotificationInput) -> bool:
         """Deliver each recipient's message unless the log has it; True when anything was sent now."""
+        return self.send_reporting(notification).sent
+
+    def send_reporting(self, notification: NotificationInput) -> Delivery:
+        """``send``, also saying which roles' notices went to their cover (holder marked absent)."""
         n = without_nul(notification)
         try:
             protocol = self.protocols(n.authority)
@@ -464,7 +470,7 @@ class SmtpNotifier:
                 f"protocol does not load on this worker ({exc}); the notice is retried until it does"
             ) from exc
         with self.engine.connect() as connection, Session(bind=connection) as session:
-            recipients, to_people, cc_people = self._recipients(session, n, protocol)
+            recipients, to_people, cc_people, covered = self._recipients(session, n, protocol)
             to_addresses = [_address(p) for p, _ in to_people]
             cc_addresses = [_address(p) for p, _ in cc_people]
             ids = {
@@ -477,7 +483,7 @@ class SmtpNotifier:
             session.commit()  # the reads end here: nothing waits on them while rendering
             pending = [r for r in recipients if ids[r.person.id] not in done]
             if not pending:
-                return False
+                return Delivery(False, covered)
             # Everything that could fail for good is done before the first message goes out.
             writer = MessageWriter(self._shared_headers(n, to_addresses, cc_addresses))
             messages: list[tuple[Person, SentMail, bytes]] = []
@@ -514,31 +520,28 @@ class SmtpNotifier:
                     self._deliver(smtp, message, person)
                     sent += 1
                     logged = self._log(session, log, following)
-        return sent > 0
+        return Delivery(sent > 0, covered)
 
     # -- steps --
 
     def _recipients(
         self, session: Session, n: NotificationInput, protocol: Protocol
-    ) -> tuple[list[Recipient], list[tuple[Person, str]], list[tuple[Person, str]]]:
-        """One recipient per person (``to`` before ``cc``), and the header lists, deduplicated by person."""
+    ) -> tuple[list[Recipient], list[tuple[Person, str]], list[tuple[Person, str]], list[Covered]]:
+        """One recipient per person (``to`` before ``cc``), the header lists, deduplicated by person, and
+        the roles whose holders are absent and whose cover was addressed instead."""
 
-        roles = [*n.to_roles, *n.cc_roles]
-        if self.resolver is resolve:  # the database directory: every role in one query
-            found = resolve_roles(
-                session, n.authority, n.team, roles, officer_id=n.officer.id, protocol=protocol
-            )
-        else:
-            found = {
-                role: self.resolver(
-                    session, n.authority, n.team, role, officer_id=n.officer.id, protocol=protocol
-                )
-                for role in roles
-            }
-        to_people = _unique([(found[role], role) for role in n.to_roles])
+        external = {x.role: _external_person(x) for x in n.external}
+        roles = [r for r in [*n.to_roles, *n.cc_roles] if r not in external]
+        found = self._resolve(session, n, roles, protocol)
+        found.update(external)
+        acting = {role: role for role in found}
+        covered = self._cover_absent(session, n, protocol, found, acting) if protocol.cover else []
+        to_people = _unique([(found[role], acting[role]) for role in n.to_roles])
         to_ids = {p.id for p, _ in to_people}
         cc_people = [
-            (p, r) for p, r in _unique([(found[role], role) for role in n.cc_roles]) if p.id not in to_ids
+            (p, r)
+            for p, r in _unique([(found[role], acting[role]) for role in n.cc_roles])
+            if p.id not in to_ids
         ]
 
         def recipient(person: Person, role: str, position: Literal["to", "cc"]) -> Recipient:
@@ -547,7 +550,49 @@ class SmtpNotifier:
 
         recipients = [recipient(p, r, "to") for p, r in to_people]
         recipients += [recipient(p, r, "cc") for p, r in cc_people]
-        return recipients, to_people, cc_people
+        return recipients, to_people, cc_people, covered
+
+    def _resolve(
+        self, session: Session, n: NotificationInput, roles: list[str], protocol: Protocol
+    ) -> dict[str, Person]:
+        if self.resolver is resolve:  # the database directory: every role in one query
+            return resolve_roles(
+                session, n.authority, n.team, roles, officer_id=n.officer.id, protocol=protocol
+            )
+        return {
+            role: self.resolver(
+                session, n.authority, n.team, role, officer_id=n.officer.id, protocol=protocol
+            )
+            for role in roles
+        }
+
+    def _cover_absent(
+        self,
+        session: Session,
+        n: NotificationInput,
+        protocol: Protocol,
+        found: dict[str, Person],
+        acting: dict[str, str],
+    ) -> list[Covered]:
+        """Put the cover role's holder in place of each holder marked absent on the day of the event told
+        of (London), where the protocol names a cover for the role; one level only (an absent cover is still
+        sent to)."""
+        today = n.entry.at.astimezone(LONDON).date()
+        absent = [
+            role
+            for role, person in found.items()
+            if role in protocol.cover and role not in protocol.external_roles and person.absent_on(today)
+        ]
+        if not absent:
+            return []
+        covers = self._resolve(session, n, [protocol.cover[r] for r in absent], protocol)
+        covered = []
+        for role in absent:
+            cover_role = protocol.cover[role]
+            until = found[role].absent_until
+            found[role], acting[role] = covers[cover_role], cover_role
+            covered.append(Covered(seq=n.entry.seq, role=role, cover_role=cover_role, until=until))
+        return covered
 
     def _token_row(self, n: NotificationInput, r: Recipient, token: str) -> ReplyToken:
         """The stored form of the recipient's reply token for this message (its hash), checked."""
@@ -606,6 +651,7 @@ class SmtpNotifier:
         """Raise ``RoleUnfilled`` if nobody holds one of ``roles``, or ``MailUnavailable`` if the mail
         server cannot be reached now; send nothing."""
         protocol = self.protocols(authority)
+        roles = [r for r in roles if r not in protocol.external_roles]  # addressed as given at raise
         with self.engine.connect() as connection, Session(bind=connection) as session:
             resolve_roles(session, authority, team, roles, officer_id=officer_id, protocol=protocol)
         with self._reachable() as smtp:
@@ -694,6 +740,19 @@ class SmtpNotifier:
             subject=mail.subject,
             sent_at=datetime.now(UTC),
         )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What ``send_reporting`` did: whether anything was sent now, and the notices that went to a cover."""
+
+    sent: bool
+    covered: list[Covered]
+
+
+def _external_person(contact: ExternalContact) -> Person:
+    """A recipient outside the directory, as given at raise (the address was checked then)."""
+    return Person.model_construct(id=f"external-{contact.role}"[:64], name=contact.name, email=contact.email)
 
 
 def _values(row: ReplyToken | SentMail, **changed: Any) -> dict[str, Any]:

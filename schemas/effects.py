@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.escalation import Actor, Concern, EventKind, Refusal, Status, TimelineEntry
+from schemas.escalation import Actor, Concern, EventKind, ExternalContact, Refusal, Status, TimelineEntry
 from schemas.schedule import ScheduleRequest
 
 SchedulePurpose = Literal["stage", "reschedule", "total", "hold", "duty"]
@@ -143,6 +143,8 @@ class NotificationInput(_Model):
     """The stage's own short name ('Formal Level 4'); None in histories recorded before it was added."""
     concern: Concern | None = None
     """The whole concern: summary, impact on the child, what is asked, views (None in older histories)."""
+    external: list[ExternalContact] = Field(default_factory=list)
+    """Holders of the notice's roles that are outside the directory (given at raise)."""
 
 
 class RefusalInput(_Model):
@@ -187,11 +189,25 @@ class Undelivered(_Model):
     role_unfilled: bool = Field(default=False, description="Nobody holds a role (else: mail unavailable).")
 
 
+class Covered(_Model):
+    """A notice to ``role`` went to ``cover_role``'s holder: ``role``'s holder is marked absent."""
+
+    seq: int = Field(description="The timeline entry the notice tells of.")
+    role: str
+    cover_role: str
+    until: date | None = Field(
+        default=None, description="The last day of the absence, if the directory says."
+    )
+
+
 class BatchOutcome(_Model):
     """What a batch reporting undelivered notices did: how many items were new, and what could not go out."""
 
     done: int = 0
     undelivered: list[Undelivered] = Field(default_factory=list)
+    covered: list[Covered] = Field(
+        default_factory=list, description="Notices that went to a cover role's holder (absent recipients)."
+    )
 
 
 class DeliveryCheck(_Model):

@@ -6,11 +6,12 @@ input is ``RaiseConcern``; the ``state`` query returns ``EscalationView``.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.bounds import (
     LIST_MAX,
@@ -129,6 +130,13 @@ class EventKind(StrEnum):
     DUTY_REMINDER = "duty_reminder"
     DUTY_OVERDUE = "duty_overdue"
     STEP_RECORDED = "step_recorded"
+    # cover, delegation and joint judging (workflows.rules._cover, _joint)
+    COVERED = "covered"
+    """A recipient's holder is absent: the notice went to the cover role's holder, who may act for them."""
+    OFFICER_REPLACED = "officer_replaced"
+    """A covering officer acts for the raising officer from now on."""
+    JUDGE_SATISFIED = "judge_satisfied"
+    """One of a stage's joint judges accepted the answer; the others are still to."""
 
 
 # --- Actions (update and signal payloads) -------------------------------------------------------------
@@ -142,6 +150,11 @@ class Respond(_Model):
     answer: Text
     action_plan: Text | None = None
     action_plan_due: BoundedDate | None = None
+    on_behalf_of: Key | None = Field(
+        default=None,
+        description="The raising officer records the answer of a recipient outside the directory (an "
+        "external role of the stage, who answered by e-mail): that role's key.",
+    )
 
 
 class RequestExtension(_Model):
@@ -238,6 +251,17 @@ class RecordMeeting(_Model):
     outcome: Text
 
 
+class ReplaceOfficer(_Model):
+    """A covering officer takes over from the raising officer (leave, sickness, moving on), with a reason.
+
+    Sent by the officer, or by a role the protocol's ``officer_cover_by`` names (their manager, QA)."""
+
+    kind: Literal["replace_officer"] = "replace_officer"
+    actor: Actor
+    new_officer: Actor = Field(description="The covering officer: their staff reference and officer role.")
+    reason: Text
+
+
 class Withdraw(_Model):
     kind: Literal["withdraw"] = "withdraw"
     actor: Actor
@@ -299,6 +323,7 @@ Action = Annotated[
     | ReferToCafcass
     | RecordConsultation
     | RecordMeeting
+    | ReplaceOfficer
     | Withdraw
     | Close
     | AddNote
@@ -326,6 +351,37 @@ class Concern(_Model):
     )
 
 
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+
+
+def valid_email(address: str) -> bool:
+    """A plain ``local@domain.tld`` address (no display name, no quoting, no IP literals)."""
+    return len(address) <= 254 and bool(_EMAIL.match(address))
+
+
+def _is_email(address: str) -> None:
+    if not valid_email(address):
+        raise ValueError(
+            f"{address[:80]!r} is not an e-mail address: write it as name@example.org (at most 254 "
+            "characters, no display name)"
+        )
+
+
+EmailAddress = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), bound(_is_email)]
+
+
+class ExternalContact(_Model):
+    """Who holds one of the protocol's ``external_roles`` for this concern (a partner agency's manager)."""
+
+    role: Key = Field(description="The external role's key.")
+    name: ShortText = Field(description="Their name, as the mail addresses them.")
+    email: EmailAddress
+    organisation: ShortText | None = Field(default=None, description="Their agency, shown in the record.")
+
+
 class RaiseConcern(_Model):
     """Input of ``EscalationWorkflow``: the concern and a snapshot of the protocol it runs under.
 
@@ -351,6 +407,10 @@ class RaiseConcern(_Model):
         default=None, description="The child's status (one of the protocol's child_statuses)."
     )
     severity: Key | None = Field(default=None, description="The concern's severity (one of the protocol's).")
+    external_contacts: Annotated[list[ExternalContact], bound(at_most(LIST_MAX, "contacts"))] = Field(
+        default_factory=list,
+        description="The holders of the protocol's external roles that the track's stages address.",
+    )
     history_events_before_continuing: int = Field(
         default=10_000, ge=200, description="Continue as new once the history holds this many events."
     )
@@ -464,6 +524,24 @@ class Duty(_Model):
         return f"{self.stage}/{self.key}"
 
 
+class Cover(_Model):
+    """At ``stage``, ``role``'s holder was absent: ``cover_role``'s holder was told and acts for them."""
+
+    stage: str
+    role: str
+    cover_role: str
+    until: date | None = None
+
+
+class JudgeVerdict(_Model):
+    """One joint judge accepted the answer at ``stage`` (see ``Stage.joint_judges``)."""
+
+    stage: str
+    role: str
+    by: Actor
+    at: datetime
+
+
 class EscalationState(_Model):
     escalation_id: str
     protocol: Protocol
@@ -510,6 +588,14 @@ class EscalationState(_Model):
     severity: str | None = Field(default=None, description="The concern's severity, as given at raise.")
     duties: list[Duty] = Field(
         default_factory=list, description="Officer's deadlines and required steps of the stages entered."
+    )
+    external_contacts: list[ExternalContact] = Field(
+        default_factory=list, description="Holders of external roles, given at raise."
+    )
+    covers: list[Cover] = Field(default_factory=list, description="Absent recipients and who covered them.")
+    verdicts: list[JudgeVerdict] = Field(default_factory=list, description="Joint judges who accepted.")
+    officers_before: list[Actor] = Field(
+        default_factory=list, description="Officers who held the escalation before the current one."
     )
 
 

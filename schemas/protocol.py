@@ -8,6 +8,7 @@ CAFCASS referral are event sub-processes. Roles are names, never people: the dir
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
 from typing import Literal
@@ -108,6 +109,17 @@ class Stage(_Strict):
         description="The authority's own short name for the stage ('Formal Level 4', 'Stage 2'), used in "
         "mail and case notes; defaults to the name.",
     )
+    # --- v2c: joint judging and ownership of the escalation ---
+    joint_judges: list[Slug] = Field(
+        default_factory=list,
+        description="Roles who judge an answer together: all must accept before the stage resolves, and any "
+        "one of them may escalate. Empty: judged_by alone judges.",
+    )
+    escalated_by_exclusive: bool = Field(
+        default=False,
+        description="Only the roles in escalated_by may escalate into this stage: the stage's judge (the "
+        "raising officer by default) does not keep the right unless listed there.",
+    )
     case_note_type: str = Field(
         default="",
         max_length=CASE_NOTE_TYPE_MAX,
@@ -146,6 +158,21 @@ class Stage(_Strict):
                 f"only {OFFICER_PLACEHOLDER} (the raising officer's label) may stand in braces; got {value!r}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _one_judging_rule(self) -> Stage:
+        if self.joint_judges and self.judged_by not in (RAISING_OFFICER, *self.joint_judges):
+            raise ValueError(
+                f"judged_by {self.judged_by!r} is not among joint_judges: list every judge under "
+                "joint_judges and leave judged_by out"
+            )
+        if len(set(self.joint_judges)) != len(self.joint_judges) or len(self.joint_judges) == 1:
+            raise ValueError("joint_judges lists two or more different roles (one judge alone is judged_by)")
+        return self
+
+    def judges(self) -> list[str]:
+        """The roles who judge an answer: all of ``joint_judges``, or ``judged_by`` alone."""
+        return list(self.joint_judges) or [self.judged_by]
 
     def note_type(self, officer_label: str) -> str:
         """The case note type for a raising officer whose notes start with ``officer_label`` ('IRO')."""
@@ -336,6 +363,22 @@ class Protocol(_Strict):
     )
     child_ref: ChildRefFormat = ChildRefFormat()
     tracks: list[Track] = Field(min_length=1)
+    # --- v2c: cover, delegation and recipients outside the directory ---
+    cover: dict[Slug, Slug] = Field(
+        default_factory=dict,
+        description="Recipient role -> the role that covers it while its holder is marked absent in the "
+        "directory: notices go to the cover role's holder, who may act for the role at that stage.",
+    )
+    officer_cover_by: list[Slug] = Field(
+        default_factory=list,
+        description="Roles (the officer's manager, the QA role) who may hand an escalation to a covering "
+        "officer, besides the raising officer themself.",
+    )
+    external_roles: list[Slug] = Field(
+        default_factory=list,
+        description="Roles held outside the council's directory (a partner agency's manager): the officer "
+        "gives the holder's name and e-mail address at raise.",
+    )
     deemed_agreement: DeemedAgreement | None = Field(
         default=None, description="Review decisions deemed agreed without a disagreement in time."
     )
@@ -377,6 +420,7 @@ class Protocol(_Strict):
         check("cafcass.inform", self.cafcass.inform)
         check("extensions.approved_by", [self.extensions.approved_by])
         check("case_notes.officer_labels", list(self.case_notes.officer_labels))
+        problems += _v2c_problems(self, check)
         track_keys = [t.key for t in self.tracks]
         if len(set(track_keys)) != len(track_keys):
             problems.append(f"tracks: keys must be unique, got {track_keys}")
@@ -389,6 +433,7 @@ class Protocol(_Strict):
                 check(f"{where}.told_in_advance", s.told_in_advance)
                 check(f"{where}.escalated_by", s.escalated_by)
                 check(f"{where}.judged_by", [s.judged_by])
+                check(f"{where}.joint_judges", s.joint_judges)
                 if s.entry_gate:
                     check(f"{where}.entry_gate.with_roles", s.entry_gate.with_roles)
                 problems += duty_problems(where, s.officer_deadline, s.required_steps, known)
@@ -566,4 +611,33 @@ def v2_problems(p: Protocol, known: set[str]) -> list[str]:
         used.extend(f"{where}.{name}" for name in overrides)
     if p.schema_version == 1 and used:
         problems.append(f"{', '.join(used)}: {V2_ONLY}")
+    return problems
+
+
+def _v2c_problems(p: Protocol, check: Callable[[str, list[str]], None]) -> list[str]:
+    """Cover, officer cover and external roles: known roles, used sensibly."""
+    problems: list[str] = []
+    check("cover", [*p.cover, *p.cover.values()])
+    check("officer_cover_by", p.officer_cover_by)
+    check("external_roles", p.external_roles)
+    for role, covering in p.cover.items():
+        if role == covering or RAISING_OFFICER in (role, covering):
+            problems.append(
+                f"cover: {role!r} -> {covering!r}: a role is covered by another staff role (not itself, "
+                f"nor {RAISING_OFFICER!r}: a covering officer is handed the escalation instead)"
+            )
+        if role in p.external_roles or covering in p.external_roles:
+            problems.append(f"cover: {role!r} -> {covering!r}: external roles are not in the directory")
+    if RAISING_OFFICER in p.external_roles:
+        problems.append(f"external_roles: {RAISING_OFFICER!r} is staff, never external")
+    for t in p.tracks:
+        for s in t.stages:
+            where = f"tracks.{t.key}.stages.{s.key}"
+            judging = [r for r in s.judges() if r in p.external_roles]
+            owning = [r for r in s.escalated_by if r in p.external_roles]
+            if judging or owning:
+                problems.append(
+                    f"{where}: external role {(judging or owning)[0]!r} cannot judge or escalate: "
+                    "only staff act in the escalation; the officer records an external answer"
+                )
     return problems

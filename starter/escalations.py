@@ -34,6 +34,7 @@ from schemas.escalation import (
     Bypass,
     Concern,
     EscalationOutcome,
+    ExternalContact,
     RaiseConcern,
     RecordConsultation,
     Status,
@@ -84,6 +85,7 @@ def prepare(
     consultations: list[RecordConsultation] | None = None,
     child_status: str | None = None,
     severity: str | None = None,
+    external_contacts: list[ExternalContact] | None = None,
     directory: Directory | None = None,
     sequence: int | None = None,
     request_id: str | None = None,
@@ -124,6 +126,7 @@ def prepare(
         consultations=consultations or [],
         child_status=child_status,
         severity=severity,
+        external_contacts=external_contacts or [],
     )
     try:
         raise_.protocol.child_ref.check(child_ref)
@@ -174,7 +177,10 @@ def _check_first_recipients(raise_: RaiseConcern, directory: Directory, teams: s
     index, _ = rules.start_index(track, raise_.category, raise_.severity, raise_.start_at_stage)
     stage = track.stages[index]
     to, cc = stage.addressees(raise_.service_area)
-    roles = [r for r in dict.fromkeys([*to, *cc, *stage.told_in_advance]) if r != RAISING_OFFICER]
+    outside = set(protocol.external_roles)  # given at raise by address, not looked up
+    roles = [
+        r for r in dict.fromkeys([*to, *cc, *stage.told_in_advance]) if r not in (RAISING_OFFICER, *outside)
+    ]
     held = {(a.role, a.team) for a in directory.assignments}
 
     def resolves(role: str, team: str | None) -> bool:

@@ -18,6 +18,7 @@ from schemas.escalation import (
     Concern,
     EscalationView,
     EventKind,
+    ExternalContact,
     RaiseConcern,
     RecordConsultation,
     escalation_id_for,
@@ -70,7 +71,20 @@ def make_raise(
         start_at_stage=start_at_stage,
         start_bypass=start_bypass,
         consultations=consultations or [],
+        external_contacts=external_contacts_for(protocol, t),
     )
+
+
+def external_contacts_for(protocol: Protocol, track: Track) -> list[ExternalContact]:
+    """A made-up holder for each external role the track's stages address (a partner agency's manager)."""
+    used = {r for s in track.stages for r in [*s.to, *s.cc, *s.told_in_advance]}
+    return [
+        ExternalContact(
+            role=role, name="Robin Partner", email=f"{role.replace('_', '.')}@partner.example.org"
+        )
+        for role in protocol.external_roles
+        if role in used
+    ]
 
 
 class Driver:

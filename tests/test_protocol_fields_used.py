@@ -20,6 +20,7 @@ SHOWN_BY = ROOT / "starter" / "cli" / "tools.py"
 
 THROUGH_THE_SCHEMA = {
     ("Stage", "routes"): ".addressees(",
+    ("Stage", "judged_by"): ".judges(",
     ("CaseNoteNaming", "officer_labels"): ".case_note_label(",
     ("Protocol", "schema_version"): "Literal[1, 2]",
 }

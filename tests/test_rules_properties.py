@@ -49,6 +49,7 @@ from schemas.escalation import (
     RecordStep,
     RecordViews,
     ReferToCafcass,
+    ReplaceOfficer,
     RequestExtension,
     Respond,
     SetTimescale,
@@ -111,6 +112,7 @@ KIND_WEIGHTS = {
     "refer_to_cafcass": 1,
     "record_consultation": 3,
     "record_meeting": 3,
+    "replace_officer": 1,
     "withdraw": 1,
     "close": 1,
     "add_note": 1,
@@ -233,6 +235,13 @@ def action_of(d: Driver, kind: str) -> st.SearchStrategy[Action]:
         return stage_keys.flatmap(consultation)
     if kind == "record_meeting":
         return st.builds(RecordMeeting, actor=who, held_on=dates(d), attendees=ATTENDEES, outcome=TEXTS)
+    if kind == "replace_officer":
+        covering = st.builds(
+            Actor,
+            id=st.sampled_from(["cover-officer-1", "cover-officer-2", s.officer.id]),
+            role=st.sampled_from([*track.officer_roles, STRANGER.role]),
+        )
+        return st.builds(ReplaceOfficer, actor=who, new_officer=covering, reason=TEXTS)
     if kind == "withdraw":
         return st.builds(Withdraw, actor=who, reason=TEXTS)
     if kind == "close":
@@ -265,7 +274,10 @@ def witnesses(state: EscalationState, actor: Actor, now: datetime) -> dict[str, 
     prior = p.bypass.prior_discussion_with
     why = "A reason."
     return {
-        "respond": [Respond(actor=actor, answer="Done.")],
+        "respond": [
+            Respond(actor=actor, answer="Done."),
+            *(Respond(actor=actor, answer="Done.", on_behalf_of=r) for r in p.external_roles),
+        ],
         "request_extension": [
             RequestExtension(actor=actor, until=max(today, due) + timedelta(days=1), reason=why)
         ],
@@ -299,6 +311,11 @@ def witnesses(state: EscalationState, actor: Actor, now: datetime) -> dict[str, 
             for role in x.entry_gate.with_roles
         ],
         "record_meeting": [RecordMeeting(actor=actor, held_on=today, attendees=["IRO"], outcome="Agreed.")],
+        "replace_officer": [
+            ReplaceOfficer(
+                actor=actor, new_officer=Actor(id="cover-officer", role=track.officer_roles[0]), reason=why
+            )
+        ],
         "withdraw": [Withdraw(actor=actor, reason=why)],
         "close": [Close(actor=actor, reason=why)],
         "add_note": [AddNote(actor=actor, text="A note.")],
@@ -679,8 +696,9 @@ def test_random_actions_and_time_keep_the_invariants(authority: str, track: str,
 
 def assert_consultations_recorded_by_those_consulted(state: EscalationState) -> None:
     """A consultation is recorded by the raising officer or by the person consulted, never for a colleague."""
+    officers = {state.officer.id, *(o.id for o in state.officers_before)}  # a covering officer took over
     for c in state.consultations:
-        assert c.by.id == state.officer.id or c.by.role == c.with_role, (
+        assert c.by.id in officers or c.by.role == c.with_role, (
             f"{c.by} recorded a consultation with {c.with_role!r} before {c.stage!r}"
         )
 

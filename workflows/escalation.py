@@ -452,8 +452,10 @@ class EscalationWorkflow:
             return
         self._mark_acted()
         outcome = BatchOutcome.model_validate(result)
-        if outcome.undelivered or self.state_model.stall is not None:
-            then = rules.on_delivery(self.state_model, notices, outcome.undelivered, workflow.now())
+        if outcome.undelivered or self.state_model.stall is not None or outcome.covered:
+            then = rules.on_delivery(
+                self.state_model, notices, outcome.undelivered, workflow.now(), covered=outcome.covered
+            )
             await self._carry_out_lean(then, refusable=False)
 
     async def _redeliver(self) -> None:
@@ -693,4 +695,5 @@ def _notification(s: EscalationState, effect: Notify, run_id: str) -> Notificati
         run_id=run_id,
         stage_label=stage.label,
         concern=s.concern,
+        external=[x for x in s.external_contacts if x.role in (*effect.to, *effect.cc)],
     )

@@ -11,15 +11,16 @@
 ``run_id`` is the escalation's first run id ('' for rows written before revision 0003, and for
 notifications from histories recorded before it was added).
 
-Migrations: ``activities/db/migrations/versions/0002_mail.py`` and ``0003_runs_and_guards.py`` (keep them
+Migrations: ``activities/db/migrations/versions/0002_mail.py``, ``0003_runs_and_guards.py`` and
+``0006_absence.py`` (absence marks of the directory's people; keep them
 in step).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, String
+from sqlalchemy import CheckConstraint, Date, ForeignKeyConstraint, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from activities.db.base import Base
@@ -36,6 +37,8 @@ class DirectoryPerson(Base):
     person_id: Mapped[str] = mapped_column(String(KEY), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
+    absent_from: Mapped[date | None] = mapped_column(Date(), nullable=True)
+    absent_until: Mapped[date | None] = mapped_column(Date(), nullable=True)
 
 
 class DirectoryAssignment(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import uuid
 from typing import Any
 
@@ -22,11 +23,13 @@ from schemas.escalation import (
     DecideExtension,
     Escalate,
     EscalationView,
+    ExternalContact,
     RecordConsultation,
     RecordMeeting,
     RecordStep,
     RecordViews,
     ReferToCafcass,
+    ReplaceOfficer,
     RequestExtension,
     Respond,
     SetTimescale,
@@ -51,7 +54,11 @@ from workflows import rules
 
 MAX_ATTENDEES = 50
 MAX_CONSULTED = 20
-_RAISE_OPTIONS = {"start_bypass.to_stage": "--start-at-stage", "start_bypass.reason": "--bypass-reason"}
+_RAISE_OPTIONS = {
+    "start_bypass.to_stage": "--start-at-stage",
+    "start_bypass.reason": "--bypass-reason",
+    "external_contacts": "--external-contact",
+}
 """Options of ``raise`` whose names differ from the fields of ``RaiseConcern`` they fill."""
 _CONCERN_OPTIONS = {"impact_on_child": "--impact", "requested_action": "--request"}
 """Options of ``raise`` whose names differ from the fields of ``Concern`` they fill."""
@@ -65,6 +72,10 @@ def _track_for(protocol: Protocol, key: str | None, officer_role: str) -> Track:
             known = ", ".join(t.key for t in protocol.tracks)
             raise CliError(f"{protocol.key} has no track {key!r}; its tracks: {known}") from None
     fitting = [t for t in protocol.tracks if officer_role in t.officer_roles]
+    if len(fitting) > 1:  # a track to people outside the directory (partner agencies) is chosen by name
+        outside = set(protocol.external_roles)
+        internal = [t for t in fitting if not any(outside & {*s.to, *s.cc} for s in t.stages)]
+        fitting = internal if len(internal) == 1 else fitting
     if len(fitting) != 1:
         known = ", ".join(f"{t.key} ({'/'.join(t.officer_roles)})" for t in protocol.tracks)
         raise CliError(f"give --track: {protocol.key}'s tracks are {known}")
@@ -236,6 +247,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
             start_at_stage=args.start_at_stage,
             start_bypass=start_bypass,
             consultations=consultations,
+            external_contacts=[_external_contact(text) for text in args.external_contact or []],
         )
     except ProtocolError as exc:
         raise CliError(str(exc)) from None
@@ -285,7 +297,45 @@ async def cmd_respond(args: argparse.Namespace) -> int:
             answer=args.answer,
             action_plan=args.action_plan,
             action_plan_due=args.action_plan_due,
+            on_behalf_of=args.on_behalf_of,
         ),
+    )
+
+
+async def cmd_replace_officer(args: argparse.Namespace) -> int:
+    new = build(
+        Actor,
+        {"id": "--new-officer-id", "role": "--new-officer-role"},
+        id=args.new_officer_id,
+        role=args.new_officer_role,
+    )
+    return await act(args, build(ReplaceOfficer, actor=actor_of(args), new_officer=new, reason=args.reason))
+
+
+EXTERNAL_CONTACT = re.compile(
+    r"^\s*([a-z0-9][a-z0-9_-]{0,63})\s*=\s*([^<>]{1,200}?)\s*<([^<>\s]{3,254})>\s*$"
+)
+
+
+def _external_contact(text: str) -> ExternalContact:
+    """``ROLE=Name <address>`` (``--external-contact``), checked as the workflow input checks it."""
+    found = EXTERNAL_CONTACT.match(text)
+    if found is None:
+        raise CliError(
+            f"--external-contact {text[:80]!r}: write it as ROLE=Name <address>, for example "
+            "'partner_agency_manager=Robin Partner <robin.partner@partner.example.org>'"
+        )
+    role, name, email = found.groups()
+    return build(
+        ExternalContact,
+        {
+            "role": "--external-contact (role)",
+            "name": "--external-contact (name)",
+            "email": "--external-contact (address)",
+        },
+        role=role,
+        name=name,
+        email=email,
     )
 
 

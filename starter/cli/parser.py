@@ -18,6 +18,7 @@ from starter.cli.acting import (
     cmd_record_consultation,
     cmd_record_meeting,
     cmd_refer_cafcass,
+    cmd_replace_officer,
     cmd_request_extension,
     cmd_respond,
     cmd_set_timescale,
@@ -133,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--impact", required=True, help="its impact on the child", type=free_text)
     p.add_argument("--request", required=True, help="what is asked of the recipient", type=free_text)
     p.add_argument("--child-views", help="the child's views, if recorded", type=free_text)
+    p.add_argument(
+        "--external-contact",
+        action="append",
+        metavar="'ROLE=Name <address>'",
+        help="the holder of an external role a stage goes to (a partner agency's manager); repeatable",
+    )
     p.add_argument("--parents-views", help="the parents' (or carers') views, if recorded", type=free_text)
     p.add_argument(
         "--child-status",
@@ -168,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answer", required=True, type=free_text)
     p.add_argument("--action-plan", type=free_text)
     p.add_argument("--action-plan-due", type=coming_date, metavar="DATE")
+    p.add_argument(
+        "--on-behalf-of",
+        metavar="ROLE",
+        type=key,
+        help="the officer records the answer of a recipient outside the directory (their role key)",
+    )
 
     p = command("request-extension", cmd_request_extension, "ask for more time", ident, actor, conn)
     p.add_argument("--until", type=coming_date, required=True, metavar="DATE")
@@ -222,6 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--held-on", type=past_date, required=True, metavar="DATE")
     p.add_argument("--attendee", action="append", required=True, help="repeat for each attendee", type=key)
     p.add_argument("--outcome", required=True, type=free_text)
+
+    p = command(
+        "replace-officer",
+        cmd_replace_officer,
+        "hand the escalation to a covering officer (the officer, or a role the protocol allows)",
+        ident,
+        actor,
+        conn,
+    )
+    p.add_argument("--new-officer-id", required=True, type=key, metavar="ID")
+    p.add_argument("--new-officer-role", required=True, type=key, metavar="ROLE")
+    p.add_argument("--reason", required=True, type=free_text)
 
     p = command("withdraw", cmd_withdraw, "withdraw the escalation", ident, actor, conn)
     p.add_argument("--reason", required=True, type=free_text)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from activities.working_days import WorkingDayCalendar
 from protocols import ProtocolError, available_protocols, load_protocol, load_protocol_file
-from schemas.protocol import RAISING_OFFICER, Protocol
+from schemas.protocol import RAISING_OFFICER, Protocol, Stage
 from starter.cli.common import CliError, long_day, one_line
 from starter.cli.processes import protocol_process_lines
 from starter.cli.protocol_v2 import protocol_v2_lines
@@ -54,6 +54,11 @@ def protocol_lines(p: Protocol) -> list[str]:
     def who(roles: list[str]) -> str:
         return ", ".join(f"{p.role_name(r)} [{r}]" for r in roles) or "nobody"
 
+    def judges(stage: Stage) -> str:
+        if stage.joint_judges:
+            return f"{who(stage.joint_judges)} (jointly: all must accept)"
+        return who([stage.judged_by])
+
     out = [
         f"{p.key}: {p.authority} (schema version {p.schema_version})",
         f"title: {p.title}",
@@ -90,6 +95,10 @@ def protocol_lines(p: Protocol) -> list[str]:
         f"working hours: {p.working_hours.start:%H:%M}-{p.working_hours.end:%H:%M} on working days, "
         f"reminded {_count(p.working_hours.reminder_lead_hours, 'working hour')} before",
         f"child reference: {p.child_ref.pattern} (for example {p.child_ref.example})",
+        "cover while a holder is marked absent: "
+        + (", ".join(f"{who([r])} by {who([c])}" for r, c in p.cover.items()) or "none"),
+        f"a covering officer may be given by: the raising officer; {who(p.officer_cover_by)}",
+        f"external roles (named by e-mail address at raise): {who(p.external_roles)}",
     ]
     if p.notes:
         out.append("notes:")
@@ -109,7 +118,8 @@ def protocol_lines(p: Protocol) -> list[str]:
                 f"  {i}. {s.key}: {s.name} ({'formal' if s.formal else 'informal'})",
                 f"       label: {s.label}; case note type: {s.case_note_type}",
                 f"       to: {who(s.to)}; cc: {who(s.cc)}; told in advance: {who(s.told_in_advance)}",
-                f"       escalated by: {who(s.escalated_by)}; judged by: {who([s.judged_by])}",
+                f"       escalated by: {who(s.escalated_by)}"
+                f"{' (they alone)' if s.escalated_by_exclusive else ''}; judged by: {judges(s)}",
                 f"       time to answer: {days}; meeting: {_yes(s.meeting)}; "
                 f"exceptional: {_yes(s.exceptional)}",
             ]

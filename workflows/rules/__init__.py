@@ -73,6 +73,7 @@ from workflows.rules._core import (
     running_schedule,
     track_of,
 )
+from workflows.rules._cover import _apply_replace_officer, _guard_replace_officer
 from workflows.rules._delivery import on_delivery, redeliver, still_stalled
 from workflows.rules._duties import _apply_record_step, _guard_record_step
 from workflows.rules._ladder import start
@@ -133,6 +134,7 @@ _RULES: dict[str, tuple[_Guard, _Apply]] = {
     "refer_to_cafcass": (_guard_refer_to_cafcass, _apply_refer_to_cafcass),
     "record_consultation": (_guard_record_consultation, _apply_record_consultation),
     "record_meeting": (_guard_record_meeting, _apply_record_meeting),
+    "replace_officer": (_guard_replace_officer, _apply_replace_officer),
     "withdraw": (_guard_withdraw, _apply_withdraw),
     "close": (_guard_close, _apply_close),
     "add_note": (_guard_note, _apply_note),

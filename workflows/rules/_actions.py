@@ -66,6 +66,8 @@ def _guard_escalate(s: EscalationState, actor: Actor) -> None:
     nxt = stages[s.stage_index + 1] if s.stage_index + 1 < len(stages) else None
     if nxt and any(_plays(s, actor, r) for r in nxt.escalated_by):
         return
+    if nxt and nxt.escalated_by_exclusive:
+        raise Refused(f"only {_names(s, nxt.escalated_by)} may escalate to {nxt.name}")
     _need_judge(s, actor, "escalate")
 
 

@@ -23,6 +23,7 @@ from workflows.rules._core import (
     _OPEN_FOR_ANSWER,
     Refused,
     _Change,
+    _is_officer,
     _iso,
     _need_judge,
     _need_officer,
@@ -38,13 +39,16 @@ from workflows.rules._core import (
     current_stage,
     london_today,
 )
+from workflows.rules._cover import answer_on_behalf, external_recipients
 from workflows.rules._duties import need_steps_done
+from workflows.rules._joint import accept_waits, ask_again, guard_joint_accept
 from workflows.rules._track_rules import extension_rule, total_days
 
 
 def _guard_respond(s: EscalationState, actor: Actor) -> None:
     _need_status(s, _OPEN_FOR_ANSWER, "respond")
-    _need_recipient(s, actor, "respond")
+    if not (external_recipients(s) and _is_officer(s, actor)):  # the officer records an external answer
+        _need_recipient(s, actor, "respond")
     if current_stage(s).meeting:
         raise Refused(f"{current_stage(s).name} is managed through a meeting: record the meeting instead")
 
@@ -54,22 +58,29 @@ def _apply_respond(c: _Change, a: Respond) -> None:
     if a.action_plan_due and not a.action_plan:
         raise Refused("an action plan's due date was given without the action plan: add the plan")
     _not_past(a.action_plan_due, c.now, "the action plan's due date")
+    on_behalf = answer_on_behalf(s, a)
+    ask_again(c)
     s.answer = Answer(
         by=a.actor, at=c.now, text=a.answer, action_plan=a.action_plan, action_plan_due=a.action_plan_due
     )
     s.pending_extension = None
     s.status = Status.AWAITING_DECISION
     _, cc = addressees(s)
-    judge = current_stage(s).judged_by
+    judges = current_stage(s).judges()
+    data: dict[str, object] = {"action_plan": a.action_plan, "action_plan_due": _iso(a.action_plan_due)}
+    if on_behalf is not None:
+        data["on_behalf_of"] = a.on_behalf_of
     c.event(
         EventKind.RESPONSE,
-        a.answer,
+        (on_behalf or "") + a.answer,
         actor=a.actor,
-        to=[judge],
+        to=judges,
         cc=_told_officer(s, a.actor, cc) if c.honour else cc,
-        data={"action_plan": a.action_plan, "action_plan_due": _iso(a.action_plan_due)},
+        data=data,
     )
-    c.outcome = f"answer recorded; {s.protocol.role_name(judge)} will decide whether it resolves the concern"
+    c.outcome = (
+        f"answer recorded; {s.protocol.role_names(judges)} will decide whether it resolves the concern"
+    )
 
 
 def _guard_request_extension(s: EscalationState, actor: Actor) -> None:
@@ -287,10 +298,13 @@ def _guard_accept(s: EscalationState, actor: Actor) -> None:
     _refuse_closed(s)
     _need_judge(s, actor, "accept the answer")
     need_steps_done(s)
+    guard_joint_accept(s, actor)
 
 
 def _apply_accept(c: _Change, a: Accept) -> None:
     s = c.s
+    if accept_waits(c, a):
+        return
     to, cc = addressees(s)
     if c.honour:
         cc = _told_officer(s, a.actor, cc)

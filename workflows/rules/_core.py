@@ -197,9 +197,15 @@ def _need_officer(s: EscalationState, actor: Actor, doing: str) -> None:
         raise Refused(f"only the raising officer ({s.officer.id}) may {doing}")
 
 
+def _covering(s: EscalationState, roles: list[str]) -> list[str]:
+    """The cover roles acting at the current stage for those of ``roles`` whose holders are absent."""
+    stage = current_stage(s).key
+    return [c.cover_role for c in s.covers if c.stage == stage and c.role in roles]
+
+
 def _need_recipient(s: EscalationState, actor: Actor, doing: str) -> None:
     to, _ = addressees(s)
-    if actor.role not in to:
+    if actor.role not in to and actor.role not in _covering(s, to):
         raise Refused(
             f"only the stage's recipients ({_names(s, to)}) may {doing}; "
             f"you act as {s.protocol.role_name(actor.role)}"
@@ -209,15 +215,15 @@ def _need_recipient(s: EscalationState, actor: Actor, doing: str) -> None:
 def _told_officer(s: EscalationState, actor: Actor | None, roles: list[str]) -> list[str]:
     """``roles`` with the raising officer added when the stage's judge is someone else who decided: the
     officer who raised the concern is told of the answer and of the resolution."""
-    if current_stage(s).judged_by == RAISING_OFFICER or (actor is not None and _is_officer(s, actor)):
+    if RAISING_OFFICER in current_stage(s).judges() or (actor is not None and _is_officer(s, actor)):
         return roles
     return roles if RAISING_OFFICER in roles else [RAISING_OFFICER, *roles]
 
 
 def _need_judge(s: EscalationState, actor: Actor, doing: str) -> None:
-    judge = current_stage(s).judged_by
-    if not (_is_officer(s, actor) or _plays(s, actor, judge)):
-        raise Refused(f"only {s.protocol.role_name(judge)} may {doing} at this stage")
+    judges = current_stage(s).judges()
+    if not (_is_officer(s, actor) or any(_plays(s, actor, judge) for judge in judges)):
+        raise Refused(f"only {_names(s, judges)} may {doing} at this stage")
 
 
 def _need_involved(s: EscalationState, actor: Actor, doing: str) -> None:

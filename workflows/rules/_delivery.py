@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from schemas.effects import Announcement, Notify, Undelivered
+from schemas.effects import Announcement, Covered, Notify, Undelivered
 from schemas.escalation import EscalationState, EventKind, Flag, PendingNotice, Stall, Status
 from schemas.protocol import RAISING_OFFICER
 from workflows.rules._core import LONDON, Decision, _Change, current_stage
+from workflows.rules._cover import note_covers
 from workflows.rules._duties import is_timed, stage_request
 from workflows.rules._track_rules import total_days
 
@@ -64,11 +65,18 @@ def _hold_clock(c: _Change) -> bool:
 
 
 def on_delivery(
-    state: EscalationState, attempted: list[Notify], undelivered: list[Undelivered], now: datetime
+    state: EscalationState,
+    attempted: list[Notify],
+    undelivered: list[Undelivered],
+    now: datetime,
+    covered: list[Covered] | None = None,
 ) -> Decision:
-    """Take in which of the ``attempted`` notices could not go out (the batch's result, in history)."""
+    """Take in which of the ``attempted`` notices could not go out (the batch's result, in history), and
+    which went to a cover role's holder for an absent recipient (``covered``)."""
     c = _Change(state, now)
     s = c.s
+    if covered:
+        note_covers(c, covered)
     failed = {(u.seq, tuple(u.to)): u for u in undelivered}
     tried = {_key(n) for n in attempted}
     before = s.stall.notices if s.stall else []

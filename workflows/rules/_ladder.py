@@ -31,6 +31,7 @@ from workflows.rules._core import (
     london_today,
     track_of,
 )
+from workflows.rules._cover import check_external_contacts
 from workflows.rules._duties import at_midnight, is_timed, open_duties, stage_request
 from workflows.rules._track_rules import bypass_rule, check_child, start_of, total_days
 
@@ -65,6 +66,7 @@ def start(raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> Decisi
     target, entry = start_of(raise_, track)
     if entry is None and raise_.start_bypass is None:
         raise Refused("starting past the first stage is a bypass: give its reason (start_bypass)")
+    check_external_contacts(p, track, raise_, target)
 
     state = EscalationState(
         escalation_id=raise_.escalation_id,
@@ -82,6 +84,7 @@ def start(raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> Decisi
         stage_entered_at=now,
         child_status=raise_.child_status,
         severity=raise_.severity,
+        external_contacts=list(raise_.external_contacts),
     )
     c = _Change(state, now, honour=honour)
     data: dict[str, object] = {"category": raise_.category, "service_area": raise_.service_area}
