@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from protocols import available_protocols
-from schemas.escalation import AddNote, Escalate, RecordConsultation, Respond, Status
+from schemas.escalation import AddNote, Escalate, Flag, RecordConsultation, Respond, Status
 from tests.driver import Driver, make_raise
 from workflows import rules
 
@@ -57,6 +57,9 @@ def main() -> None:
             run = Driver(make_raise(key), START)
             officer = run.state.officer
             while run.state.status is not Status.EXHAUSTED:
+                if Flag.EXCEPTIONAL_DECISION_DUE in run.state.flags:  # held for the officer's decision
+                    run.act(Escalate(actor=officer, reason="exceptional circumstances", exceptional=True))
+                    continue
                 if run.state.status is Status.ESCALATION_DUE:
                     assert run.state.hold_target is not None
                     stage = rules.track_of(run.state).stages[run.state.hold_target]
