@@ -14,8 +14,8 @@ from typing import Any, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.errors import BadInput
-from schemas.bounds import ShortText, Text
-from schemas.escalation import Action, Actor
+from schemas.bounds import BoundedDate, ShortText, Text
+from schemas.escalation import Action, Actor, ExternalContact
 
 ACTION_MODELS: dict[str, type[BaseModel]] = {
     model.model_fields["kind"].default: model for model in get_args(get_args(Action)[0])
@@ -101,7 +101,19 @@ class RaiseRequest(BaseModel):
     start_at_stage: str | None = Field(default=None, max_length=64)
     bypass_reason: Text | None = None
     emergency: bool = False
+    discussed_with: str | None = Field(default=None, max_length=64)
     request_id: str = Field(min_length=1, max_length=64)
+    # protocol language v2: the child's status and severity, a consultation held before a gated start
+    # stage, the holders of external roles, and a shorter timescale for the first stage
+    child_status: str | None = Field(default=None, max_length=64)
+    severity: str | None = Field(default=None, max_length=64)
+    consulted_with: str | None = Field(default=None, max_length=64)
+    consulted_on: BoundedDate | None = None
+    consultation: Text | None = None
+    consultation_agreed: bool = False
+    external_contacts: list[ExternalContact] = Field(default_factory=list, max_length=20)
+    timescale_working_days: int | None = Field(default=None, ge=0, le=60)
+    timescale_reason: Text | None = None
 
 
 def raise_request(fields: Mapping[str, Any], label: Label) -> RaiseRequest:

@@ -126,6 +126,7 @@ async def test_a_concern_from_raising_to_an_approved_extension(site: Site) -> No
     await o.get_by_label("IRO and CP Chair dispute resolution").check()
     await o.get_by_label("Category").select_option("Key decision-making")
     await o.get_by_label("Child's case number").fill(child_ref)
+    await o.get_by_label("Looked after (a child in care)").check()
     await o.get_by_label("Team").select_option("team-a")
     await o.get_by_label("Summary of the concern").fill("The care plan has drifted <script>alert(1)</script>")
     await o.get_by_label("Impact on the child").fill("No school place for two months.")

@@ -9,14 +9,26 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from app.errors import AppError, BadInput, NotFound, NotSignedIn, Refused, Unavailable
 from app.identity import Person
-from app.inputs import RaiseRequest
-from app.service import Application, Caller
+from app.inputs import RaiseRequest, sentence
+from app.service import Application, Caller, TimescaleRefused
+from schemas.escalation import ExternalContact
+from schemas.protocol import Protocol, Track
 from starter.web import views
-from starter.web.forms import IRREVERSIBLE, Field, action_fields, action_forms, label
+from starter.web.forms import (
+    DATE_HINT,
+    IRREVERSIBLE,
+    Field,
+    action_fields,
+    action_forms,
+    form_errors,
+    form_label,
+    label,
+)
 from starter.web.render import page, person_of
 
 router = APIRouter()
@@ -131,6 +143,9 @@ async def _escalation_page(
         summary=views.summary(reading),
         concern=views.concern(reading.view),
         timeline=views.timeline(reading),
+        duties=views.duties(reading),
+        covers=views.covers(reading),
+        verdicts=views.verdicts(reading),
         forms=offered,
         failed=failed,
         values=values or {},
@@ -158,7 +173,7 @@ def _typed(form: FormData) -> dict[str, Any]:
     typed: dict[str, Any] = {}
     for key in form:
         values = [v for v in form.getlist(key) if isinstance(v, str)]
-        typed[key] = values if key == "consulted" else (values[-1] if values else "")
+        typed[key] = values if key in ("consulted", "told") else (values[-1] if values else "")
     return typed
 
 
@@ -184,10 +199,10 @@ async def act(request: Request, escalation_id: str, kind: str) -> Response:
     if kind in IRREVERSIBLE and typed.get("confirmed") != "yes":
         return _confirm(request, person, escalation_id, form, typed)
     try:
-        result = await app.act(who, escalation_id, kind, fields, label)
+        result = await app.act(who, escalation_id, kind, fields, form_label(form))
     except BadInput as exc:
         return await _escalation_page(
-            request, person, escalation_id, failed=kind, values=typed, errors=exc.fields
+            request, person, escalation_id, failed=kind, values=typed, errors=form_errors(kind, exc.fields)
         )
     except Refused as exc:
         return await _escalation_page(
@@ -248,7 +263,8 @@ def raise_fields(app: Application, person: Person) -> list[Field]:
         )
     categories = tuple(dict.fromkeys((c, c) for t in chosen for c in t.categories))
     stages = tuple(dict.fromkeys((s.key, s.name) for t in chosen for s in t.stages))
-    return [
+    role = protocol.role_name
+    fields = [
         Field("track", "Kind of concern", "radios", choices=tuple((t.key, t.name) for t in chosen)),
         Field("category", "Category", "select", choices=categories),
         Field(
@@ -258,6 +274,28 @@ def raise_fields(app: Application, person: Person) -> list[Field]:
             f"The case number from the case system, like {protocol.child_ref.example}. "
             "Never the child's name.",
         ),
+    ]
+    if protocol.child_statuses:
+        fields.append(
+            Field(
+                "child_status",
+                label("child_status"),
+                "radios",
+                choices=tuple(protocol.child_statuses.items()),
+            )
+        )
+    if protocol.severities:
+        fields.append(
+            Field(
+                "severity",
+                label("severity"),
+                "radios",
+                "Some stages are entry points for a severity",
+                optional=True,
+                choices=tuple(protocol.severities.items()),
+            )
+        )
+    fields += [
         Field("team", "Team", "select", choices=tuple((t, t) for t in teams)),
         Field("summary", "Summary of the concern"),
         Field("impact_on_child", "Impact on the child"),
@@ -280,6 +318,100 @@ def raise_fields(app: Application, person: Person) -> list[Field]:
         ),
         Field("emergency", "This is an emergency", "checkbox"),
     ]
+    discuss = protocol.bypass.prior_discussion_with
+    if discuss:
+        fields.append(
+            Field(
+                "discussed_with",
+                label("discussed_with"),
+                "select",
+                "Only if you start at a later stage",
+                optional=True,
+                choices=tuple((r, role(r)) for r in discuss),
+            )
+        )
+    gate_roles = sorted(
+        {r for t in chosen for s in t.stages if s.entry_gate for r in s.entry_gate.with_roles}
+    )
+    if gate_roles:
+        hint = "Only if the stage the concern starts at needs a consultation or agreement first"
+        fields += [
+            Field(
+                "consulted_with",
+                label("consulted_with"),
+                "select",
+                hint,
+                optional=True,
+                choices=tuple((r, role(r)) for r in gate_roles),
+            ),
+            Field("consulted_on", label("consulted_on"), "date", DATE_HINT, optional=True),
+            Field("consultation", label("consultation"), optional=True),
+            Field("consultation_agreed", label("consultation_agreed"), "checkbox"),
+        ]
+    for r in external_roles(protocol, chosen):
+        fields += [
+            Field(
+                f"contact_{r}_name",
+                f"{role(r)}: name",
+                "text",
+                f"Only for a track that goes to the {role(r)}, who is not in the staff directory",
+                optional=True,
+            ),
+            Field(f"contact_{r}_email", f"{role(r)}: e-mail address", "text", optional=True),
+            Field(f"contact_{r}_organisation", f"{role(r)}: organisation", "text", optional=True),
+        ]
+    if protocol.timescales.officer_may_shorten:
+        fields += [
+            Field(
+                "timescale_working_days",
+                label("timescale_working_days"),
+                "number",
+                "Only if the child's needs call for an answer sooner than the protocol's time",
+                optional=True,
+            ),
+            Field("timescale_reason", label("timescale_reason"), optional=True),
+        ]
+    return fields
+
+
+def external_roles(protocol: Protocol, tracks: list[Track]) -> list[str]:
+    """The protocol's external roles that a stage of these tracks addresses."""
+    addressed = {
+        r
+        for t in tracks
+        for s in t.stages
+        for r in [*s.to, *s.cc, *(x for rt in s.routes for x in [*rt.to, *rt.cc])]
+    }
+    return [r for r in protocol.external_roles if r in addressed]
+
+
+def _contacts(protocol: Protocol, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The external contacts typed on the raise form, checked field by field (errors name the form's
+    fields); a role with nothing typed is left out."""
+    contacts: list[dict[str, Any]] = []
+    errors: dict[str, str] = {}
+    for r in protocol.external_roles:
+        typed = {
+            k: str(values.get(f"contact_{r}_{k}", "")).strip() for k in ("name", "email", "organisation")
+        }
+        if not any(typed.values()):
+            continue
+        given = {k: v for k, v in typed.items() if v}
+        try:
+            contacts.append(ExternalContact(role=r, **given).model_dump())
+        except ValidationError as exc:
+            for error in exc.errors():
+                name = str(error["loc"][0]) if error["loc"] else "name"
+                field_name = f"contact_{r}_{name}"
+                errors.setdefault(field_name, sentence(error, _contact_label(protocol, r, name)))
+    if errors:
+        raise BadInput(errors)
+    return contacts
+
+
+def _contact_label(protocol: Protocol, r: str, part: str) -> str:
+    words = {"name": "name", "email": "e-mail address", "organisation": "organisation"}
+    return f"{protocol.role_name(r)}: {words.get(part, part)}"
 
 
 def _raise_values(typed: dict[str, Any]) -> dict[str, Any]:
@@ -288,9 +420,11 @@ def _raise_values(typed: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _raise_input(values: dict[str, Any]) -> dict[str, Any]:
+def _raise_input(protocol: Protocol, values: dict[str, Any]) -> dict[str, Any]:
     fields = {k: v for k, v in values.items() if k in RaiseRequest.model_fields}
     fields["emergency"] = values.get("emergency") == "yes"
+    fields["consultation_agreed"] = values.get("consultation_agreed") == "yes"
+    fields["external_contacts"] = _contacts(protocol, values)
     return fields
 
 
@@ -338,13 +472,17 @@ async def raise_submit(request: Request) -> Response:
     if step == "change":
         return form_again({})
     try:
+        given = _raise_input(app.protocol_of(person), values)
         if step == "confirm":
-            escalation_id = await app.raise_concern(caller(request, person), _raise_input(values), label)
+            escalation_id = await app.raise_concern(caller(request, person), given, label)
             request.session["flash"] = f"The concern was raised as escalation {escalation_id}."
             return RedirectResponse(f"/escalations/{escalation_id}", status_code=303)
-        await app.raise_concern(caller(request, person), _raise_input(values), label, dry_run=True)
+        await app.raise_concern(caller(request, person), given, label, dry_run=True)
     except BadInput as exc:
         return form_again(exc.fields)
+    except TimescaleRefused as exc:
+        request.session["flash"] = exc.message
+        return RedirectResponse(f"/escalations/{exc.escalation_id}", status_code=303)
     except Refused as exc:
         return form_again({"form": exc.message})
     except AppError as exc:
