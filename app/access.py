@@ -96,6 +96,8 @@ def relation(person: Person, facts: Facts, view: EscalationView) -> Relation | N
     now = relation_now(person, facts, view.stage)
     if now is not None or person.authority != facts.protocol.key:
         return now
+    if current_officer_id(view) == person.id:  # a covering officer acts as the raising officer
+        return Relation.RAISED
     if any(e.actor is not None and e.actor.id == person.id for e in view.timeline):
         return Relation.ACTED
     entered = {e.stage for e in view.timeline if e.kind in (EventKind.RAISED, EventKind.SENT_TO_STAGE)}
@@ -105,6 +107,15 @@ def relation(person: Person, facts: Facts, view: EscalationView) -> Relation | N
         return Relation.HELD
     if roles & cc:
         return Relation.COPIED
+    return None
+
+
+def current_officer_id(view: EscalationView) -> str | None:
+    """The covering officer's id when the escalation was handed over (the latest hand-over), else None."""
+    for e in reversed(view.timeline):
+        if e.kind is EventKind.OFFICER_REPLACED:
+            new = e.data.get("to")
+            return str(new.get("id")) if isinstance(new, dict) else None
     return None
 
 

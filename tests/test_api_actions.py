@@ -148,12 +148,19 @@ async def test_the_ladder_through_the_api(web: Application) -> None:
         await officer.refused(escalation_id, "respond", 403, "", answer="I answer myself")
         # Wrong stage: no meeting at stage 1; no consultation needed by a later stage of this kind.
         await officer.refused(
-            escalation_id, "record_meeting", 403, "meeting", held_on=date.today().isoformat(),
-            attendees=["IRO"], outcome="met",
+            escalation_id,
+            "record_meeting",
+            403,
+            "meeting",
+            held_on=date.today().isoformat(),
+            attendees=["IRO"],
+            outcome="met",
         )
         # Unknown action, and a field that is not part of the action.
         await officer.refused(escalation_id, "launch_rockets", 422, "no action called")
-        await officer.refused(escalation_id, "add_note", 422, "not part of this action", text="x", colour="red")
+        await officer.refused(
+            escalation_id, "add_note", 422, "not part of this action", text="x", colour="red"
+        )
 
         # Notes and views, with HTML and script.
         await officer.ok(escalation_id, "add_note", text=marker("text"))
@@ -165,8 +172,12 @@ async def test_the_ladder_through_the_api(web: Application) -> None:
             escalation_id, "request_extension", 403, "past", until="2001-01-01", reason="more time"
         )
         await manager.refused(
-            escalation_id, "request_extension", 422, "20,000 characters or fewer",
-            until=TOMORROW_PLUS, reason="x" * 20_001,
+            escalation_id,
+            "request_extension",
+            422,
+            "20,000 characters or fewer",
+            until=TOMORROW_PLUS,
+            reason="x" * 20_001,
         )
         await manager.refused(
             escalation_id, "request_extension", 422, "real date", until="2027-02-31", reason="x"
@@ -175,7 +186,11 @@ async def test_the_ladder_through_the_api(web: Application) -> None:
         assert "decide_extension" in (await officer.read(escalation_id))["actions"]
         await manager.refused(escalation_id, "decide_extension", 403, "", approve=True)  # not the approver
         await officer.ok(
-            escalation_id, "decide_extension", approve=True, reason=marker("decision"), exceed_total_limit=True
+            escalation_id,
+            "decide_extension",
+            approve=True,
+            reason=marker("decision"),
+            exceed_total_limit=True,
         )
         await officer.refused(
             escalation_id, "set_timescale", 403, "past", until="2001-01-01", reason="sooner"
@@ -183,43 +198,76 @@ async def test_the_ladder_through_the_api(web: Application) -> None:
 
         # The answer, with an action plan; the officer says it does not address the concern.
         await manager.ok(
-            escalation_id, "respond", answer=marker("answer"), action_plan=marker("action_plan"),
+            escalation_id,
+            "respond",
+            answer=marker("answer"),
+            action_plan=marker("action_plan"),
             action_plan_due=TOMORROW_PLUS,
         )
         # Stage 2 needs the IRO Team Manager's agreement first: the escalation is held until it is recorded.
         held = await officer.ok(escalation_id, "escalate", reason=marker("escalate_reason"))
         assert held["status"] == "escalation_due" and held["stage"] == "stage-1", held
         await officer.refused(
-            escalation_id, "record_consultation", 403, "more than a year ago", stage="stage-2", with_role="iro_team_manager",
-            agreed=True, summary="agreed", held_on="2001-01-01",
+            escalation_id,
+            "record_consultation",
+            403,
+            "more than a year ago",
+            stage="stage-2",
+            with_role="iro_team_manager",
+            agreed=True,
+            summary="agreed",
+            held_on="2001-01-01",
         )
         await officer.ok(
-            escalation_id, "record_consultation", stage="stage-2", with_role="iro_team_manager",
-            agreed=True, summary=marker("summary"), held_on=date.today().isoformat(),
+            escalation_id,
+            "record_consultation",
+            stage="stage-2",
+            with_role="iro_team_manager",
+            agreed=True,
+            summary=marker("summary"),
+            held_on=date.today().isoformat(),
         )
         assert (await officer.read(escalation_id))["escalation"]["stage"] == "stage-2"
 
         page = (await officer.client.get(f"/escalations/{escalation_id}")).text
         shown_escaped(
-            page, "summary", "text", "views", "reason", "answer", "action_plan", "escalate_reason",
+            page,
+            "summary",
+            "text",
+            "views",
+            "reason",
+            "answer",
+            "action_plan",
+            "escalate_reason",
             "timescale_reason",
         )
 
         # Bypass to stage 4 (a meeting): with the prior discussion the protocol asks for.
         await officer.refused(escalation_id, "bypass", 403, "", to_stage="stage-1", reason="back")
         await officer.ok(
-            escalation_id, "bypass", to_stage="stage-4", reason=marker("bypass_reason"),
+            escalation_id,
+            "bypass",
+            to_stage="stage-4",
+            reason=marker("bypass_reason"),
             discussed_with="siu_service_lead",
         )
         deputy = await api(web, "wigan/wig-deputy-director-csc")
         try:
             await deputy.refused(
-                escalation_id, "record_meeting", 403, "more than a year ago", held_on="2001-01-01", attendees=["x"],
+                escalation_id,
+                "record_meeting",
+                403,
+                "more than a year ago",
+                held_on="2001-01-01",
+                attendees=["x"],
                 outcome="met",
             )
             await deputy.ok(
-                escalation_id, "record_meeting", held_on=date.today().isoformat(),
-                attendees=[marker("attendee")], outcome=marker("outcome"),
+                escalation_id,
+                "record_meeting",
+                held_on=date.today().isoformat(),
+                attendees=[marker("attendee")],
+                outcome=marker("outcome"),
             )
         finally:
             await deputy.client.aclose()
@@ -230,18 +278,155 @@ async def test_the_ladder_through_the_api(web: Application) -> None:
 
         # CAFCASS ends it; after that every action is refused as ended.
         await officer.refused(
-            escalation_id, "refer_to_cafcass", 403, "Before referring to CAFCASS, consult", reason="now",
+            escalation_id,
+            "refer_to_cafcass",
+            403,
+            "Before referring to CAFCASS, consult",
+            reason="now",
             consulted=["iro_team_manager"],
         )
         await officer.ok(
-            escalation_id, "refer_to_cafcass", reason=marker("cafcass_reason"),
+            escalation_id,
+            "refer_to_cafcass",
+            reason=marker("cafcass_reason"),
             consulted=["iro_team_manager", "siu_service_lead", "strategic_lead_safeguarding"],
         )
-        ended = await officer.refused(escalation_id, "add_note", 403, "", text="after the end")
-        assert ended
-        await officer.refused(escalation_id, "withdraw", 403, "", reason="after the end")
+        await officer.refused(escalation_id, "add_note", 403, "has ended", text="after the end")
+        await officer.refused(escalation_id, "withdraw", 403, "has ended", reason="after the end")
         page = (await officer.client.get(f"/escalations/{escalation_id}")).text
         shown_escaped(page, "bypass_reason", "outcome", "exceptional_reason", "cafcass_reason")
     finally:
         for a in (officer, manager, outsider, iro_tm):
             await a.client.aclose()
+
+
+async def test_partner_agencies_cover_and_joint_judging(web: Application) -> None:
+    """Wigan's partner-agencies track: the partner's manager named at raise, their answer recorded on their
+    behalf, exclusive escalation, a covering officer, and joint judges who must both accept."""
+    officer = await api(web, "wigan/wig-iro-a")
+    iro_tm = await api(web, "wigan/wig-iro-team-manager")
+    manager = await api(web, "wigan/wig-team-manager-a")
+    lead = await api(web, "wigan/wig-strategic-lead-safeguarding")
+    try:
+        contact = {
+            "role": "partner_agency_manager",
+            "name": "Robin <i>Partner</i>",
+            "email": "robin.partner@partner.example.org",
+        }
+        bad = await officer.client.post(
+            "/api/escalations",
+            json=concern(
+                track="partner-agencies", external_contacts=[{**contact, "email": "not an address"}]
+            ),
+            headers=officer.headers,
+        )
+        assert bad.status_code == 422, bad.text
+        assert not INTERNAL.search(bad.text)
+        no_contact = await officer.client.post(
+            "/api/escalations", json=concern(track="partner-agencies"), headers=officer.headers
+        )
+        assert no_contact.status_code in (403, 422) and "partner" in no_contact.text.lower(), no_contact.text
+        escalation_id = await officer.raise_(**concern(track="partner-agencies", external_contacts=[contact]))
+
+        # The partner answered by e-mail: only the officer records it, for a role the stage goes to.
+        await manager.refused(escalation_id, "respond", 404, "no escalation", answer="x")  # no business in it
+        await officer.refused(
+            escalation_id, "respond", 403, "", answer="x", on_behalf_of="director_of_childrens_services"
+        )
+        await officer.ok(
+            escalation_id, "respond", answer=marker("partner_answer"), on_behalf_of="partner_agency_manager"
+        )
+        # Partner Stage 2 is escalated into by the IRO Team Manager alone.
+        await officer.refused(escalation_id, "escalate", 403, "IRO Team Manager", reason="not addressed")
+        await iro_tm.ok(escalation_id, "escalate", reason=marker("tm_reason"))
+
+        # A covering officer, by the IRO Team Manager; the old officer keeps nothing to do.
+        await iro_tm.refused(
+            escalation_id, "replace_officer", 422, "", new_officer={"id": "", "role": "iro"}, reason="leave"
+        )
+        await manager.refused(
+            escalation_id,
+            "replace_officer",
+            404,
+            "",
+            new_officer={"id": "wig-corporate-iro-a", "role": "corporate_iro"},
+            reason="leave",
+        )
+        await iro_tm.ok(
+            escalation_id,
+            "replace_officer",
+            new_officer={"id": "wig-corporate-iro-a", "role": "corporate_iro"},
+            reason=marker("cover_reason"),
+        )
+        covering = await api(web, "wigan/wig-corporate-iro-a")
+        try:
+            await lead.ok(escalation_id, "respond", answer=marker("lead_answer"))
+            # Joint judging: both must accept; the first acceptance is recorded and shown.
+            await covering.ok(escalation_id, "accept", note=marker("accept_note"))
+            page = (await covering.client.get(f"/escalations/{escalation_id}")).text
+            assert "accepts; still to decide" in page, page[-3000:]
+            shown_escaped(page, "partner_answer", "tm_reason", "cover_reason", "lead_answer", "accept_note")
+            done = await iro_tm.ok(escalation_id, "accept")
+            assert done["status"] == "resolved", done
+            await covering.refused(escalation_id, "add_note", 403, "has ended", text="late")
+        finally:
+            await covering.client.aclose()
+    finally:
+        for a in (officer, iro_tm, manager, lead):
+            await a.client.aclose()
+
+
+async def test_record_a_step_and_withdraw(web: Application) -> None:
+    """Waltham Forest (FWi) IRO alerts: a required step at the team manager's stage, recorded with who
+    was told and how; a future date refused; then the officer withdraws and the escalation has ended."""
+    officer = await api(web, "waltham-forest-fwi/wff-iro-a")
+    manager = await api(web, "waltham-forest-fwi/wff-team-manager-a")
+    try:
+        escalation_id = await officer.raise_(
+            **concern(
+                category="Significant drift in permanence planning",
+                start_at_stage="team-manager",
+                bypass_reason="Urgent: no plan for months.",
+                emergency=True,
+            )
+        )
+        duties = (await officer.read(escalation_id))["escalation"]["duties"]
+        assert [d["key"] for d in duties] == ["child-told"], duties
+        tomorrow = (date.today() + timedelta(days=1)).isoformat()
+        await officer.refused(
+            escalation_id,
+            "record_step",
+            403,
+            "future",
+            step="child-told",
+            done_at=f"{tomorrow}T12:00:00+00:00",
+            told=["child"],
+            how="in_person",
+        )
+        await officer.refused(escalation_id, "record_step", 403, "", step="no-such-step")
+        await officer.refused(
+            escalation_id, "record_step", 422, "select how", step="child-told", told=["child"], how="by owl"
+        )
+        await manager.refused(
+            escalation_id, "record_step", 403, "", step="child-told", told=["child"], how="phone"
+        )
+        await officer.ok(
+            escalation_id,
+            "record_step",
+            step="child-told",
+            told=["child"],
+            how="in_person",
+            note=marker("step_note"),
+        )
+        duties = (await officer.read(escalation_id))["escalation"]["duties"]
+        assert duties[0]["done"] is not None
+        page = (await officer.client.get(f"/escalations/{escalation_id}")).text
+        assert "Duties" in page and "Done " in page
+        shown_escaped(page, "step_note")
+        await officer.ok(escalation_id, "withdraw", reason=marker("withdraw_reason"))
+        await officer.refused(escalation_id, "add_note", 403, "has ended", text="after")
+        await manager.refused(escalation_id, "respond", 403, "has ended", answer="after")
+        shown_escaped((await officer.client.get(f"/escalations/{escalation_id}")).text, "withdraw_reason")
+    finally:
+        await officer.client.aclose()
+        await manager.client.aclose()
