@@ -420,11 +420,11 @@ def _raise_values(typed: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _raise_input(protocol: Protocol, values: dict[str, Any]) -> dict[str, Any]:
+def _raise_input(protocol: Protocol, values: dict[str, Any], *, with_contacts: bool = True) -> dict[str, Any]:
     fields = {k: v for k, v in values.items() if k in RaiseRequest.model_fields}
     fields["emergency"] = values.get("emergency") == "yes"
     fields["consultation_agreed"] = values.get("consultation_agreed") == "yes"
-    fields["external_contacts"] = _contacts(protocol, values)
+    fields["external_contacts"] = _contacts(protocol, values) if with_contacts else []
     return fields
 
 
@@ -472,7 +472,17 @@ async def raise_submit(request: Request) -> Response:
     if step == "change":
         return form_again({})
     try:
-        given = _raise_input(app.protocol_of(person), values)
+        try:
+            given = _raise_input(app.protocol_of(person), values)
+        except BadInput as contacts:  # say what else is wrong too, in one go
+            rest = {**_raise_input(app.protocol_of(person), values, with_contacts=False)}
+            try:
+                await app.raise_concern(caller(request, person), rest, label, dry_run=True)
+            except BadInput as exc:
+                raise BadInput({**exc.fields, **contacts.fields}) from None
+            except AppError:
+                pass
+            raise
         if step == "confirm":
             escalation_id = await app.raise_concern(caller(request, person), given, label)
             request.session["flash"] = f"The concern was raised as escalation {escalation_id}."
