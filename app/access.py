@@ -2,7 +2,8 @@
 
 A person sees an escalation of their own authority when they raised it, hold it now or held it, are copied
 into it now or were, acted on it, or supervise it: a quality-assurance role (the protocol's
-``breach_notify`` roles, told when the formal limit passes) or a manager above the holder (a role that
+``breach_notify`` roles, told when the formal limit passes; the ``officer_cover_by`` roles, who may hand it
+to a covering officer) or a manager above the holder (a role that
 receives or is copied into a later stage of its track). Roles count only where the directory gives them
 for the escalation's team or authority-wide. Anyone else is told the escalation does not exist.
 
@@ -79,6 +80,8 @@ def relation_now(person: Person, facts: Facts, stage: str) -> Relation | None:
         if roles & (above_to | above_cc):
             return Relation.SUPERVISES
     if roles & set(facts.protocol.breach_notify):
+        return Relation.SUPERVISES
+    if roles & set(facts.protocol.officer_cover_by):  # the officer's managers, who may hand it over
         return Relation.SUPERVISES
     return None
 

@@ -43,6 +43,10 @@ def sentence(error: Mapping[str, Any], label: str) -> str:
         return f"{label} must be a real date, like 2027-03-31"
     if kind in ("bool_parsing", "bool_type", "literal_error", "enum"):
         return f"Select {_lower_first(label)}"
+    if kind == "string_pattern_mismatch":
+        return (
+            f"{label} must be a reference of letters and digits (and . _ -), as the staff directory gives it"
+        )
     if kind in ("int_parsing", "int_type"):
         return f"{label} must be a whole number"
     if kind in ("less_than_equal", "less_than"):

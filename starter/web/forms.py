@@ -390,7 +390,7 @@ def action_fields(form: ActionForm, typed: Mapping[str, Any]) -> dict[str, Any]:
             fields[f.name] = value
     if form.kind == "replace_officer":
         new = {"id": fields.pop("new_officer_id", ""), "role": fields.pop("new_officer_role", "")}
-        fields["new_officer"] = new if any(new.values()) else None
+        fields["new_officer"] = new if new["id"] else None
     return fields
 
 
