@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.errors import BadInput
 from schemas.bounds import BoundedDate, ShortText, Text
-from schemas.escalation import Action, Actor, ExternalContact
+from schemas.escalation import Action, Actor, ExternalContact, RecordConsultation
+from schemas.protocol import Protocol, Stage
 
 ACTION_MODELS: dict[str, type[BaseModel]] = {
     model.model_fields["kind"].default: model for model in get_args(get_args(Action)[0])
@@ -127,5 +128,56 @@ def raise_request(fields: Mapping[str, Any], label: Label) -> RaiseRequest:
         raise BadInput({k: f"{label(k)} is not part of raising a concern" for k in unknown})
     try:
         return RaiseRequest(**given)
+    except ValidationError as exc:
+        raise BadInput(problems(exc, label)) from None
+
+
+def statuses_known(form: RaiseRequest, protocol: Protocol, label: Label) -> None:
+    """The child's status is given where the protocol declares statuses, and each is one it declares."""
+    for name, given, declared, required in (
+        ("child_status", form.child_status, protocol.child_statuses, True),
+        ("severity", form.severity, protocol.severities, False),
+    ):
+        if given is None and required and declared:
+            raise BadInput({name: f"Select {label(name)[:1].lower()}{label(name)[1:]}"})
+        if given is not None and given not in declared:
+            known = ", ".join(declared.values()) or "none: leave it out"
+            raise BadInput({name: f"{label(name)} must be one of: {known}"})
+
+
+def consultation_at_raise(
+    form: RaiseRequest, stage: Stage, officer: Actor, label: Label
+) -> list[RecordConsultation]:
+    """The consultation (or agreement) the start stage needs first, from the form; none otherwise."""
+    gate = stage.entry_gate
+    given = {
+        "consulted_with": form.consulted_with,
+        "consulted_on": form.consulted_on,
+        "consultation": form.consultation,
+    }
+    if gate is None:
+        return []
+    if not any(given.values()):
+        what = "agreement" if gate.kind.value == "agreement" else "consultation"
+        raise BadInput(
+            {
+                "consulted_with": f"{stage.name} needs {'an' if what[0] == 'a' else 'a'} {what} first: "
+                f"select {label('consulted_with')[:1].lower()}{label('consulted_with')[1:]}"
+            }
+        )
+    missing = {k: f"Enter {label(k)[:1].lower()}{label(k)[1:]}" for k, v in given.items() if not v}
+    if missing:
+        raise BadInput(missing)
+    try:
+        return [
+            RecordConsultation(
+                actor=officer,
+                stage=stage.key,
+                with_role=form.consulted_with or "",
+                agreed=True if form.consultation_agreed else None,
+                summary=form.consultation or "",
+                held_on=form.consulted_on,
+            )
+        ]
     except ValidationError as exc:
         raise BadInput(problems(exc, label)) from None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from temporalio.client import (
     Client,
     WorkflowQueryFailedError,
@@ -39,7 +39,14 @@ from app.access import Facts, Relation, candidate_actors, may_have_held, relatio
 from app.audit import AuditLog, Outcome
 from app.errors import AppError, BadInput, NotFound, Refused, Unavailable
 from app.identity import People, Person
-from app.inputs import Label, RaiseRequest, build_action, problems, raise_request
+from app.inputs import (
+    Label,
+    RaiseRequest,
+    build_action,
+    consultation_at_raise,
+    raise_request,
+    statuses_known,
+)
 from protocols import ProtocolError, load_protocol
 from schemas.bounds import LEGACY
 from schemas.escalation import (
@@ -49,10 +56,9 @@ from schemas.escalation import (
     Concern,
     EscalationView,
     RaiseConcern,
-    RecordConsultation,
     Status,
 )
-from schemas.protocol import Protocol, Stage
+from schemas.protocol import Protocol
 from starter.connection import connect
 from starter.escalations import BadInput as RaiseBadInput
 from starter.escalations import prepare, raise_once
@@ -383,7 +389,7 @@ class Application:
                     "that team."
                 )
             protocol = self.protocol_of(person)
-            _statuses_known(form, protocol, label)
+            statuses_known(form, protocol, label)
             track = protocol.track(form.track)
             start, entry = rules.start_index(track, form.category, form.severity, form.start_at_stage)
             officer = Actor(id=person.id, role=role)
@@ -417,7 +423,7 @@ class Application:
                 request_id=form.request_id,
                 child_status=form.child_status,
                 severity=form.severity,
-                consultations=_consultation_at_raise(form, track.stages[start], officer, label),
+                consultations=consultation_at_raise(form, track.stages[start], officer, label),
                 external_contacts=form.external_contacts,
             )
             if dry_run:
@@ -526,54 +532,3 @@ def _sentence(reason: str) -> str:
         return reason
     reason = reason[0].upper() + reason[1:]
     return reason if reason.endswith((".", "?", "!")) else reason + "."
-
-
-def _statuses_known(form: RaiseRequest, protocol: Protocol, label: Label) -> None:
-    """The child's status is given where the protocol declares statuses, and each is one it declares."""
-    for name, given, declared, required in (
-        ("child_status", form.child_status, protocol.child_statuses, True),
-        ("severity", form.severity, protocol.severities, False),
-    ):
-        if given is None and required and declared:
-            raise BadInput({name: f"Select {label(name)[:1].lower()}{label(name)[1:]}"})
-        if given is not None and given not in declared:
-            known = ", ".join(declared.values()) or "none: leave it out"
-            raise BadInput({name: f"{label(name)} must be one of: {known}"})
-
-
-def _consultation_at_raise(
-    form: RaiseRequest, stage: Stage, officer: Actor, label: Label
-) -> list[RecordConsultation]:
-    """The consultation (or agreement) the start stage needs first, from the form; none otherwise."""
-    gate = stage.entry_gate
-    given = {
-        "consulted_with": form.consulted_with,
-        "consulted_on": form.consulted_on,
-        "consultation": form.consultation,
-    }
-    if gate is None:
-        return []
-    if not any(given.values()):
-        what = "agreement" if gate.kind.value == "agreement" else "consultation"
-        raise BadInput(
-            {
-                "consulted_with": f"{stage.name} needs {'an' if what[0] == 'a' else 'a'} {what} first: "
-                f"select {label('consulted_with')[:1].lower()}{label('consulted_with')[1:]}"
-            }
-        )
-    missing = {k: f"Enter {label(k)[:1].lower()}{label(k)[1:]}" for k, v in given.items() if not v}
-    if missing:
-        raise BadInput(missing)
-    try:
-        return [
-            RecordConsultation(
-                actor=officer,
-                stage=stage.key,
-                with_role=form.consulted_with or "",
-                agreed=True if form.consultation_agreed else None,
-                summary=form.consultation or "",
-                held_on=form.consulted_on,
-            )
-        ]
-    except ValidationError as exc:
-        raise BadInput(problems(exc, label)) from None
