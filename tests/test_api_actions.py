@@ -130,6 +130,43 @@ async def test_the_ladder_through_the_api(web: Application) -> None:
         assert "timescale_set" in kinds, kinds
         assert read["escalation"]["child_status"] == "looked_after"
 
+        # Over-long text in every text field of every action: 422 naming the field, nothing sent.
+        long = "x" * 20_001
+        today = date.today().isoformat()
+        texts: dict[str, tuple[dict[str, Any], list[str]]] = {
+            "respond": ({"answer": "a", "action_plan": "p"}, ["answer", "action_plan"]),
+            "request_extension": ({"until": TOMORROW_PLUS, "reason": "r"}, ["reason"]),
+            "decide_extension": ({"approve": False, "reason": "r"}, ["reason"]),
+            "set_timescale": ({"working_days": 2, "reason": "r"}, ["reason"]),
+            "accept": ({"note": "n", "action_plan": "p"}, ["note", "action_plan"]),
+            "escalate": ({"reason": "r"}, ["reason"]),
+            "bypass": ({"to_stage": "stage-3", "reason": "r"}, ["reason"]),
+            "refer_to_cafcass": ({"reason": "r"}, ["reason"]),
+            "record_consultation": (
+                {"stage": "stage-2", "with_role": "iro_team_manager", "summary": "s"},
+                ["summary"],
+            ),
+            "record_meeting": ({"held_on": today, "attendees": ["a"], "outcome": "o"}, ["outcome"]),
+            "replace_officer": (
+                {"new_officer": {"id": "wig-iro-b", "role": "iro"}, "reason": "r"},
+                ["reason"],
+            ),
+            "withdraw": ({"reason": "r"}, ["reason"]),
+            "close": ({"reason": "r"}, ["reason"]),
+            "add_note": ({"text": "t"}, ["text"]),
+            "record_views": ({"whose": "child", "views": "v"}, ["views"]),
+            "record_step": ({"step": "child-told", "note": "n"}, ["note"]),
+        }
+        for kind, (fields, long_ones) in texts.items():
+            for name in long_ones:
+                refused = await officer.act(escalation_id, kind, **{**fields, name: long})
+                assert refused.status_code == 422, (kind, name, refused.text)
+                said = refused.json()["fields"][name]
+                assert "20,000" in said and "characters" in said, (kind, name, refused.text)
+                assert not INTERNAL.search(refused.text)
+        after = (await officer.read(escalation_id))["escalation"]["timeline"]
+        assert [e["kind"] for e in after] == kinds  # nothing was taken
+
         # CSRF missing: refused before anything happens.
         no_csrf = await officer.client.post(
             f"/api/escalations/{escalation_id}/actions/add_note", json={"text": "x"}
