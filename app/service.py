@@ -39,10 +39,25 @@ from app.access import Facts, Relation, candidate_actors, may_have_held, relatio
 from app.audit import AuditLog, Outcome
 from app.errors import AppError, BadInput, NotFound, Refused, Unavailable
 from app.identity import People, Person
-from app.inputs import Label, build_action, raise_request
+from app.inputs import (
+    Label,
+    RaiseRequest,
+    build_action,
+    consultation_at_raise,
+    raise_request,
+    statuses_known,
+)
 from protocols import ProtocolError, load_protocol
 from schemas.bounds import LEGACY
-from schemas.escalation import ActionResult, Actor, Bypass, Concern, EscalationView, RaiseConcern, Status
+from schemas.escalation import (
+    ActionResult,
+    Actor,
+    Bypass,
+    Concern,
+    EscalationView,
+    RaiseConcern,
+    Status,
+)
 from schemas.protocol import Protocol
 from starter.connection import connect
 from starter.escalations import BadInput as RaiseBadInput
@@ -54,6 +69,17 @@ from workflows.escalation import BUSY, REFUSED, TASK_QUEUE, WORKFLOW_TYPE
 BUSY_BACKOFF_S = (0.2, 2.0)
 """As ``escalate``: the first pause before sending a busy-refused update again, and the longest."""
 FACTS_CACHED = 4096
+
+
+class TimescaleRefused(Refused):
+    """The concern was raised, but the shorter timescale asked with it was refused (the rules' reason)."""
+
+    def __init__(self, escalation_id: str, reason: str) -> None:
+        super().__init__(
+            f"The concern was raised as escalation {escalation_id}, but its shorter timescale was not set: "
+            f"{reason}"
+        )
+        self.escalation_id = escalation_id
 
 
 @dataclass(frozen=True)
@@ -362,26 +388,28 @@ class Application:
                     "The staff directory does not give you a role that raises concerns on that track for "
                     "that team."
                 )
+            protocol = self.protocol_of(person)
+            statuses_known(form, protocol, label)
+            track = protocol.track(form.track)
+            start, entry = rules.start_index(track, form.category, form.severity, form.start_at_stage)
+            officer = Actor(id=person.id, role=role)
             bypass = None
-            if form.start_at_stage:
-                bypass = (
-                    Bypass(
-                        actor=Actor(id=person.id, role=role),
-                        to_stage=form.start_at_stage,
-                        reason=form.bypass_reason or "",
-                        emergency=form.emergency,
-                    )
-                    if form.bypass_reason
-                    else None
-                )
-                if bypass is None:
+            if form.start_at_stage and entry is None:  # a bypass at the start, not an entry point
+                if not form.bypass_reason:
                     raise BadInput({"bypass_reason": f"Enter {label('bypass_reason').lower()}"})
+                bypass = Bypass(
+                    actor=officer,
+                    to_stage=form.start_at_stage,
+                    reason=form.bypass_reason,
+                    emergency=form.emergency,
+                    discussed_with=form.discussed_with,
+                )
             raise_ = prepare(
                 authority=person.authority,
                 track=form.track,
                 category=form.category,
                 child_ref=form.child_ref,
-                officer=Actor(id=person.id, role=role),
+                officer=officer,
                 concern=Concern(
                     summary=form.summary,
                     impact_on_child=form.impact_on_child,
@@ -393,6 +421,10 @@ class Application:
                 start_at_stage=form.start_at_stage,
                 start_bypass=bypass,
                 request_id=form.request_id,
+                child_status=form.child_status,
+                severity=form.severity,
+                consultations=consultation_at_raise(form, track.stages[start], officer, label),
+                external_contacts=form.external_contacts,
             )
             if dry_run:
                 return raise_.escalation_id
@@ -401,8 +433,8 @@ class Application:
             failure: AppError = BadInput({"form": _sentence(exc.reason)})
             self._audit(caller, event, None, failure)
             raise failure from None
-        except rules.Refused as exc:
-            failure = Refused(_sentence(exc.reason))
+        except (rules.Refused, KeyError) as exc:
+            failure = Refused(_sentence(exc.reason if isinstance(exc, rules.Refused) else str(exc.args[0])))
             self._audit(caller, event, None, failure)
             raise failure from None
         except RPCError:
@@ -413,7 +445,37 @@ class Application:
             self._audit(caller, event, None, exc)
             raise
         self._audit(caller, "raise", raise_.escalation_id, role=role)
+        if form.timescale_working_days is not None and not raised.existing:
+            try:
+                await self._shorten(raise_.escalation_id, officer, form, label)
+            except AppError as exc:
+                self._audit(caller, "set_timescale", raise_.escalation_id, exc, role=role)
+                if isinstance(exc, TimescaleRefused):
+                    raise
+                raise TimescaleRefused(raise_.escalation_id, exc.message) from None
+            self._audit(caller, "set_timescale", raise_.escalation_id, role=role)
         return raised.handle.id
+
+    async def _shorten(self, escalation_id: str, officer: Actor, form: RaiseRequest, label: Label) -> None:
+        """The shorter timescale asked at raise: once the first stage's deadline is placed, the officer's
+        ``set_timescale``; a refusal says the concern was raised and why the timescale was not set."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.wait_s
+        while True:
+            view = await self._view(escalation_id)
+            if (not view.busy and view.deadline_date is not None) or loop.time() > give_up:
+                break
+            await asyncio.sleep(0.1)
+        action = build_action(
+            "set_timescale",
+            officer,
+            {"working_days": form.timescale_working_days, "reason": form.timescale_reason},
+            label,
+        )
+        try:
+            await self._update(escalation_id, action)
+        except Refused as exc:
+            raise TimescaleRefused(escalation_id, exc.message) from None
 
     # --- lists --------------------------------------------------------------------------------------
 
