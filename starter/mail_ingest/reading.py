@@ -69,7 +69,7 @@ def parse(raw: bytes) -> ParsedMail:
     message_id = _header(message, "Message-ID")[:255] or f"<sha256-{hashlib.sha256(raw).hexdigest()}@inbound>"
     from_address = parseaddr(_header(message, "From"))[1].strip().lower()
     addresses = [
-        a.strip().lower() for _, a in getaddresses([v for h in ADDRESS_HEADERS for v in _all(message, h)])
+        a.strip() for _, a in getaddresses([v for h in ADDRESS_HEADERS for v in _all(message, h)])
     ]
     references = re.findall(
         r"<[^<>\s]+>", " ".join(_all(message, "In-Reply-To") + _all(message, "References"))
@@ -92,11 +92,12 @@ def parse(raw: bytes) -> ParsedMail:
 
 
 def tokens_in(addresses: list[str], reply_local: str, reply_domain: str) -> list[str]:
-    """The tokens of ``<reply_local>+<token>@<reply_domain>`` among ``addresses``, in order, once each."""
+    """The tokens of ``<reply_local>+<token>@<reply_domain>`` among ``addresses``, in order, once each. The
+    local part and domain match in any case; the token is kept as written (it is case-sensitive)."""
     pattern = re.compile(
-        rf"^{re.escape(reply_local.lower())}\+([A-Za-z0-9_-]{{1,200}})@{re.escape(reply_domain.lower())}$"
+        rf"^{re.escape(reply_local)}\+([A-Za-z0-9_-]{{1,200}})@{re.escape(reply_domain)}$", re.IGNORECASE
     )
-    found = [m.group(1) for a in addresses if (m := pattern.match(a.lower()))]
+    found = [m.group(1) for a in addresses if (m := pattern.match(a))]
     return list(dict.fromkeys(found))
 
 
@@ -270,10 +271,9 @@ _EXTENSION = re.compile(
     re.IGNORECASE,
 )
 _ACKNOWLEDGEMENT = re.compile(
-    r"^\W*(ok(ay)?|thanks?( you)?|many thanks|noted|received|got it|will do|on it|acknowledged|"
+    r"^(\W*(ok(ay)?|thanks?( you)?|many thanks|noted|received|got it|will do|on it|acknowledged|"
     r"((i|we)('ll| will) |will )(look into (this|it)|get back to you|respond|reply|come back to you)"
-    r"[^.!?\n]*)"
-    r"[\s.!,]*(thanks?( you)?)?[\s.!,]*$",
+    r"[^.!?\n]*)[\s.!,]*)+$",
     re.IGNORECASE,
 )
 
