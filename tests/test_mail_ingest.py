@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 from temporalio.testing import WorkflowEnvironment
 
@@ -40,6 +41,7 @@ from schemas.escalation import EventKind
 from starter.mail_ingest.ingest import EX_TEMPFAIL, Maildir
 from starter.mail_ingest.reading import decide, find_date, parse
 from starter.mail_ingest.replies import ReplyProcessor
+from tests.databases import migrated_engine
 from tests.smtp_server import Capture
 from tests.workflow_harness import unique_ref
 from worker import build_worker, prepare_database
@@ -103,6 +105,21 @@ def test_intent_answers_more_time_in_words_and_unclear_replies() -> None:
     assert decide("more time until Thursday 4 December", today).kind == "note"  # not a Thursday
     assert decide("Thanks, will look into it.", today).kind == "note"
     assert decide("", today).kind == "empty"
+
+
+def test_the_inbound_record_refuses_update_and_delete(db_url: str) -> None:
+    with migrated_engine(db_url) as engine:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO inbound_mail (message_id, received_at, source, outcome) "
+                    "VALUES ('<m@x>', CURRENT_TIMESTAMP, 'stdin', 'refused')"
+                )
+            )
+        for sql in ("UPDATE inbound_mail SET outcome = 'respond'", "DELETE FROM inbound_mail"):
+            with pytest.raises(DatabaseError, match="append-only"), engine.begin() as conn:
+                conn.execute(text(sql))
+        assert [r.outcome for r in rows(engine).values()] == ["refused"]
 
 
 # --- through the real worker -------------------------------------------------------------------------------

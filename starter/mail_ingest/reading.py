@@ -68,9 +68,7 @@ def parse(raw: bytes) -> ParsedMail:
     message = message_from_bytes(raw, _class=EmailMessage, policy=default_policy)
     message_id = _header(message, "Message-ID")[:255] or f"<sha256-{hashlib.sha256(raw).hexdigest()}@inbound>"
     from_address = parseaddr(_header(message, "From"))[1].strip().lower()
-    addresses = [
-        a.strip() for _, a in getaddresses([v for h in ADDRESS_HEADERS for v in _all(message, h)])
-    ]
+    addresses = [a.strip() for _, a in getaddresses([v for h in ADDRESS_HEADERS for v in _all(message, h)])]
     references = re.findall(
         r"<[^<>\s]+>", " ".join(_all(message, "In-Reply-To") + _all(message, "References"))
     )

@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -313,6 +314,7 @@ class ReplyProcessor:
         message["From"] = self.smtp.mail_from
         message["To"] = person.email
         message["Message-ID"] = message_id
+        message["Date"] = format_datetime(datetime.now(UTC))
         message["In-Reply-To"] = mail.message_id
         message["References"] = mail.message_id
         message["Auto-Submitted"] = "auto-replied"
