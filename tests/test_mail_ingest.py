@@ -10,13 +10,15 @@ and as ``escalate mail ingest`` killed mid-batch) and through standard input (``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from email import message_from_bytes
@@ -27,6 +29,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from imap_tools import AND, MailBoxUnencrypted
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
@@ -43,6 +46,7 @@ from starter.mail_ingest.reading import decide, find_date, parse
 from starter.mail_ingest.replies import ReplyProcessor
 from tests.databases import migrated_engine
 from tests.smtp_server import Capture
+from tests.temporal_servers import free_port, require_or_skip
 from tests.workflow_harness import unique_ref
 from worker import build_worker, prepare_database
 
@@ -369,8 +373,6 @@ async def test_stdin_keeps_a_message_for_retry_when_temporal_is_down(service: Se
 
 
 def _closed_port() -> int:
-    from tests.temporal_servers import free_port
-
     return free_port()
 
 
@@ -455,3 +457,79 @@ async def test_an_ingester_killed_mid_batch_processes_every_message_exactly_once
             f"Answer number {i}: the plan is agreed."
         ]
         assert len(confirmations(svc, s.escalation_id)) == 1
+
+
+@contextlib.contextmanager
+def imap_server() -> Iterator[int]:
+    """pymap, a real IMAP server (in-memory backend), on a free port, with a user ``inbox``."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("pymap")),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "dict",
+            "--demo-data",
+            "--demo-user",
+            "inbox",
+            "--demo-password",
+            IMAP_PASSWORD,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                MailBoxUnencrypted("127.0.0.1", port).login("inbox", IMAP_PASSWORD).logout()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    require_or_skip(f"the pymap IMAP server exited with {server.returncode}")
+                time.sleep(0.1)
+        else:
+            require_or_skip("the pymap IMAP server did not accept connections")
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+IMAP_PASSWORD = "imap-test-password"
+
+
+@pytestmark_async
+async def test_replies_through_an_imap_mailbox(service: Service) -> None:
+    svc = service
+    sent = [await raised(svc) for _ in range(2)]
+    answer = reply("gmail_quoted", sent[0], answer="The review is brought forward to Monday.")
+    later = date.today() + timedelta(days=8)
+    extension = reply("apple_mail", sent[1], answer=f"We need an extension until {later:%-d %B}, please.")
+    ours = [answer, answer, extension, reply("out_of_office", sent[1]), reply("dsn_bounce", sent[1])]
+    with imap_server() as port:
+        with MailBoxUnencrypted("127.0.0.1", port).login("inbox", IMAP_PASSWORD) as box:
+            for content in ours:
+                box.append(content, "INBOX")
+            waiting = len(list(box.uids(AND(seen=False))))
+        command = [str(ESCALATE), "mail", "ingest", "--imap", f"127.0.0.1:{port}", "--imap-user", "inbox"]
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [*command, "--imap-tls", "none", "--once"],
+            env={**svc.env(), "ESCALATION_IMAP_PASSWORD": IMAP_PASSWORD},
+            capture_output=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done
+        with MailBoxUnencrypted("127.0.0.1", port).login("inbox", IMAP_PASSWORD) as box:
+            assert list(box.uids(AND(seen=False))) == []  # each one read, and kept (flagged seen)
+            assert len(list(box.uids(AND(all=True)))) >= waiting
+    recorded = rows(svc.engine)
+    outcomes = [recorded[parse(c).message_id].outcome for c in ours]
+    assert outcomes == ["respond", "respond", "request_extension", "refused", "refused"]
+    assert {recorded[parse(c).message_id].source for c in ours} == {"imap"}
+    [answered] = await timeline(svc, sent[0].escalation_id, EventKind.RESPONSE)
+    assert answered == "The review is brought forward to Monday."
+    reading = await svc.app.read(Caller(person=OFFICER, via="test"), sent[1].escalation_id)
+    assert reading.view.pending_extension is not None and reading.view.pending_extension.until == later
