@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
@@ -36,6 +36,8 @@ from sqlalchemy.orm import Session
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db.inbound_models import InboundMail
+from activities.db.mail_models import ReplyToken
+from activities.mail import hash_token
 from activities.settings import Settings, SmtpSettings
 from app.audit import AuditLog
 from app.identity import People
@@ -224,6 +226,31 @@ def reply(name: str, sent: Sent, **values: str) -> bytes:
     return eml(name, to=sent.reply_to, in_reply_to=sent.message_id, subject=sent.subject, **values)
 
 
+def expired_token(engine: Engine, sent: Sent) -> Sent:
+    """A token issued for the same escalation, stage and person as ``sent``'s, that expired yesterday."""
+    token = f"expired{uuid.uuid4().hex[:17]}"
+    with Session(engine) as session, session.begin():
+        issued = session.scalars(
+            select(ReplyToken).where(ReplyToken.token_hash == hash_token(sent.token))
+        ).one()
+        yesterday = datetime.now(UTC) - timedelta(days=1)
+        session.add(
+            ReplyToken(
+                token_hash=hash_token(token),
+                idempotency_key=f"{issued.idempotency_key}-old",
+                escalation_id=issued.escalation_id,
+                run_id=issued.run_id,
+                stage=issued.stage,
+                person_id=issued.person_id,
+                role=issued.role,
+                purpose="reply",
+                created_at=yesterday - timedelta(days=60),
+                expires_at=yesterday,
+            )
+        )
+    return Sent(sent.escalation_id, token, f"<{uuid.uuid4().hex}@localhost>", sent.subject)
+
+
 def rows(engine: Engine) -> dict[str, InboundMail]:
     with Session(engine) as session:
         return {r.message_id: r for r in session.scalars(select(InboundMail))}
@@ -271,6 +298,7 @@ async def test_replies_through_the_maildir_and_stdin(service: Service, tmp_path:
         ("24-forged", reply("outlook_desktop", forged)),
         ("25-wrong-sender", reply("outlook_mobile", sent[8], **{"from": STRANGER})),
         ("26-empty", reply("gmail_quoted", sent[8], answer="")),
+        ("27-expired", reply("gmail_quoted", expired_token(svc.engine, sent[8]))),
     ]
     maildir = Maildir(tmp_path / "inbox")
     for name, content in messages:
@@ -298,6 +326,7 @@ async def test_replies_through_the_maildir_and_stdin(service: Service, tmp_path:
         "24-forged": "refused",
         "25-wrong-sender": "refused",
         "26-empty": "refused",
+        "27-expired": "refused",
     }, outcomes
     reasons = {name: row.reason for name, row in by_name.items() if row is not None}
     assert "already been answered" in reasons["21-second-reply"]
@@ -306,6 +335,7 @@ async def test_replies_through_the_maildir_and_stdin(service: Service, tmp_path:
     assert "unknown reply token" in reasons["24-forged"]
     assert STRANGER in reasons["25-wrong-sender"]
     assert "no text of its own" in reasons["26-empty"]
+    assert "expired" in reasons["27-expired"]
     told = {name: row.told_sender for name, row in by_name.items() if row is not None}
     for name in ("22-out-of-office", "23-bounce", "24-forged"):
         assert not told[name], name
@@ -319,6 +349,11 @@ async def test_replies_through_the_maildir_and_stdin(service: Service, tmp_path:
         assert told[name], name
     assert by_name["04-apple_mail"] is not None and by_name["04-apple_mail"].attachments == "action-plan.pdf"
     assert by_name["26-empty"] is not None and by_name["26-empty"].reply_text == ""
+    # Every message in the audit log too (the duplicate once), refusals as refused.
+    audited = [e for e in svc.app.audit.entries() if e.event == "mail_reply"]
+    assert len(audited) == len(recorded)
+    assert sum(e.outcome == "refused" for e in audited) == 7
+    assert {e.person_id for e in audited if e.escalation_id == sent[0].escalation_id} == {MANAGER.id}
     # Nothing was sent to an address that is not the token's person's.
     assert all(STRANGER not in d.rcpt_tos for d in svc.capture.deliveries)
 

@@ -37,6 +37,7 @@ from activities.db.inbound_models import REASON_MAX, InboundMail
 from activities.db.mail_models import ReplyToken, SentMail
 from activities.mail import MESSAGE_POLICY, MailUnavailable, SmtpNotifier, hash_token
 from activities.settings import SmtpSettings
+from app.audit import Outcome as AuditOutcome
 from app.errors import AppError, NotFound, Unavailable
 from app.identity import People, Person
 from app.service import Application, Caller
@@ -255,7 +256,7 @@ class ReplyProcessor:
         person: Person | None = None,
     ) -> Outcome:
         """Tell the person (to their directory address, never to an unchecked From), then record the outcome
-        once; a reply that answered marks its token used."""
+        once (and in the audit log, event ``mail_reply``); a reply that answered marks its token used."""
         told = False
         if tell and person is not None and token is not None:
             told = self._confirm(mail, token, person, outcome)
@@ -276,6 +277,19 @@ class ReplyProcessor:
             "told_sender": told,
         }
         try:
+            with Session(self.engine) as session:  # recorded once below: nothing to do if it is already
+                if session.scalars(
+                    select(InboundMail.id).where(InboundMail.message_id == mail.message_id)
+                ).first():
+                    return Outcome("duplicate", "already processed", mail.message_id, outcome.escalation_id)
+            self.app.audit.record(
+                "mail_reply",
+                AuditOutcome.REFUSED if outcome.kind == "refused" else AuditOutcome.OK,
+                via="mail",
+                person=person,
+                escalation_id=outcome.escalation_id,
+                reason=f"{outcome.kind}: {outcome.reason}"[:REASON_MAX],
+            )
             with Session(self.engine) as session, session.begin():
                 session.execute(insert(InboundMail), [row])
                 if outcome.kind == "respond" and token is not None:
