@@ -294,9 +294,19 @@ class Application:
     # --- acting -------------------------------------------------------------------------------------
 
     async def act(
-        self, caller: Caller, escalation_id: str, kind: str, fields: dict[str, Any], label: Label = str
+        self,
+        caller: Caller,
+        escalation_id: str,
+        kind: str,
+        fields: dict[str, Any],
+        label: Label = str,
+        *,
+        update_id: str | None = None,
     ) -> ActionResult:
-        """Take action ``kind`` with ``fields``, in the role the rules allow it for this person."""
+        """Take action ``kind`` with ``fields``, in the role the rules allow it for this person.
+
+        ``update_id``: the same id sent again (a front door retrying after a crash) gets the first
+        attempt's result instead of acting twice (Temporal deduplicates updates by id)."""
         actor: Actor | None = None
         try:
             facts, _, _ = await self._visible(caller, escalation_id)
@@ -309,14 +319,14 @@ class Application:
                     "on it."
                 )
             action = build_action(kind, actor, fields, label)
-            result = await self._update(escalation_id, action)
+            result = await self._update(escalation_id, action, update_id)
         except AppError as exc:
             self._audit(caller, kind[:64], escalation_id, exc, role=actor.role if actor else None)
             raise
         self._audit(caller, kind, escalation_id, role=actor.role)
         return result
 
-    async def _update(self, escalation_id: str, action: Any) -> ActionResult:
+    async def _update(self, escalation_id: str, action: Any, update_id: str | None = None) -> ActionResult:
         """Send the update named by the action's kind; a refusal as busy is sent again, as ``escalate``
         does (0.2 s, doubling to 2 s, for at most ``wait_s``)."""
         handle = self.client.get_workflow_handle(escalation_id)
@@ -329,7 +339,8 @@ class Application:
                 raise Unavailable("The escalation is still busy with its last change: try again shortly.")
             try:
                 result: ActionResult = await asyncio.wait_for(
-                    handle.execute_update(action.kind, action, result_type=ActionResult), timeout=left
+                    handle.execute_update(action.kind, action, id=update_id, result_type=ActionResult),
+                    timeout=left,
                 )
                 return result
             except WorkflowUpdateFailedError as exc:
