@@ -196,6 +196,7 @@ async def raised(svc: Service) -> Sent:
     """Raise a concern on Wigan's IRO track for team A; the stage's mail to its team manager."""
     fields = {
         "track": "iro",
+        "child_status": "looked_after",
         "category": "Quality of practice",
         "child_ref": unique_ref(),
         "team": "team-a",
