@@ -41,7 +41,7 @@ from starter.cli.common import (
     wait_seconds,
     whole_number,
 )
-from starter.cli.reading import cmd_actions, cmd_history, cmd_list, cmd_status
+from starter.cli.reading import LIST_SOURCES, cmd_actions, cmd_history, cmd_list, cmd_status
 from starter.cli.tools import (
     cmd_calendar_add,
     cmd_mail,
@@ -199,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", help="e.g. awaiting_response", type=key)
     p.add_argument("--overdue", action="store_true")
     p.add_argument("--open", action="store_true", help="only escalations that have not ended")
+    p.add_argument("--source", choices=LIST_SOURCES, default="auto", help="where to read (default auto)")
+    p.add_argument("--database-url", help="record store to read (default ESCALATION_DATABASE_URL)")
 
     p = command("protocol", cmd_protocol_list, "authorities' protocols")
     psub = p.add_subparsers(
