@@ -14,8 +14,11 @@ import signal
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, make_url
 from temporalio.client import Client
@@ -56,6 +59,16 @@ CACHED_WORKFLOWS = 300
 0.3 MB each). Most open escalations wait days between changes, so a small cache costs a replay now and then
 and keeps a worker holding 10,000 open escalations small; raise it where many change at once."""
 
+ACTIVITY_THREADS = 16
+"""Activities run at once, each on its own thread (they wait on the database and on SMTP). The worker takes
+no more activity tasks than it has threads: a task held waiting for a thread runs out its heartbeat timeout
+(10 s) unheard and is retried, which is what made a deadline wave's last escalations land late."""
+
+STICKY_QUEUE_TIMEOUT = timedelta(seconds=60)
+"""How long a workflow task waits on this worker's own (sticky) queue before the server gives it to any
+worker. At a deadline wave thousands of tasks queue at once; at the SDK's 10 s the late ones timed out there,
+went to the back of the shared queue and were replayed from their history, adding work to the backlog."""
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """Signals that stop a running worker cleanly (exit 0)."""
 
@@ -94,14 +107,27 @@ def build_worker(
     records = records or DbRecordStore(engine)  # type: ignore[arg-type]
     notifier = notifier or SmtpNotifier(engine, settings.smtp)  # type: ignore[arg-type]
     activities = EscalationActivities(records=records, notifier=notifier)
+    return sized_worker(client, task_queue, activities.all(), max_cached_workflows)
+
+
+def sized_worker(
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    max_cached_workflows: int = CACHED_WORKFLOWS,
+) -> Worker:
+    """A worker running EscalationWorkflow and ``activities`` with the product's sizing (shared with the
+    deadline-wave benchmark's worker, so that its figures are the product's)."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[EscalationWorkflow],
         workflow_runner=workflow_runner(),
-        activities=activities.all(),
-        activity_executor=ThreadPoolExecutor(max_workers=8),
+        activities=activities,
+        activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
+        max_concurrent_activities=ACTIVITY_THREADS,
         max_cached_workflows=max_cached_workflows,
+        sticky_queue_schedule_to_start_timeout=STICKY_QUEUE_TIMEOUT,
     )
 
 
