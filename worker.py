@@ -39,7 +39,7 @@ from schemas.escalation import Actor, Concern, EscalationOutcome, RaiseConcern, 
 from starter.clean_exit import run_then_exit
 from starter.codec import PayloadKeyError
 from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect, temporal_address
-from starter.worker_options import add_arguments, apply_settings
+from starter.worker_options import CACHED_WORKFLOWS, add_arguments, apply_settings
 from workflows.activation_order import ActivationOrderRunner
 from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE, EscalationWorkflow
 
@@ -54,11 +54,6 @@ def prepare_database(settings: Settings) -> Engine:
 
 EXIT_UNAVAILABLE = 3
 """As ``escalate``: the Temporal server cannot be reached."""
-CACHED_WORKFLOWS = 300
-"""Escalations kept in the worker's memory between workflow tasks (the SDK's default is 1,000, about
-0.3 MB each). Most open escalations wait days between changes, so a small cache costs a replay now and then
-and keeps a worker holding 10,000 open escalations small; raise it where many change at once."""
-
 ACTIVITY_THREADS = 16
 """Activities run at once, each on its own thread (they wait on the database and on SMTP). The worker takes
 no more activity tasks than it has threads: a task held waiting for a thread runs out its heartbeat timeout
@@ -229,7 +224,13 @@ async def serve(args: argparse.Namespace) -> int:
         return 0
     settings = Settings()
     engine = prepare_database(settings)
-    worker = build_worker(client, args.task_queue, engine=engine, settings=settings)
+    worker = build_worker(
+        client,
+        args.task_queue,
+        engine=engine,
+        settings=settings,
+        max_cached_workflows=args.cached_workflows,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Handlers first, then the ready line: whoever waits for the line may stop the worker at once.

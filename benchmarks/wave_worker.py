@@ -66,7 +66,7 @@ async def serve(args: argparse.Namespace) -> int:
     real = EscalationActivities(records=DbRecordStore(engine), notifier=SmtpNotifier(engine, settings.smtp))
     clock = {escalation_activities.plan_schedule, escalation_activities.plan_schedules}
     activities = [a for a in real.all() if a not in clock]
-    worker = sized_worker(client, args.task_queue, [*activities, *wave_clock(wave_at)])
+    worker = sized_worker(client, args.task_queue, [*activities, *wave_clock(wave_at)], args.cached_workflows)
     return await serve_until_stopped(
         worker, f"{READY_LINE} {args.task_queue!r} (deadlines at {wave_at.isoformat()})"
     )
