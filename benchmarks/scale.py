@@ -222,16 +222,16 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         else:
             beyond = f"{status - baseline:.2f} s beyond --help, {status - bare_python:.2f} s beyond python"
             print(f"`escalate status`: {status:.2f} s: {beyond}")
-        for source, took, output in (("record store", listing, lout), ("visibility", visible, vout)):
-            if took is None:
+        for source, listed, output in (("record store", listing, lout), ("visibility", visible, vout)):
+            if listed is None:
                 print(
                     f"`escalate list` of {n} from the {source}: failed or too slow: {output.strip()[-300:]}"
                 )
             else:
                 rows = sum(1 for line in output.splitlines() if prefix in line)
                 print(
-                    f"`escalate list` from the {source} ({rows} rows, median of 3): {took:.2f} s: "
-                    f"{took - baseline:.2f} s beyond --help"
+                    f"`escalate list` from the {source} ({rows} rows, median of 3): {listed:.2f} s: "
+                    f"{listed - baseline:.2f} s beyond --help"
                 )
 
         # 5. the deadline wave
@@ -259,7 +259,7 @@ async def wave(
 ) -> None:
     """``args.wave`` escalations due at one instant: how late each one's automatic escalation lands."""
     count = args.wave
-    lead = count / max(recorded_rate, 1.0) * 1.5 + args.wave_lead  # time to start and record them all
+    lead = count / max(recorded_rate, 1.0) * 2 + args.wave_lead  # to start and record them all, with room
     ready_by = datetime.now(UTC) + timedelta(seconds=lead)
     wave_at = (ready_by + timedelta(minutes=1)).replace(second=0, microsecond=0)  # the next minute's start
     if args.wave_lead < 30:  # a quick run: no need to wait for a minute's start
