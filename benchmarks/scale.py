@@ -348,6 +348,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=_SECONDS, default=120, help="case-note drain watched (s)")
     parser.add_argument("--list-timeout", type=_SECONDS, default=900, help="`escalate list` allowed (s)")
     parser.add_argument("--wave-timeout", type=_SECONDS, default=600, help="after the wave's deadline (s)")
+    parser.add_argument("--keep", action="store_true", help="keep the logs and databases (in TMPDIR)")
     parser.add_argument(
         "--history-sample", type=_COUNT, default=100, help="wave histories read for timeouts (default 100)"
     )
@@ -362,6 +363,11 @@ async def main(argv: list[str] | None = None) -> int:
     if args.escalations < 1 or args.concurrency < 1:
         parser.error("--escalations and --concurrency: give 1 or more")
     ensure_payload_key()
+    if args.keep:  # the logs and databases stay, to look into a failed run
+        folder = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+        print(f"files kept in {folder}", flush=True)
+        await run(args, folder)
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         await run(args, Path(tmp))
     return 0
