@@ -260,7 +260,7 @@ async def wave(
     """``args.wave`` escalations due at one instant: how late each one's automatic escalation lands."""
     count = args.wave
     lead = count / max(recorded_rate, 1.0) * 2 + args.wave_lead  # to start and record them all, with room
-    ready_by = datetime.now(UTC) + timedelta(seconds=lead)
+    ready_by = datetime.now(UTC) + timedelta(seconds=args.wave_in or lead)
     wave_at = (ready_by + timedelta(minutes=1)).replace(second=0, microsecond=0)  # the next minute's start
     if args.wave_lead < 30:  # a quick run: no need to wait for a minute's start
         wave_at = ready_by
@@ -348,6 +348,13 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=_SECONDS, default=120, help="case-note drain watched (s)")
     parser.add_argument("--list-timeout", type=_SECONDS, default=900, help="`escalate list` allowed (s)")
     parser.add_argument("--wave-timeout", type=_SECONDS, default=600, help="after the wave's deadline (s)")
+    parser.add_argument(
+        "--wave-in",
+        type=_SECONDS,
+        default=None,
+        help="place the wave's deadline this many seconds after its first start (default: from the rate "
+        "of the start phase, which a small --escalations does not show)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the logs and databases (in TMPDIR)")
     parser.add_argument(
         "--history-sample", type=_COUNT, default=100, help="wave histories read for timeouts (default 100)"
