@@ -266,6 +266,8 @@ async def wave(
         wave_at = ready_by
     cmd = [sys.executable, "-u", "-m", "benchmarks.wave_worker", *common, "--task-queue", WAVE_QUEUE]
     cmd += ["--wave-at", wave_at.isoformat()]
+    if args.wave_cache is not None:
+        cmd += ["--cached-workflows", str(args.wave_cache)]
     procs.append(await spawn_until_ready(cmd, folder / "wave-worker.log", READY_LINE))
     prefix = "W" + uuid.uuid4().hex[:6].upper()
     seconds = await start_all(client, copies(base, prefix, count), args.concurrency, WAVE_QUEUE)
@@ -354,6 +356,12 @@ async def main(argv: list[str] | None = None) -> int:
         default=None,
         help="place the wave's deadline this many seconds after its first start (default: from the rate "
         "of the start phase, which a small --escalations does not show)",
+    )
+    parser.add_argument(
+        "--wave-cache",
+        type=_COUNT,
+        default=None,
+        help="the wave worker's --cached-workflows (default: the worker's)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the logs and databases (in TMPDIR)")
     parser.add_argument(
