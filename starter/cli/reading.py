@@ -1,15 +1,18 @@
 """Commands that read escalations: ``status``, ``history``, ``actions``, ``list``.
 
 ``status``, ``history`` and ``actions`` ask the escalation itself (one query, always current); ``list``
-reads the visibility read model (``starter.read_model``) and needs no worker.
+reads a read model (``starter.read_model``: the record store's ``escalations`` table when it has the
+database, else Temporal's visibility) and needs no worker.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -33,7 +36,16 @@ from starter.cli.common import (
 )
 from starter.cli.service import actor_of, connect_client, read_state, run_query
 from starter.escalations import search_attributes_registered
-from starter.read_model import BASE_QUERY, EscalationRow, ListFilter, list_escalations
+from starter.read_model import (
+    BASE_QUERY,
+    DEFAULT_DATABASE_URL,
+    EscalationRow,
+    ListFilter,
+    Listing,
+    RecordStoreUnavailable,
+    list_escalations,
+    list_from_records,
+)
 
 
 def _status_text(view: EscalationView) -> list[str]:
@@ -184,18 +196,65 @@ def _unindexed_note(count: int) -> str:
     )
 
 
-async def cmd_list(args: argparse.Namespace) -> int:
+LIST_SOURCES = ("auto", "records", "visibility")
+
+
+def list_source(args: argparse.Namespace) -> str | None:
+    """The record store URL ``list`` reads, or None for Temporal's visibility.
+
+    ``--source records`` needs a URL (``--database-url``, ``ESCALATION_DATABASE_URL``, or the embedded
+    stack's default SQLite file). ``auto`` reads the record store when a URL is given, or when no Temporal
+    address is given either and the embedded stack's default store is in the working directory (where
+    ``escalate up`` keeps it): one SQL query, sorted in the database, fast at any size. Otherwise it reads
+    visibility, which needs no database credentials (see ``starter.read_model``).
+    """
+    given = getattr(args, "database_url", None) or os.environ.get("ESCALATION_DATABASE_URL") or None
+    source = getattr(args, "source", "auto")
+    if source == "visibility":
+        return None
+    embedded = Path(DEFAULT_DATABASE_URL.removeprefix("sqlite:///"))
+    if given:
+        return given
+    if source == "records":
+        if embedded.is_file():
+            return DEFAULT_DATABASE_URL
+        raise CliError(
+            "--source records: give the record store with --database-url or ESCALATION_DATABASE_URL "
+            f"(no embedded store at {embedded})"
+        )
+    local = not (getattr(args, "address", None) or os.environ.get("TEMPORAL_ADDRESS"))
+    return DEFAULT_DATABASE_URL if local and embedded.is_file() else None
+
+
+def _list_filter(args: argparse.Namespace) -> ListFilter:
     if args.authority and args.authority not in available_protocols():
         raise CliError(f"unknown authority {args.authority!r}; known: {', '.join(available_protocols())}")
     if args.status and args.status not in {s.value for s in Status}:
         raise CliError(f"unknown status {args.status!r}; one of: {', '.join(s.value for s in Status)}")
-    wanted = ListFilter(
+    return ListFilter(
         authority=args.authority,
         stage=args.stage,
         status=Status(args.status) if args.status else None,
         overdue=args.overdue,
         open_only=args.open,
     )
+
+
+def _print_listing(listing: Listing) -> None:
+    print("\n".join(list_line(row) for row in listing.rows) if listing.rows else "no escalations match")
+    if listing.unindexed:
+        print(_unindexed_note(listing.unindexed), file=sys.stderr)
+
+
+async def cmd_list(args: argparse.Namespace) -> int:
+    wanted = _list_filter(args)
+    url = list_source(args)
+    if url is not None:
+        try:
+            _print_listing(list_from_records(url, wanted, datetime.now(UTC)))
+            return 0
+        except RecordStoreUnavailable as exc:
+            raise CliError(f"{exc}; `--source visibility` lists from Temporal instead") from None
     client = await connect_client(args)
     now = datetime.now(UTC)
     try:
@@ -205,12 +264,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
             print(NO_ATTRIBUTES, file=sys.stderr)
             return await _list_by_scan(args, client, wanted, now)
         raise CliError(f"cannot list escalations: {exc.message}", EXIT_UNAVAILABLE) from None
-    for row in listing.rows:
-        print(list_line(row))
-    if not listing.rows:
-        print("no escalations match")
-    if listing.unindexed:
-        print(_unindexed_note(listing.unindexed), file=sys.stderr)
+    _print_listing(listing)
     return 0
 
 
