@@ -264,7 +264,7 @@ async def test_the_record_store_lists_the_same_rows_as_visibility_filtered_and_s
 ) -> None:
     client = indexed_server.client
     wigan = [_raise("wigan", "iro", IRO, "team-a") for _ in range(3)]
-    glos = _raise("gloucestershire", "iro-cp", Actor(id="glo-iro-a", role="iro"))
+    glos = _raise("gloucestershire", "iro-cp", Actor(id="glo-iro-a", role="iro"), "team-a")
     ids = {r.escalation_id for r in [*wigan, glos]}
     with migrated_engine(db_url) as engine:
         worker = build_worker(
