@@ -31,8 +31,13 @@ $(STAMP): pyproject.toml
 	$(VPY) -m pip install --quiet --editable '.[dev]'
 	@touch $(STAMP)
 
+# The suite waits on real servers (Temporal, PostgreSQL, SMTP, chromium) far more than it computes, so it
+# runs in 4 processes even on 2 cores (pytest-xdist; each process starts its own servers on free ports).
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 4
+
 test: venv assets
-	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q -n $(TEST_WORKERS)
 
 run: venv assets
 	$(VENV)/bin/escalate up $(ARGS)
