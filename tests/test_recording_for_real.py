@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db_records import DbRecordStore
-from activities.mail import Delivery, SmtpNotifier
+from activities.mail import SmtpNotifier
+from activities.recording import Delivery
 from activities.settings import SmtpSettings
 from schemas.effects import NotificationInput
 from schemas.escalation import Accept, Actor, EventKind, Respond, Status
