@@ -52,6 +52,7 @@ class _Life:
     officer: Actor
     raised_at: datetime
     calendar: WorkingDayCalendar
+    ending: datetime
     flags: list[str] = field(default_factory=list)
     stage_index: int = 0
     status: Status = Status.AWAITING_RESPONSE
@@ -150,7 +151,7 @@ def _simulate(rng: random.Random, life: _Life) -> None:
         if life.total_due is not None and "breached" not in life.flags and answered > end_of_day(life.total_due):
             steps.append((end_of_day(life.total_due), EventKind.BREACHED, {}))
         for when, kind, data in sorted(steps, key=lambda s: s[0]):
-            if when > NOW:
+            if when > life.ending:
                 return
             if kind is EventKind.EXTENSION_DECIDED and data["approved"]:
                 life.deadline = end_of_day(due)
@@ -165,12 +166,12 @@ def _simulate(rng: random.Random, life: _Life) -> None:
             life.add(EventKind.ESCALATED, at, data={"automatic": True})
             life.stage_index += 1
             continue
-        if answered > NOW:
+        if answered > life.ending:
             return
         life.status = Status.AWAITING_DECISION
         life.add(EventKind.RESPONSE, answered)
         decided = answered + timedelta(hours=2)
-        if decided > NOW or rng.random() < 0.06:  # the answer is still being considered
+        if decided > life.ending or rng.random() < 0.06:  # the answer is still being considered
             return
         roll = rng.random()
         can_climb = life.stage_index + 1 < len(track.stages)
@@ -204,12 +205,16 @@ def _simulate(rng: random.Random, life: _Life) -> None:
         return
 
 
-def escalation_lives(per_authority: int, seed: int = 14, prefix: str = "rpt") -> Iterator[list[RecordEventInput]]:
+def escalation_lives(
+    per_authority: int, seed: int = 14, prefix: str = "rpt", ending: datetime = NOW
+) -> Iterator[list[RecordEventInput]]:
     """Each simulated escalation's events, ``per_authority`` escalations for each seed authority, raised on
-    working days from December of the year before to December of ``YEAR``."""
+    working days over the 400 days to three weeks before ``ending`` (by default December of the year
+    before ``YEAR`` to December of ``YEAR``); nothing happens after ``ending``."""
     rng = random.Random(seed)
-    first = date(YEAR - 1, 12, 1)
-    span = (date(YEAR, 12, 18) - first).days
+    last = london_date(ending) - timedelta(days=20)
+    first = last - timedelta(days=380)
+    span = (last - first).days
     for authority in AUTHORITIES:
         p = load_protocol(authority)
         cal = WorkingDayCalendar(p.closure_days)
@@ -234,6 +239,7 @@ def escalation_lives(per_authority: int, seed: int = 14, prefix: str = "rpt") ->
                 officer=Actor(id=officer_id, role=role),
                 raised_at=_at(day, 9 + rng.randrange(8)),
                 calendar=cal,
+                ending=ending,
                 flags=["collective"] if collective else [],
             )
             data: dict[str, Any] = {"category": life.category, "service_area": None}
@@ -306,10 +312,12 @@ def record_note(store: DbRecordStore, note: RecordEventInput) -> None:
         )
 
 
-def year_of_escalations(store: DbRecordStore, per_authority: int, notes_per_authority: int = 0) -> int:
-    """Write the year through ``store``; the number of events written."""
+def year_of_escalations(
+    store: DbRecordStore, per_authority: int, notes_per_authority: int = 0, ending: datetime = NOW
+) -> int:
+    """Write the year to ``ending`` through ``store``; the number of events written."""
     written = 0
-    for events in escalation_lives(per_authority):
+    for events in escalation_lives(per_authority, ending=ending):
         for event in events:
             store.append_event(event)
             written += 1
