@@ -209,11 +209,11 @@ def escalation_lives(
     per_authority: int, seed: int = 14, prefix: str = "rpt", ending: datetime = NOW
 ) -> Iterator[list[RecordEventInput]]:
     """Each simulated escalation's events, ``per_authority`` escalations for each seed authority, raised on
-    working days over the 400 days to three weeks before ``ending`` (by default December of the year
+    working days over the 400 days to two days before ``ending`` (by default December of the year
     before ``YEAR`` to December of ``YEAR``); nothing happens after ``ending``."""
     rng = random.Random(seed)
-    last = london_date(ending) - timedelta(days=20)
-    first = last - timedelta(days=380)
+    last = london_date(ending) - timedelta(days=2)
+    first = last - timedelta(days=398)
     span = (last - first).days
     for authority in AUTHORITIES:
         p = load_protocol(authority)
