@@ -148,7 +148,11 @@ def _simulate(rng: random.Random, life: _Life) -> None:
         late = answered > end_of_day(due)
         if late:
             steps.append((end_of_day(due), EventKind.DEADLINE_PASSED, {}))
-        if life.total_due is not None and "breached" not in life.flags and answered > end_of_day(life.total_due):
+        if (
+            life.total_due is not None
+            and "breached" not in life.flags
+            and answered > end_of_day(life.total_due)
+        ):
             steps.append((end_of_day(life.total_due), EventKind.BREACHED, {}))
         for when, kind, data in sorted(steps, key=lambda s: s[0]):
             if when > life.ending:
@@ -264,7 +268,7 @@ def good_practice_notes(per_authority: int, seed: int = 15, prefix: str = "gp") 
             entry = TimelineEntry.model_construct(
                 seq=1,
                 at=_at(day, 14),
-                kind=kind if kind is not None else GOOD_PRACTICE,
+                kind=kind if kind is not None else GOOD_PRACTICE,  # type: ignore[arg-type]
                 actor=Actor(id=f"{authority}-{role}", role=role),
                 stage=None,
                 text="Good practice noted.",

@@ -50,7 +50,7 @@ async def web(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> AsyncItera
 
 
 def browser(application: Application) -> httpx.AsyncClient:
-    app = create_app(application, WebSettings(session_secret=SECRET))  # type: ignore[call-arg]
+    app = create_app(application, WebSettings(session_secret=SECRET))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver")
 
 
@@ -101,10 +101,16 @@ async def test_a_supervisor_sees_every_outstanding_escalation_counted_right(web:
     assert _number(page, "count-overdue") == len(overdue)
     assert _number(page, "count-breached") == len(breached)
     assert _number(page, "count-stalled") == len(stalled)
-    listed = re.findall(r'<a class="govuk-link" href="/escalations/([^"]+)">', page.split('id="outstanding"')[1].split("</table>")[0])
+    listed = re.findall(
+        r'<a class="govuk-link" href="/escalations/([^"]+)">',
+        page.split('id="outstanding"')[1].split("</table>")[0],
+    )
     assert set(listed) <= {r.escalation_id for r in rows}
     assert len(listed) == min(50, len(rows))
-    first_clean = next((i for i, e in enumerate(listed) if e not in {r.escalation_id for r in breached + overdue}), len(listed))
+    first_clean = next(
+        (i for i, e in enumerate(listed) if e not in {r.escalation_id for r in breached + overdue}),
+        len(listed),
+    )
     assert all(e in {r.escalation_id for r in breached + overdue} for e in listed[:first_clean])
     assert {r.escalation_id for r in breached + overdue} & set(listed[first_clean:]) == set(), "flagged first"
     by_team = {t: sum(1 for r in rows if r.team == t) for t in {r.team for r in rows}}
@@ -134,8 +140,10 @@ async def test_a_team_manager_sees_their_teams_only_and_officers_are_refused(web
         await sign_in(lead, SERVICE_LEAD_A)
         page = (await lead.get("/dashboard")).text
         assert _number(page, "count-outstanding") == sum(1 for r in rows if r.team == "team-a")
-        assert not any(f"/escalations/{e}\"" in page for e in team_b)
-        log = (await lead.get("/dashboard/alert-log.csv", params={"period": str(datetime.now(UTC).year)})).text
+        assert not any(f'/escalations/{e}"' in page for e in team_b)
+        log = (
+            await lead.get("/dashboard/alert-log.csv", params={"period": str(datetime.now(UTC).year)})
+        ).text
         assert "team-b" not in log
 
         waiting = await sign_in(officer, IRO)
@@ -153,7 +161,7 @@ async def test_another_authority_sees_none_of_wigans(web: Application) -> None:
     async with browser(web) as client:
         await sign_in(client, _supervisor_key())
         page = (await client.get("/dashboard")).text
-        assert not any(f"/escalations/{e}\"" in page for e in wigan)
+        assert not any(f'/escalations/{e}"' in page for e in wigan)
         log = (await client.get("/dashboard/alert-log.csv", params={"period": "2026"})).text
         assert "rpt-wigan-" not in log
 
@@ -181,7 +189,7 @@ async def test_the_alert_log_downloads_as_csv_and_xlsx(web: Application) -> None
         assert line["Category"] == record.category
         assert line["Stage reached"] == record.stage_name
     book = openpyxl.load_workbook(io.BytesIO(sheet.content))
-    values = list(book.active.iter_rows(values_only=True))
+    values = list(book.worksheets[0].iter_rows(values_only=True))
     assert list(values[0]) == list(lines[0].keys()) if lines else True
     assert len(values) - 1 == len(lines)
     assert bad.status_code == 400 and "Enter the period as a month" in bad.text

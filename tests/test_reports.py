@@ -29,7 +29,7 @@ from activities.db.record_models import EscalationEvent, EscalationRecord
 from activities.db_records import DbRecordStore
 from activities.working_days import WorkingDayCalendar, london_date
 from app.reporting.days import stage_name
-from app.reporting.figures import Report, _status_label, _track_label, authority_label, report_for
+from app.reporting.figures import Report, _status_label, authority_label, report_for, track_label
 from app.reporting.periods import BadPeriod, Period
 from app.reporting.queries import Scope
 from protocols import load_protocol
@@ -43,7 +43,9 @@ CLOSED = {"resolved", "withdrawn", "referred_to_cafcass", "closed"}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DbRecordStore]:
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DbRecordStore]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('reports') / 'records.db'}"
         opened = DbRecordStore.open(url)
@@ -120,12 +122,13 @@ def _expected(
     for e in raised:
         r = state[(e.escalation_id, e.run_id)]
         by_category[r.category] += 1
-        by_track[prefix(e.authority) + _track_label(e.authority, e.track)] += 1
+        by_track[prefix(e.authority) + track_label(e.authority, e.track)] += 1
         by_team[prefix(e.authority) + (r.team or "No team")] += 1
         by_status[_status_label(e.authority, e.data.get("child_status"))] += 1
     resolved = counted(period, "resolved")
     by_stage: Counter[str] = Counter(
-        f"{prefix(e.authority)}{_track_label(e.authority, e.track)}: {stage_name(e.authority, e.track, e.stage)}"
+        prefix(e.authority) + f"{track_label(e.authority, e.track)}: "
+        f"{stage_name(e.authority, e.track, e.stage)}"
         for e in resolved
     )
     days = []
@@ -142,7 +145,9 @@ def _expected(
     ordered = sorted(days)
     return {
         "raised": len(raised),
-        "collective_alerts": sum(1 for e in raised if "collective" in state[(e.escalation_id, e.run_id)].flags),
+        "collective_alerts": sum(
+            1 for e in raised if "collective" in state[(e.escalation_id, e.run_id)].flags
+        ),
         "raised_by_category": dict(by_category),
         "raised_by_track": dict(by_track),
         "raised_by_team": dict(by_team),
@@ -205,7 +210,8 @@ def _bands(ages: list[int]) -> dict[str, int]:
     }
     for age in ages:
         label = next(
-            k for k, (lo, hi) in zip(bands, ((0, 5), (6, 20), (21, 40), (41, 65), (66, 10**6)), strict=True)
+            k
+            for k, (lo, hi) in zip(bands, ((0, 5), (6, 20), (21, 40), (41, 65), (66, 10**6)), strict=True)
             if lo <= age <= hi
         )
         bands[label] += 1
@@ -258,7 +264,9 @@ def test_the_year_has_every_kind_of_figure(store: DbRecordStore) -> None:
     assert report.authorities == sorted(authority_label(a) for a in AUTHORITIES)
 
 
-def _one(store: DbRecordStore, escalation_id: str, at: datetime, kinds: list[tuple[EventKind, Status]]) -> None:
+def _one(
+    store: DbRecordStore, escalation_id: str, at: datetime, kinds: list[tuple[EventKind, Status]]
+) -> None:
     p = load_protocol("wigan")
     track = p.tracks[0]
     stage = track.stages[0]
@@ -272,7 +280,9 @@ def _one(store: DbRecordStore, escalation_id: str, at: datetime, kinds: list[tup
                 track=track.key,
                 status=status,
                 stage=stage.key,
-                entry=TimelineEntry(seq=seq, at=at + timedelta(minutes=seq), kind=kind, actor=officer, stage=stage.key),
+                entry=TimelineEntry(
+                    seq=seq, at=at + timedelta(minutes=seq), kind=kind, actor=officer, stage=stage.key
+                ),
                 snapshot=EscalationSnapshot(
                     category=track.categories[0],
                     team="team-z",
@@ -290,7 +300,12 @@ def test_periods_are_london_time(tmp_path: Path) -> None:
     store = DbRecordStore.open(f"sqlite:///{tmp_path / 'edge.db'}")
     late = datetime(2026, 9, 30, 22, 30, tzinfo=UTC)  # 23:30 on 30 September in London (BST)
     _one(store, "edge-1", late, [(EventKind.RAISED, Status.AWAITING_RESPONSE)])
-    _one(store, "edge-2", datetime(2026, 9, 30, 23, 30, tzinfo=UTC), [(EventKind.RAISED, Status.AWAITING_RESPONSE)])
+    _one(
+        store,
+        "edge-2",
+        datetime(2026, 9, 30, 23, 30, tzinfo=UTC),
+        [(EventKind.RAISED, Status.AWAITING_RESPONSE)],
+    )
     scope = Scope(authorities=("wigan",), teams=frozenset({"team-z"}))
     q3 = report_for(store.engine, scope, Period.parse("2026-Q3"))
     q4 = report_for(store.engine, scope, Period.parse("2026-Q4"))
@@ -330,7 +345,9 @@ def test_the_command_line_report(store: DbRecordStore, tmp_path: Path) -> None:
     assert html.returncode == 0 and html.stdout.startswith("<!DOCTYPE html>")
     assert html.stdout.count('role="img"') >= 6 and "All authorities" in html.stdout
     pdf = tmp_path / "annual.pdf"
-    made = _cli("--authority", "wigan", "--period", "2026", "--format", "pdf", "-o", str(pdf), "--database-url", url)
+    made = _cli(
+        "--authority", "wigan", "--period", "2026", "--format", "pdf", "-o", str(pdf), "--database-url", url
+    )
     assert made.returncode == 0, made.stderr
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 2000
     bad = _cli("--authority", "wigan", "--period", "2026-Q5", "--database-url", url)

@@ -149,9 +149,9 @@ def alert_log(
 
 
 def _track(authority: str, track: str) -> str:
-    from app.reporting.figures import _track_label
+    from app.reporting.figures import track_label
 
-    return _track_label(authority, track)
+    return track_label(authority, track)
 
 
 def _safe(value: str | int | date | None) -> str:
@@ -182,7 +182,7 @@ def alert_log_xlsx(log: AlertLog) -> bytes:
         cells: list[object] = []
         for value in row:
             if isinstance(value, date):
-                cell = WriteOnlyCell(sheet, value=value)
+                cell = WriteOnlyCell(sheet, value=datetime.combine(value, datetime.min.time()))
                 cell.number_format = "yyyy-mm-dd"
                 cells.append(cell)
             else:

@@ -48,7 +48,9 @@ def bar_chart(chart_id: str, title: str, rows: Sequence[tuple[str, int]], unit: 
             f'<text x="{LABEL_WIDTH - 8}" y="{y + 16}" text-anchor="end" font-size="14" fill="{TEXT}" '
             f'font-family="Arial, sans-serif">{escape(_cut(label, 42))}</text>'
         )
-        parts.append(f'<rect x="{LABEL_WIDTH}" y="{y + 3}" width="{length}" height="{ROW - 8}" fill="{BLUE}"/>')
+        parts.append(
+            f'<rect x="{LABEL_WIDTH}" y="{y + 3}" width="{length}" height="{ROW - 8}" fill="{BLUE}"/>'
+        )
         parts.append(
             f'<text x="{LABEL_WIDTH + length + 6}" y="{y + 16}" font-size="14" fill="{TEXT}" '
             f'font-family="Arial, sans-serif">{value}{escape(unit)}</text>'
@@ -98,9 +100,7 @@ def line_chart(
             f"{left + i * step:.1f},{top_pad + plot_h - plot_h * v / top:.1f}" for i, v in enumerate(values)
         )
         dashed = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(
-            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="3"{dashed}/>'
-        )
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="3"{dashed}/>')
         for i, v in enumerate(values):
             x, y = left + i * step, top_pad + plot_h - plot_h * v / top
             if n % 2:

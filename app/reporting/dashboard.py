@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
@@ -26,8 +27,8 @@ from sqlalchemy import Engine
 from activities.working_days import london_date
 from app.identity import Person
 from app.reporting import queries
-from app.reporting.days import stage_name, stages_of, working_days
-from app.reporting.figures import authority_label
+from app.reporting.days import protocol_of, stage_name, stages_of, working_days
+from app.reporting.figures import authority_label, track_label
 from app.reporting.queries import Filters, Scope
 
 PAGE_SIZE = 50
@@ -113,43 +114,37 @@ def _label(dimension: str, authority: str, track: str, value: str | None) -> str
     if dimension == "status":
         return value.replace("_", " ").capitalize()
     if dimension == "track":
-        from app.reporting.figures import _track_label
-
-        return _track_label(authority, value)
+        return track_label(authority, value)
     return value
 
 
-def _groups(rows: Iterable[tuple[object, ...]]) -> tuple[dict[str, list[Group]], Counter[str]]:
+def _groups(rows: Iterable[Any]) -> tuple[dict[str, list[Group]], Counter[str]]:
     totals: Counter[str] = Counter()
-    folded: dict[str, dict[str, list[object]]] = {
-        d: {} for d in ("authority", "team", "track", "stage", "status", "category")
-    }
+    dimensions = ("authority", "team", "track", "stage", "status", "category")
+    folded: dict[str, dict[str, Group]] = {d: {} for d in dimensions}
     for authority, team, track, stage, status, category, count, overdue, breached, stalled in rows:
-        values = {
-            "authority": authority,
-            "team": team,
-            "track": track,
-            "stage": stage,
-            "status": status,
-            "category": category,
-        }
-        totals.update(
-            {"total": int(count), "overdue": int(overdue), "breached": int(breached), "stalled": int(stalled)}  # type: ignore[call-overload]
-        )
-        for dimension, value in values.items():
-            label = _label(dimension, str(authority), str(track), value)  # type: ignore[arg-type]
-            key = "" if value is None else str(value)
-            slot = folded[dimension].setdefault(label, [key, 0, 0, 0, 0])
-            for i, n in enumerate((count, overdue, breached, stalled), start=1):
-                slot[i] = int(slot[i]) + int(n)  # type: ignore[call-overload]
+        figures = (int(count), int(overdue or 0), int(breached or 0), int(stalled or 0))
+        totals.update(dict(zip(("total", "overdue", "breached", "stalled"), figures, strict=True)))
+        values = (authority, team, track, stage, status, category)
+        for dimension, value in zip(dimensions, values, strict=True):
+            label = _label(dimension, str(authority), str(track), value)
+            group = folded[dimension].setdefault(
+                label,
+                Group(
+                    key="" if value is None else str(value),
+                    label=label,
+                    count=0,
+                    overdue=0,
+                    breached=0,
+                    stalled=0,
+                ),
+            )
+            group.count += figures[0]
+            group.overdue += figures[1]
+            group.breached += figures[2]
+            group.stalled += figures[3]
     groups = {
-        d: sorted(
-            (
-                Group(key=str(v[0]), label=label, count=int(v[1]), overdue=int(v[2]), breached=int(v[3]), stalled=int(v[4]))  # type: ignore[call-overload]
-                for label, v in found.items()
-            ),
-            key=lambda g: (-g.breached, -g.overdue, -g.count, g.label),
-        )
+        d: sorted(found.values(), key=lambda g: (-g.breached, -g.overdue, -g.count, g.label))
         for d, found in folded.items()
     }
     return groups, totals
@@ -185,7 +180,6 @@ def dashboard(
         spots = queries.deadline_spots(conn, scope, since, now)
         choices = queries.choices(conn, scope)
     today = london_date(now)
-    names = {p.id: p.name for p in people}
     rows = [_row(r, now, today) for r in page_rows]
     managers = _managers(held, people)
     at_risk = sorted(
@@ -193,7 +187,6 @@ def dashboard(
         key=lambda a: (a.days_to_limit - a.stage_days_left, a.days_to_limit, a.escalation_id),
     )
     stage_spots, team_spots = _hotspots(spots)
-    del names
     return Dashboard(
         total=totals["total"],
         overdue=totals["overdue"],
@@ -212,16 +205,28 @@ def dashboard(
     )
 
 
-def _row(r: tuple[object, ...], now: datetime, today: object) -> Row:
-    (escalation_id, authority, team, track, stage, stage_label, status, category, deadline, _total, flags,
-     held_by, _raised) = r
-    assert isinstance(authority, str) and isinstance(track, str)
-    shown = [str(f) for f in (flags or []) if f in FLAGS]  # type: ignore[attr-defined]
-    if isinstance(deadline, datetime) and deadline < now and "overdue" not in shown:
+def _row(r: Any, now: datetime, today: date) -> Row:
+    (
+        escalation_id,
+        authority,
+        team,
+        track,
+        stage,
+        stage_label,
+        status,
+        category,
+        deadline,
+        _total,
+        flags,
+        held_by,
+        _raised,
+    ) = r
+    shown = [str(f) for f in (flags or []) if f in FLAGS]
+    if deadline is not None and deadline < now and "overdue" not in shown:
         shown.append("overdue")
     left = None
-    if isinstance(deadline, datetime):
-        left = working_days(authority).between(today, london_date(deadline - timedelta(microseconds=1)))  # type: ignore[arg-type]
+    if deadline is not None:
+        left = working_days(authority).between(today, london_date(deadline - timedelta(microseconds=1)))
     return Row(
         escalation_id=str(escalation_id),
         team=str(team or "No team"),
@@ -229,39 +234,37 @@ def _row(r: tuple[object, ...], now: datetime, today: object) -> Row:
         stage=str(stage_label or stage),
         status=_label("status", authority, track, str(status)),
         category=str(category),
-        deadline=deadline if isinstance(deadline, datetime) else None,
+        deadline=deadline,
         working_days_left=left,
         flags=shown,
-        held_by=", ".join(str(h).replace("_", " ") for h in (held_by or [])),  # type: ignore[attr-defined]
+        held_by=", ".join(str(h).replace("_", " ") for h in (held_by or [])),
     )
 
 
-def _managers(held: list[tuple[object, ...]], people: list[Person]) -> list[Manager]:
+def _managers(held: list[Any], people: list[Person]) -> list[Manager]:
     counts: Counter[tuple[str, str, str]] = Counter()
     for authority, team, roles_json, count in held:
         roles = json.loads(str(roles_json)) if roles_json else []
         for role in roles:
-            found = holders(people, str(authority), str(role), team if isinstance(team, str) else None)
+            found = holders(people, str(authority), str(role), team)
             role_label = str(role).replace("_", " ")
+            team_label = str(team or "No team")
             if not found:
-                counts[(f"Nobody holds {role_label}", role_label, str(team or "No team"))] += int(count)  # type: ignore[call-overload]
+                counts[(f"Nobody holds {role_label}", role_label, team_label)] += int(count)
             for person in found:
-                counts[(person.name, role_label, str(team or "No team"))] += int(count)  # type: ignore[call-overload]
+                counts[(person.name, role_label, team_label)] += int(count)
     return [
         Manager(name=n, role=r, team=t, count=c)
         for (n, r, t), c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
 
 
-def _risk(c: tuple[object, ...], today: object) -> AtRisk | None:
+def _risk(c: Any, today: date) -> AtRisk | None:
     escalation_id, authority, team, track, stage, stage_label, deadline, total_due = c
-    assert isinstance(authority, str) and isinstance(track, str) and isinstance(stage, str)
     days = working_days(authority)
-    to_limit = days.between(today, total_due)  # type: ignore[arg-type]
+    to_limit = days.between(today, total_due)
     stage_left = (
-        days.between(today, london_date(deadline - timedelta(microseconds=1)))  # type: ignore[arg-type]
-        if isinstance(deadline, datetime)
-        else 0
+        days.between(today, london_date(deadline - timedelta(microseconds=1))) if deadline is not None else 0
     )
     ladder = stages_of(authority, track)
     keys = [k for k, _, _ in ladder]
@@ -270,8 +273,8 @@ def _risk(c: tuple[object, ...], today: object) -> AtRisk | None:
     next_days = following[2] if following else None
     if stage_left > to_limit:
         why = "passes the total limit even if answered by this stage's deadline"
-    elif next_days is not None and stage_left + next_days > to_limit:
-        why = f"passes the total limit if escalated to {following[1] if following else 'the next stage'}"
+    elif following is not None and next_days is not None and stage_left + next_days > to_limit:
+        why = f"passes the total limit if escalated to {following[1]}"
     else:
         return None
     return AtRisk(
@@ -285,15 +288,14 @@ def _risk(c: tuple[object, ...], today: object) -> AtRisk | None:
     )
 
 
-def _hotspots(spots: list[tuple[object, ...]]) -> tuple[list[Hotspot], list[Hotspot]]:
+def _hotspots(spots: list[Any]) -> tuple[list[Hotspot], list[Hotspot]]:
     stages: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     teams: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for authority, track, stage, team, kind, count in spots:
-        a, t, s = str(authority), str(track), str(stage)
-        label = f"{_label('track', a, t, t)}: {stage_name(a, t, s)}"
+        label = f"{_label('track', authority, track, track)}: {stage_name(authority, track, stage)}"
         index = 0 if kind == "deadline_passed" else 1
-        stages[label][index] += int(count)  # type: ignore[call-overload]
-        teams[str(team or "No team")][index] += int(count)  # type: ignore[call-overload]
+        stages[label][index] += int(count)
+        teams[str(team or "No team")][index] += int(count)
 
     def top(found: dict[str, list[int]]) -> list[Hotspot]:
         spots_ = [Hotspot(label=k, passed=v[0], entered=v[1]) for k, v in found.items() if v[0]]
@@ -304,10 +306,11 @@ def _hotspots(spots: list[tuple[object, ...]]) -> tuple[list[Hotspot], list[Hots
 
 def _choice_labels(choices: dict[str, list[str]], scope: Scope) -> dict[str, list[tuple[str, str]]]:
     authority = scope.authorities[0] if scope.authorities and len(scope.authorities) == 1 else ""
+    names = _stage_names(authority)
     labelled: dict[str, list[tuple[str, str]]] = {}
     for name, values in choices.items():
         if name == "stage":
-            labelled[name] = sorted({(v, _stage_choice(authority, v)) for v in values}, key=lambda kv: kv[1])
+            labelled[name] = sorted({(v, names.get(v, v)) for v in values}, key=lambda kv: kv[1])
         elif name in ("status", "track"):
             labelled[name] = [(v, _label(name, authority, v, v)) for v in values]
         else:
@@ -316,11 +319,6 @@ def _choice_labels(choices: dict[str, list[str]], scope: Scope) -> dict[str, lis
     return labelled
 
 
-def _stage_choice(authority: str, stage: str) -> str:
-    protocol_stages = []
-    from app.reporting.days import protocol_of
-
+def _stage_names(authority: str) -> dict[str, str]:
     protocol = protocol_of(authority) if authority else None
-    for track in protocol.tracks if protocol else []:
-        protocol_stages.extend((s.key, s.name) for s in track.stages)
-    return next((name for key, name in protocol_stages if key == stage), stage)
+    return {s.key: s.name for t in (protocol.tracks if protocol else []) for s in t.stages}

@@ -108,7 +108,7 @@ def authority_label(authority: str) -> str:
     return protocol.authority if protocol else authority
 
 
-def _track_label(authority: str, track: str) -> str:
+def track_label(authority: str, track: str) -> str:
     protocol = protocol_of(authority)
     try:
         name = protocol.track(track).name if protocol else track
@@ -159,7 +159,7 @@ def report_for(engine: Engine, scope: Scope, period: Period, *, title: str | Non
         raised += count
         collective += count if is_collective else 0
         by["category"][category] += count
-        by["track"][prefix(authority) + _track_label(authority, track)] += count
+        by["track"][prefix(authority) + track_label(authority, track)] += count
         by["team"][prefix(authority) + (team or "No team")] += count
         by["status"][_status_label(authority, status)] += count
 
@@ -179,7 +179,7 @@ def report_for(engine: Engine, scope: Scope, period: Period, *, title: str | Non
             at_stage[(authority, track, stage)] += count
     resolved_by_stage = [
         Count(
-            label=f"{prefix(a)}{_track_label(a, t)}: {stage_name(a, t, s)}",
+            label=f"{prefix(a)}{track_label(a, t)}: {stage_name(a, t, s)}",
             count=n,
         )
         for (a, t, s), n in sorted(

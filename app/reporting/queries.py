@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
@@ -67,10 +67,13 @@ class Scope(BaseModel):
 
 def has_flag(flag: str) -> ColumnElement[bool]:
     """The state row's flags (a JSON list) hold ``flag``: a text match on the list, as ``escalate list``."""
-    return Record.flags.cast(String).contains(f'"{flag}"')
+    return cast(ColumnElement[bool], Record.flags.cast(String).contains(f'"{flag}"'))
 
 
-def _scoped_records(statement: Select[Any], scope: Scope) -> Select[Any]:
+_S = TypeVar("_S", bound=Select)
+
+
+def _scoped_records(statement: _S, scope: Scope) -> _S:
     if scope.authorities is not None:
         statement = statement.where(Record.authority.in_(scope.authorities))
     if scope.teams is not None:
@@ -78,7 +81,7 @@ def _scoped_records(statement: Select[Any], scope: Scope) -> Select[Any]:
     return statement
 
 
-def _scoped_events(statement: Select[Any], scope: Scope) -> Select[Any]:
+def _scoped_events(statement: _S, scope: Scope) -> _S:
     if scope.authorities is not None:
         statement = statement.where(Event.authority.in_(scope.authorities))
     return statement

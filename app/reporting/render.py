@@ -165,10 +165,15 @@ def _sections(r: Report) -> list[tuple[str, list[Count]]]:
 # --- PDF ---------------------------------------------------------------------------------------------------
 
 
+_PLAIN = {
+    ord(k): v for k, v in {"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"'}.items()
+}
+_PLAIN.update({ord("\u201d"): '"', ord("\u2026"): "..."})
+
+
 def _latin(text: str) -> str:
     """Helvetica covers Latin-1: typographic marks become their plain forms, anything else a '?'."""
-    plain = text.translate(str.maketrans({"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'",
-                                          "\u201c": '"', "\u201d": '"', "\u2026": "..."}))
+    plain = text.translate(_PLAIN)
     return plain.encode("latin-1", "replace").decode("latin-1")
 
 
@@ -221,7 +226,11 @@ def report_pdf(r: Report) -> bytes:
     pdf.set_font("helvetica", size=10)
     where = f": {', '.join(r.authorities)}" if r.authorities else ""
     pdf.multi_cell(
-        0, 6, _latin(f"{long_date(r.first_day)} to {long_date(r.last_day)}{where}."), new_x="LMARGIN", new_y="NEXT"
+        0,
+        6,
+        _latin(f"{long_date(r.first_day)} to {long_date(r.last_day)}{where}."),
+        new_x="LMARGIN",
+        new_y="NEXT",
     )
     pdf.ln(2)
     with pdf.table(col_widths=(120, 60), text_align=("LEFT", "RIGHT"), first_row_as_headings=True) as table:

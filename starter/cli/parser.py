@@ -46,8 +46,8 @@ from starter.cli.common import (
 from starter.cli.directory import cmd_directory_sync
 from starter.cli.processes import add_commands as add_process_commands
 from starter.cli.protocol_v2 import cmd_protocol_upgrade
-from starter.cli.report import add_report_command
 from starter.cli.reading import LIST_SOURCES, cmd_actions, cmd_history, cmd_list, cmd_status
+from starter.cli.report import add_report_command
 from starter.cli.tools import (
     cmd_calendar_add,
     cmd_mail,

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 from app.reporting.periods import BadPeriod, Period
-from starter.cli.common import EXIT_UNAVAILABLE, CliError, key
+from starter.cli.common import EXIT_UNAVAILABLE, CliError, CliParser, key
 from starter.read_model import DEFAULT_DATABASE_URL
 
 FORMATS = ("html", "csv", "pdf")
 
 
-def add_report_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_report_command(sub: argparse._SubParsersAction[CliParser]) -> None:
     """Register ``report`` on the top-level subparsers."""
     helptext = "a period's report (month, quarter or year) for an authority, some, or all"
     p = sub.add_parser("report", help=helptext, description=helptext)
@@ -61,9 +61,7 @@ async def cmd_report(args: argparse.Namespace) -> int:
         known = available_protocols()
         unknown = [a for a in args.authority if a not in known]
         if unknown:
-            raise CliError(
-                f"--authority: no protocol {unknown[0]!r}; choose one of: {', '.join(known)}"
-            )
+            raise CliError(f"--authority: no protocol {unknown[0]!r}; choose one of: {', '.join(known)}")
     if args.format == "pdf" and args.output is None and sys.stdout.isatty():
         raise CliError("--format pdf writes binary: give --output FILE (or redirect standard output)")
     url = _url(args)

@@ -137,12 +137,16 @@ async def alert_log_download(request: Request, extension: str) -> Response:
         return guarded
     person, seen = guarded
     if extension not in ("csv", "xlsx"):
-        return failure_page(request, person, BadInput({"format": "The alert log downloads as .csv or .xlsx."}))
+        return failure_page(
+            request, person, BadInput({"format": "The alert log downloads as .csv or .xlsx."})
+        )
     now = datetime.now(UTC)
     period, typed, error = period_of(request, str(now.year))
     if period is None:
         audit(request, person, "alert_log", Outcome.BAD_INPUT, error)
-        return failure_page(request, person, BadInput({"period": f"Period {typed!r}: {error}."}), back="/dashboard")
+        return failure_page(
+            request, person, BadInput({"period": f"Period {typed!r}: {error}."}), back="/dashboard"
+        )
     try:
         filters = _filters(request)
     except ValidationError:

@@ -50,14 +50,20 @@ async def report_page(request: Request) -> Response:
         return Response(
             report_csv(report),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"', "Cache-Control": "no-store"},
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}.csv"',
+                "Cache-Control": "no-store",
+            },
         )
     if fmt == "pdf":
         content = await asyncio.to_thread(report_pdf, report)
         return Response(
             content,
             media_type="application/pdf",
-            headers={"Content-Disposition": f'attachment; filename="{name}.pdf"', "Cache-Control": "no-store"},
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}.pdf"',
+                "Cache-Control": "no-store",
+            },
         )
     return page(
         request,
