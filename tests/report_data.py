@@ -128,11 +128,14 @@ def _simulate(rng: random.Random, life: _Life) -> None:
         life.deadline = end_of_day(due)
         life.status = Status.AWAITING_RESPONSE
         life.add(EventKind.SENT_TO_STAGE, at)
+        notes: list[tuple[datetime, EventKind, dict[str, Any]]] = [
+            (at + timedelta(hours=1 + k), EventKind.NOTE, {}) for k in range(rng.randint(0, 3))
+        ]
         if rng.random() < 0.02:  # its notice could not go out: stalled, waiting for someone to act
             life.flags.append("stalled")
             life.add(EventKind.STALLED, at + timedelta(minutes=5))
             return
-        steps: list[tuple[datetime, EventKind, dict[str, Any]]] = []
+        steps: list[tuple[datetime, EventKind, dict[str, Any]]] = list(notes)
         if rng.random() < 0.12:  # more time asked for, and decided a day later
             asked = _at(cal.add_working_days(begun, 1), 12)
             approved = rng.random() < 0.7
@@ -210,7 +213,11 @@ def _simulate(rng: random.Random, life: _Life) -> None:
 
 
 def escalation_lives(
-    per_authority: int, seed: int = 14, prefix: str = "rpt", ending: datetime = NOW
+    per_authority: int,
+    seed: int = 14,
+    prefix: str = "rpt",
+    ending: datetime = NOW,
+    authorities: tuple[str, ...] = AUTHORITIES,
 ) -> Iterator[list[RecordEventInput]]:
     """Each simulated escalation's events, ``per_authority`` escalations for each seed authority, raised on
     working days over the 400 days to two days before ``ending`` (by default December of the year
@@ -219,7 +226,7 @@ def escalation_lives(
     last = london_date(ending) - timedelta(days=2)
     first = last - timedelta(days=398)
     span = (last - first).days
-    for authority in AUTHORITIES:
+    for authority in authorities:
         p = load_protocol(authority)
         cal = WorkingDayCalendar(p.closure_days)
         teams, holders = _teams_and_people(authority)

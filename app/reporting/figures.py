@@ -146,7 +146,7 @@ def report_for(engine: Engine, scope: Scope, period: Period, *, title: str | Non
         event_rows = queries.events_in(conn, scope, start, end)
         resolutions = queries.resolutions_in(conn, scope, start, end)
         outstanding = queries.outstanding_at(conn, scope, end)
-        trend = [_trend_point(conn, scope, p) for p in [*period.previous(TREND_PERIODS), period]]
+        trend = _trend(conn, scope, [*period.previous(TREND_PERIODS), period])
 
     def prefix(authority: str) -> str:
         return f"{authority_label(authority)}: " if several else ""
@@ -233,15 +233,19 @@ def report_for(engine: Engine, scope: Scope, period: Period, *, title: str | Non
     )
 
 
-def _trend_point(conn: queries.Connection, scope: Scope, period: Period) -> TrendPoint:
-    counts = queries.headline_counts(conn, scope, period.start, period.end)
-    return TrendPoint(
-        period=period.label,
-        raised=counts.get("raised", 0),
-        resolved=counts.get("resolved", 0),
-        breaches=counts.get("breached", 0),
-        outstanding_at_end=queries.outstanding_count_at(conn, scope, period.end),
-    )
+def _trend(conn: queries.Connection, scope: Scope, periods: list[Period]) -> list[TrendPoint]:
+    counts = queries.headline_counts(conn, scope, [(p.start, p.end) for p in periods])
+    still = queries.outstanding_counts(conn, scope, [p.end for p in periods])
+    return [
+        TrendPoint(
+            period=p.label,
+            raised=c.get("raised", 0),
+            resolved=c.get("resolved", 0),
+            breaches=c.get("breached", 0),
+            outstanding_at_end=n,
+        )
+        for p, c, n in zip(periods, counts, still, strict=True)
+    ]
 
 
 def _title(scope: Scope) -> str:

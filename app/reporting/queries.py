@@ -190,30 +190,67 @@ def outstanding_at(conn: Connection, scope: Scope, end: datetime) -> list[Any]:
     return list(conn.execute(_scoped_records(statement, scope)).all())
 
 
-def headline_counts(conn: Connection, scope: Scope, start: datetime, end: datetime) -> dict[str, int]:
-    """Raised, resolved and breached events in [start, end) (for trends): kind -> count."""
+def headline_counts(
+    conn: Connection, scope: Scope, bounds: Sequence[tuple[datetime, datetime]]
+) -> list[dict[str, int]]:
+    """Raised, resolved and breached events in each [start, end) of ``bounds`` (consecutive periods, for
+    trends), in one scan: for each period, kind -> count."""
+    bucket = case(*((Event.at < end, index) for index, (_, end) in enumerate(bounds)), else_=len(bounds))
     statement = (
-        select(Event.kind, func.count())
+        select(Event.kind, bucket, func.count())
         .outerjoin(Record, _same_run())
-        .where(Event.kind.in_(("raised", "resolved", "breached")), Event.at >= start, Event.at < end)
-        .group_by(Event.kind)
+        .where(
+            Event.kind.in_(("raised", "resolved", "breached")),
+            Event.at >= bounds[0][0],
+            Event.at < bounds[-1][1],
+        )
+        .group_by(Event.kind, bucket)
     )
     statement = _scoped_events(statement, scope)
     if scope.teams is not None:
         statement = statement.where(Record.team.in_(sorted(scope.teams)))
-    return {str(kind): int(count) for kind, count in conn.execute(statement).all()}
+    found: list[dict[str, int]] = [{} for _ in bounds]
+    for kind, index, count in conn.execute(statement).all():
+        if 0 <= int(index) < len(bounds):
+            found[int(index)][str(kind)] = int(count)
+    return found
 
 
-def outstanding_count_at(conn: Connection, scope: Scope, end: datetime) -> int:
-    closing = aliased(Event)
-    closed = exists().where(
-        closing.escalation_id == Record.escalation_id,
-        closing.run_id == Record.run_id,
-        closing.status.in_(CLOSED),
-        closing.at < end,
+def outstanding_counts(conn: Connection, scope: Scope, ends: Sequence[datetime]) -> list[int]:
+    """How many escalations were raised before and not closed by each of ``ends``, in one scan."""
+    closing = select(Event.escalation_id, Event.run_id, func.min(Event.at).label("closed_at")).where(
+        Event.status.in_(CLOSED)
     )
-    statement = select(func.count()).select_from(Record).where(Record.raised_at < end, ~closed)
-    return int(conn.execute(_scoped_records(statement, scope)).scalar_one())
+    closing = _scoped_events(closing, scope).group_by(Event.escalation_id, Event.run_id)
+    closed = closing.subquery()
+    sums = [
+        func.coalesce(
+            func.sum(
+                case(
+                    (
+                        and_(
+                            Record.raised_at < end,
+                            or_(closed.c.closed_at.is_(None), closed.c.closed_at >= end),
+                        ),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ),
+            0,
+        )
+        for end in ends
+    ]
+    statement = (
+        select(*sums)
+        .select_from(Record)
+        .outerjoin(
+            closed, and_(closed.c.escalation_id == Record.escalation_id, closed.c.run_id == Record.run_id)
+        )
+        .where(Record.raised_at < max(ends))
+    )
+    row = conn.execute(_scoped_records(statement, scope)).one()
+    return [int(v) for v in row]
 
 
 # --- current figures (the state rows) -----------------------------------------------------------------------
