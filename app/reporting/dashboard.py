@@ -19,6 +19,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -178,7 +179,8 @@ def dashboard(
         held = queries.holder_groups(conn, scope, filters)
         candidates = queries.at_risk_candidates(conn, scope, filters)
         spots = queries.deadline_spots(conn, scope, since, now)
-        choices = queries.choices(conn, scope)
+        unfiltered = grouped if filters == Filters() else queries.open_groups(conn, scope, Filters(), now)
+    choices = _choices(unfiltered)
     today = london_date(now)
     rows = [_row(r, now, today) for r in page_rows]
     managers = _managers(held, people)
@@ -205,6 +207,28 @@ def dashboard(
     )
 
 
+def _choices(grouped: Iterable[Any]) -> dict[str, list[str]]:
+    """The values each filter can take among outstanding escalations (from the unfiltered groups)."""
+    found: dict[str, set[str]] = {name: set() for name in ("team", "track", "stage", "status", "category")}
+    for _authority, team, track, stage, status, category, *_ in grouped:
+        for name, value in (
+            ("team", team),
+            ("track", track),
+            ("stage", stage),
+            ("status", status),
+            ("category", category),
+        ):
+            if value:
+                found[name].add(str(value))
+    return {name: sorted(values) for name, values in found.items()}
+
+
+@lru_cache(maxsize=8192)
+def due_date(deadline: datetime) -> date:
+    """The London day a deadline falls due (it is the end of that day); cached: deadlines repeat."""
+    return london_date(deadline - timedelta(microseconds=1))
+
+
 def _row(r: Any, now: datetime, today: date) -> Row:
     (
         escalation_id,
@@ -226,7 +250,7 @@ def _row(r: Any, now: datetime, today: date) -> Row:
         shown.append("overdue")
     left = None
     if deadline is not None:
-        left = working_days(authority).between(today, london_date(deadline - timedelta(microseconds=1)))
+        left = working_days(authority).between(today, due_date(deadline))
     return Row(
         escalation_id=str(escalation_id),
         team=str(team or "No team"),
@@ -263,9 +287,7 @@ def _risk(c: Any, today: date) -> AtRisk | None:
     escalation_id, authority, team, track, stage, stage_label, deadline, total_due = c
     days = working_days(authority)
     to_limit = days.between(today, total_due)
-    stage_left = (
-        days.between(today, london_date(deadline - timedelta(microseconds=1))) if deadline is not None else 0
-    )
+    stage_left = days.between(today, due_date(deadline)) if deadline is not None else 0
     ladder = stages_of(authority, track)
     keys = [k for k, _, _ in ladder]
     index = keys.index(stage) if stage in keys else None

@@ -370,13 +370,3 @@ def deadline_spots(conn: Connection, scope: Scope, start: datetime, end: datetim
         .group_by(Event.authority, Event.track, Event.stage, Record.team, Event.kind)
     )
     return list(conn.execute(_scoped_records(_scoped_events(statement, scope), scope)).all())
-
-
-def choices(conn: Connection, scope: Scope) -> dict[str, list[str]]:
-    """The values each filter can take among outstanding escalations."""
-    found: dict[str, list[str]] = {}
-    for name in ("team", "track", "stage", "status", "category"):
-        column = getattr(Record, name)
-        statement = _open_rows(scope, Filters(), [column]).distinct().order_by(column)
-        found[name] = [str(v) for (v,) in conn.execute(statement).all() if v]
-    return found
