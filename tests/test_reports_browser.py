@@ -6,6 +6,7 @@ saves the dashboard and the report into ``docs/screenshots/``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,13 +72,14 @@ async def test_the_dashboard_and_a_report_in_the_browser(site: str) -> None:
             assert int(await p.locator("#count-outstanding").inner_text()) < total
 
             await p.get_by_role("link", name="Reports").click()
-            await expect(p.get_by_role("heading", name="Reports")).to_be_visible()
-            await page.check("the reports page")
-            await p.get_by_label("Period").fill("2026-Q9")
+            await expect(p.get_by_role("heading", level=1)).to_contain_text("Escalations report: Wigan")
+            await expect(p.get_by_role("textbox", name="Period")).to_have_value(re.compile(r"^\d{4}-Q[1-4]$"))
+            await page.check("the reports page: this quarter")
+            await p.get_by_role("textbox", name="Period").fill("2026-Q9")
             await p.get_by_role("button", name="Show the report").click()
             await expect(p.locator(".govuk-error-summary")).to_contain_text("Enter the period as a month")
             await page.check("the reports page with an error")
-            await p.get_by_label("Period").fill(str(datetime.now(UTC).year))
+            await p.get_by_role("textbox", name="Period").fill(str(datetime.now(UTC).year))
             await p.get_by_role("button", name="Show the report").click()
             await expect(p.get_by_role("heading", name="Summary")).to_be_visible()
             charts = p.get_by_role("img", name="Alerts raised by category")

@@ -19,7 +19,7 @@ TEXT = "#0b0c0c"
 GREY = "#505a5f"
 SERIES = (("#1d70b8", ""), ("#00703c", "6 3"), ("#d4351c", "2 3"), ("#4c2c92", "8 3 2 3"))
 """(colour, dash pattern) of each trend series."""
-LABEL_WIDTH = 300
+LABEL_WIDTH = 340
 BAR_WIDTH = 300
 ROW = 24
 
@@ -46,7 +46,7 @@ def bar_chart(chart_id: str, title: str, rows: Sequence[tuple[str, int]], unit: 
         length = round(BAR_WIDTH * value / top)
         parts.append(
             f'<text x="{LABEL_WIDTH - 8}" y="{y + 16}" text-anchor="end" font-size="14" fill="{TEXT}" '
-            f'font-family="Arial, sans-serif">{escape(_cut(label, 42))}</text>'
+            f'font-family="Arial, sans-serif">{escape(_cut(label, 40))}</text>'
         )
         parts.append(
             f'<rect x="{LABEL_WIDTH}" y="{y + 3}" width="{length}" height="{ROW - 8}" fill="{BLUE}"/>'
@@ -63,8 +63,8 @@ def line_chart(
     chart_id: str, title: str, periods: Sequence[str], series: Sequence[tuple[str, Sequence[int]]]
 ) -> Markup:
     """One line per (name, values over ``periods``), with a legend and axis labels."""
-    width, height = 640, 260
-    left, right, top_pad, bottom = 48, 16, 16, 56
+    width, height = 720, 260
+    left, right, top_pad, bottom = 48, 40, 16, 56
     plot_w, plot_h = width - left - right, height - top_pad - bottom
     top = max([v for _, values in series for v in values] + [1])
     step = plot_w / max(len(periods) - 1, 1)

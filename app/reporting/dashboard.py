@@ -56,6 +56,8 @@ class Row(BaseModel):
     status: str
     category: str
     deadline: datetime | None
+    due: date | None
+    """The London day the deadline falls due (it runs to that day's end)."""
     working_days_left: int | None
     flags: list[str]
     held_by: str
@@ -223,6 +225,12 @@ def _choices(grouped: Iterable[Any]) -> dict[str, list[str]]:
     return {name: sorted(values) for name, values in found.items()}
 
 
+def role_name(authority: str, role: str) -> str:
+    """The role's name in the authority's protocol (its key in words if the protocol lacks it)."""
+    protocol = protocol_of(authority)
+    return protocol.roles.get(role, role.replace("_", " ")) if protocol else role.replace("_", " ")
+
+
 @lru_cache(maxsize=8192)
 def due_date(deadline: datetime) -> date:
     """The London day a deadline falls due (it is the end of that day); cached: deadlines repeat."""
@@ -249,7 +257,7 @@ def _row(r: Any, now: datetime, today: date) -> Row:
     if deadline is not None and deadline < now and "overdue" not in shown:
         shown.append("overdue")
     left = None
-    if deadline is not None:
+    if deadline is not None and deadline >= now:
         left = working_days(authority).between(today, due_date(deadline))
     return Row(
         escalation_id=str(escalation_id),
@@ -259,9 +267,10 @@ def _row(r: Any, now: datetime, today: date) -> Row:
         status=_label("status", authority, track, str(status)),
         category=str(category),
         deadline=deadline,
+        due=due_date(deadline) if deadline is not None else None,
         working_days_left=left,
         flags=shown,
-        held_by=", ".join(str(h).replace("_", " ") for h in (held_by or [])),
+        held_by=", ".join(role_name(authority, str(h)) for h in (held_by or [])),
     )
 
 
@@ -271,7 +280,7 @@ def _managers(held: list[Any], people: list[Person]) -> list[Manager]:
         roles = json.loads(str(roles_json)) if roles_json else []
         for role in roles:
             found = holders(people, str(authority), str(role), team)
-            role_label = str(role).replace("_", " ")
+            role_label = role_name(str(authority), str(role))
             team_label = str(team or "No team")
             if not found:
                 counts[(f"Nobody holds {role_label}", role_label, team_label)] += int(count)
