@@ -113,10 +113,15 @@ def grow_to(engine: Engine, copies: int, have: int) -> float:
             ),
             {"first": have, "last": copies - 1},
         )
+    analyze(engine)
+    return time.perf_counter() - started
+
+
+def analyze(engine: Engine) -> None:
+    """Table statistics, as autovacuum keeps them on a live database (without them the planner guesses)."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE escalations"))
         conn.execute(text("ANALYZE escalation_events"))
-    return time.perf_counter() - started
 
 
 def sizes(engine: Engine) -> tuple[int, int]:
@@ -177,6 +182,7 @@ def run(url: str, escalations: int, runs: int) -> None:
         version = conn.execute(text("SHOW server_version")).scalar_one()
     print(f"PostgreSQL {version}; the year: {period.label} (to {ending:%d %B %Y})")
     written, took = write_year(store, escalations, ending)
+    analyze(engine)
     print(f"wrote {escalations:,} escalations, {written:,} events through the write path in {took:.1f} s")
     have = 1
     for copies in (1, 10, 50, 100):

@@ -356,3 +356,16 @@ def test_the_command_line_report(store: DbRecordStore, tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "--authority" in unknown.stderr and "wigan" in unknown.stderr
     missing = _cli("--all", "--period", "2026", "--database-url", f"sqlite:///{tmp_path / 'none.db'}")
     assert missing.returncode == 3 and "no record store" in missing.stderr
+
+
+def test_the_fast_london_day_is_the_zone_databases() -> None:
+    from app.reporting.days import london_day
+
+    instant = datetime(2025, 1, 1, tzinfo=UTC)
+    while instant < datetime(2028, 1, 1, tzinfo=UTC):
+        assert london_day(instant) == london_date(instant), instant
+        instant += timedelta(minutes=37)
+    for edge in ("2026-03-29T00:59:59", "2026-03-29T01:00:00", "2026-10-25T00:59:59", "2026-10-25T01:00:00"):
+        at = datetime.fromisoformat(edge).replace(tzinfo=UTC)
+        assert london_day(at) == london_date(at)
+        assert london_day(at - timedelta(hours=1)) == london_date(at - timedelta(hours=1))

@@ -25,9 +25,8 @@ from sqlalchemy import Engine, and_, select
 
 from activities.db.record_models import EscalationEvent as Event
 from activities.db.record_models import EscalationRecord as Record
-from activities.working_days import london_date
 from app.identity import Person
-from app.reporting.days import stage_position, stages_of, working_days
+from app.reporting.days import london_day, stage_position, stages_of, working_days
 from app.reporting.periods import Period
 from app.reporting.queries import CLOSED, Filters, Scope
 
@@ -121,17 +120,17 @@ def alert_log(
         for kind, stage, status, at in by_run[(r.escalation_id, r.run_id)]:
             place = stage_position(r.authority, r.track, stage)
             if place is not None and kind == "sent_to_stage":
-                sent.setdefault(place, london_date(at))
+                sent.setdefault(place, london_day(at))
             elif place is not None and kind == "response":
-                answered.setdefault(place, london_date(at))
+                answered.setdefault(place, london_day(at))
             if status in CLOSED and closed_at is None and kind != "sent_to_stage":
                 closed_at = at
-        end = london_date(closed_at) if closed_at else today
+        end = london_day(closed_at) if closed_at else today
         row: list[str | int | date | None] = [
             r.child_ref,
             r.escalation_id,
             names.get((r.authority, r.raised_by_id), r.raised_by_id),
-            london_date(r.raised_at),
+            london_day(r.raised_at),
             r.category,
             _track(r.authority, r.track),
             r.team or "",
@@ -141,8 +140,8 @@ def alert_log(
             row += [sent.get(n), answered.get(n)]
         row += [
             OUTCOMES.get(r.status, r.status),
-            london_date(closed_at) if closed_at else None,
-            working_days(r.authority).between(london_date(r.raised_at), end),
+            london_day(closed_at) if closed_at else None,
+            working_days(r.authority).between(london_day(r.raised_at), end),
         ]
         rows.append(row)
     return AlertLog(headers=headers, rows=rows)

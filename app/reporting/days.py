@@ -7,10 +7,10 @@ holidays and its closure days); a cumulative count per day is built once per aut
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 
-from activities.working_days import WorkingDayCalendar, london_date
+from activities.working_days import LONDON, WorkingDayCalendar
 from protocols import ProtocolError, load_protocol
 from schemas.protocol import Protocol
 
@@ -24,6 +24,31 @@ def protocol_of(authority: str) -> Protocol | None:
         return load_protocol(authority)
     except ProtocolError:
         return None
+
+
+@cache
+def _summer_time(year: int) -> tuple[datetime, datetime]:
+    """The UTC instants British Summer Time starts and ends in ``year``, found from the zone database."""
+    edges: list[datetime] = []
+    hour = datetime(year, 1, 1, tzinfo=UTC)
+    offset = hour.astimezone(LONDON).utcoffset()
+    while hour.year == year and len(edges) < 2:
+        hour += timedelta(hours=1)
+        now = hour.astimezone(LONDON).utcoffset()
+        if now != offset:
+            edges.append(hour)
+            offset = now
+    if len(edges) != 2:
+        raise AssertionError(f"no summer time found in {year}")
+    return edges[0], edges[1]
+
+
+def london_day(instant: datetime) -> date:
+    """``london_date`` for many instants: the London day of an aware instant from the year's summer time
+    edges (an addition, not a zone lookup each time)."""
+    utc = instant.astimezone(UTC) if instant.tzinfo is not UTC else instant
+    starts, ends = _summer_time(utc.year)
+    return (utc + timedelta(hours=1)).date() if starts <= utc < ends else utc.date()
 
 
 class WorkingDays:
@@ -52,7 +77,7 @@ class WorkingDays:
     def taken(self, start: datetime, end: datetime) -> int:
         """Working days from the instant ``start`` to the instant ``end`` (London dates; the first day
         does not count)."""
-        return self.between(london_date(start), london_date(end))
+        return self.between(london_day(start), london_day(end))
 
 
 @cache

@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 
 from activities.working_days import london_date
 from app.reporting import queries
-from app.reporting.days import protocol_of, stage_name, stage_position, working_days
+from app.reporting.days import london_day, protocol_of, stage_name, stage_position, working_days
 from app.reporting.periods import Period
 from app.reporting.queries import Scope
 
@@ -192,7 +192,7 @@ def report_for(engine: Engine, scope: Scope, period: Period, *, title: str | Non
     within_total = sum(1 for *_, breach in resolutions if not breach)
 
     last_day = period.last
-    ages = [working_days(a).between(london_date(raised_at), last_day) for a, raised_at in outstanding]
+    ages = [working_days(a).between(london_day(raised_at), last_day) for a, raised_at in outstanding]
     bands: Counter[str] = Counter(_age_band(age) for age in ages)
     band_order = [_age_band(low) for low, _ in AGE_BANDS]
     names = sorted(authorities if scope.authorities is None else scope.authorities)

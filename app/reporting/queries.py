@@ -154,27 +154,33 @@ def events_in(conn: Connection, scope: Scope, start: datetime, end: datetime) ->
 
 def resolutions_in(conn: Connection, scope: Scope, start: datetime, end: datetime) -> list[Any]:
     """Escalations resolved in [start, end): (authority, raised_at, resolved_at, a stage deadline passed
-    before, breached before), one row each."""
-    passed = aliased(Event)
-    breached = aliased(Event)
-    overdue = exists().where(
-        passed.escalation_id == Event.escalation_id,
-        passed.run_id == Event.run_id,
-        passed.kind == "deadline_passed",
-        passed.seq < Event.seq,
-    )
-    breach = exists().where(
-        breached.escalation_id == Event.escalation_id,
-        breached.run_id == Event.run_id,
-        breached.kind == "breached",
-        breached.seq < Event.seq,
-    )
+    before, breached before), one row each.
+
+    Each run's first stage deadline passed and first breach come from one grouped pass over those events
+    (a hash join), not a lookup per resolution."""
+    first = select(
+        Event.escalation_id,
+        Event.run_id,
+        func.min(case((Event.kind == "deadline_passed", Event.seq))).label("overdue_seq"),
+        func.min(case((Event.kind == "breached", Event.seq))).label("breach_seq"),
+    ).where(Event.kind.in_(("deadline_passed", "breached")))
+    firsts = _scoped_events(first, scope).group_by(Event.escalation_id, Event.run_id).subquery()
+    overdue = and_(firsts.c.overdue_seq.is_not(None), firsts.c.overdue_seq < Event.seq)
+    breach = and_(firsts.c.breach_seq.is_not(None), firsts.c.breach_seq < Event.seq)
     statement = (
         select(Event.authority, Record.raised_at, Event.at, overdue, breach)
         .join(Record, _same_run())
+        .outerjoin(
+            firsts, and_(firsts.c.escalation_id == Event.escalation_id, firsts.c.run_id == Event.run_id)
+        )
         .where(Event.kind == "resolved", Event.at >= start, Event.at < end)
     )
-    return list(conn.execute(_scoped_records(_scoped_events(statement, scope), scope)).all())
+    return [
+        (authority, raised_at, at, bool(was_overdue), bool(was_breached))
+        for authority, raised_at, at, was_overdue, was_breached in conn.execute(
+            _scoped_records(_scoped_events(statement, scope), scope)
+        ).all()
+    ]
 
 
 def outstanding_at(conn: Connection, scope: Scope, end: datetime) -> list[Any]:
