@@ -9,8 +9,7 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import openpyxl
@@ -41,9 +40,11 @@ IRO = "wigan/wig-iro-a"
 DUDLEY_QA = "dudley/dud-iro-service-manager"
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def web(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Application]:
-    store = DbRecordStore.open(f"sqlite:///{tmp_path / 'app.db'}")
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def web(
+    dev_server_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Application]:
+    store = DbRecordStore.open(f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'app.db'}")
     year_of_escalations(store, per_authority=60, notes_per_authority=3, ending=datetime.now(UTC))
     yield Application(client=dev_server_env.client, people=People.load(), audit=AuditLog(store.engine))
     store.engine.dispose()
@@ -213,3 +214,53 @@ async def test_the_report_page_and_its_downloads(web: Application) -> None:
     assert pdf.content.startswith(b"%PDF") and pdf.headers["content-type"] == "application/pdf"
     assert bad.status_code == 400 and "Enter the period as a month" in bad.text
     assert 'value="2026-Q5"' in bad.text, "what was typed is kept"
+
+
+async def test_early_warning_hotspots_and_managers_match_a_count_of_their_own(web: Application) -> None:
+    """The dashboard's early warning, deadline hotspots and per-manager counts, counted again here with the
+    calendar day by day and the directory person by person."""
+    from activities.working_days import WorkingDayCalendar
+    from app.reporting.dashboard import dashboard, holders
+    from app.reporting.queries import Filters, Scope
+    from protocols import load_protocol
+
+    now = datetime.now(UTC)
+    today = london_date(now)
+    wigan = load_protocol("wigan")
+    calendar = WorkingDayCalendar(wigan.closure_days)
+    people = web.people.all()
+    board = dashboard(web.audit.engine, Scope(authorities=("wigan",)), Filters(), now, people)
+    newest = [r for r in _rows(web) if r.authority == "wigan" and r.status in OPEN]
+
+    at_risk: set[str] = set()
+    for r in newest:
+        if r.total_deadline_date is None or "breached" in r.flags:
+            continue
+        to_limit = len(calendar.working_days_between(today, r.total_deadline_date))
+        due = london_date(r.deadline - timedelta(microseconds=1)) if r.deadline else None
+        stage_left = len(calendar.working_days_between(today, due)) if due else 0
+        stages = wigan.track(r.track).stages
+        keys = [s.key for s in stages]
+        later = stages[keys.index(r.stage) + 1] if keys.index(r.stage) + 1 < len(stages) else None
+        needs = later.response_working_days if later else None
+        if stage_left > to_limit or (needs is not None and stage_left + needs > to_limit):
+            at_risk.add(r.escalation_id)
+    assert board.at_risk_total == len(at_risk)
+    assert {a.escalation_id for a in board.at_risk} <= at_risk
+    assert len(board.at_risk) == min(len(at_risk), 25)
+
+    with Session(web.audit.engine) as session:
+        events = list(session.scalars(select(EscalationEvent).where(EscalationEvent.authority == "wigan")))
+    team = {(r.escalation_id, r.run_id): r.team for r in _rows(web)}
+    since = now - timedelta(days=365)
+    passed = {t: 0 for t in ("team-a", "team-b")}
+    for e in events:
+        if e.kind == "deadline_passed" and since <= e.at < now:
+            passed[str(team[(e.escalation_id, e.run_id)])] += 1
+    assert {h.label: h.passed for h in board.team_hotspots} == {t: n for t, n in passed.items() if n}
+
+    held = 0
+    for r in newest:
+        for role in r.held_by:
+            held += max(1, len(holders(people, "wigan", role, r.team)))
+    assert sum(m.count for m in board.managers) == held
