@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio.client import (
     Client,
     WorkflowQueryFailedError,
@@ -46,7 +46,7 @@ from schemas.escalation import ActionResult, Actor, Bypass, Concern, EscalationV
 from schemas.protocol import Protocol
 from starter.connection import connect
 from starter.escalations import BadInput as RaiseBadInput
-from starter.escalations import prepare, raise_once
+from starter.escalations import Raised, prepare, raise_once
 from starter.read_model import EscalationRow, ListFilter, list_escalations
 from workflows import rules
 from workflows.escalation import BUSY, REFUSED, TASK_QUEUE, WORKFLOW_TYPE
@@ -63,6 +63,9 @@ class Caller:
     person: Person
     via: str
     client: str | None = None
+    may: frozenset[str] | None = None
+    """A service account's declared operations (``app.service_accounts``); None: a person, whom only the
+    rules limit."""
 
 
 class Reading(BaseModel):
@@ -165,7 +168,10 @@ class Application:
                 if attrs.workflow_type.name != WORKFLOW_TYPE:
                     return None
                 (value,) = await self.client.data_converter.decode(list(attrs.input.payloads))
-                started = RaiseConcern.model_validate(value, context={LEGACY: True})
+                try:
+                    started = RaiseConcern.model_validate(value, context={LEGACY: True})
+                except ValidationError:  # not an escalation this service started: none to show
+                    return None
                 break
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
@@ -207,9 +213,11 @@ class Application:
         view: EscalationView = await self._query(escalation_id, "state", result_type=EscalationView)
         return view
 
-    async def _allowed(self, person: Person, facts: Facts) -> dict[str, Actor]:
+    async def _allowed(self, person: Person, facts: Facts, role: str | None = None) -> dict[str, Actor]:
         allowed: dict[str, Actor] = {}
         for actor in candidate_actors(person, facts):
+            if role is not None and actor.role != role:
+                continue
             kinds: list[str] = await self._query(
                 facts.escalation_id, "available_actions", actor, result_type=list[str]
             )
@@ -230,6 +238,7 @@ class Application:
     async def read(self, caller: Caller, escalation_id: str) -> Reading:
         """The escalation and what this person may do now; ``NotFound`` unless they may see it."""
         try:
+            self._permit(caller, "read")
             facts, view, related = await self._visible(caller, escalation_id)
             allowed = await self._allowed(caller.person, facts)
         except AppError as exc:
@@ -265,17 +274,31 @@ class Application:
             client=caller.client,
         )
 
+    def _permit(self, caller: Caller, operation: str) -> None:
+        """A service account does only what it is declared for (``Refused`` otherwise)."""
+        if caller.may is not None and operation not in caller.may:
+            raise Refused(f"Service account {caller.person.id} is not declared for {operation}.")
+
     # --- acting -------------------------------------------------------------------------------------
 
     async def act(
-        self, caller: Caller, escalation_id: str, kind: str, fields: dict[str, Any], label: Label = str
+        self,
+        caller: Caller,
+        escalation_id: str,
+        kind: str,
+        fields: dict[str, Any],
+        label: Label = str,
+        *,
+        role: str | None = None,
     ) -> ActionResult:
-        """Take action ``kind`` with ``fields``, in the role the rules allow it for this person."""
+        """Take action ``kind`` with ``fields``, in the role the rules allow it for this person (only in
+        ``role`` when given: the command line's ``--as-role``)."""
         actor: Actor | None = None
         try:
+            self._permit(caller, kind)
             facts, _, _ = await self._visible(caller, escalation_id)
-            allowed = await self._allowed(caller.person, facts)
-            candidates = candidate_actors(caller.person, facts)
+            allowed = await self._allowed(caller.person, facts, role)
+            candidates = [a for a in candidate_actors(caller.person, facts) if role in (None, a.role)]
             actor = allowed.get(kind) or (candidates[0] if candidates else None)
             if actor is None:
                 raise Refused(
@@ -352,6 +375,7 @@ class Application:
         person = caller.person
         event = "raise_check" if dry_run else "raise"
         try:
+            self._permit(caller, "raise")
             form = raise_request(fields, label)
             roles = self.raising_roles(person).get(form.track, [])
             role = next(
@@ -415,6 +439,60 @@ class Application:
         self._audit(caller, "raise", raise_.escalation_id, role=role)
         return raised.handle.id
 
+    async def raise_prepared(self, caller: Caller, raise_: RaiseConcern) -> Raised:
+        """Raise a concern a front door prepared in full (``starter.escalations.prepare``: the command
+        line's every option), as the caller: they must be its officer, in a role the directory gives them
+        for its team. Idempotent on its id, as ``raise_once``."""
+        person = caller.person
+        officer = raise_.officer
+        try:
+            self._permit(caller, "raise")
+            if person.authority != raise_.protocol.key or person.id != officer.id:
+                raise Refused("You can raise a concern only as yourself, in your own authority.")
+            if officer.role not in person.roles_for(raise_.team):
+                raise Refused(
+                    f"The staff directory does not give you the role {officer.role} for that team, so you "
+                    "cannot raise in it."
+                )
+            raised = await raise_once(self.client, raise_, self.task_queue)
+        except RaiseBadInput as exc:
+            failure: AppError = BadInput({"form": _sentence(exc.reason)})
+            self._audit(caller, "raise", raise_.escalation_id, failure, role=officer.role)
+            raise failure from None
+        except RPCError:
+            failure = Unavailable("The escalation service did not answer: try again in a minute.")
+            self._audit(caller, "raise", raise_.escalation_id, failure, role=officer.role)
+            raise failure from None
+        except AppError as exc:
+            self._audit(caller, "raise", raise_.escalation_id, exc, role=officer.role)
+            raise
+        self._audit(caller, "raise", raise_.escalation_id, role=officer.role)
+        return raised
+
+    async def settled(
+        self, caller: Caller, escalation_id: str, timed: bool, within_s: float
+    ) -> EscalationView:
+        """A just-raised escalation's state once its first stage is sent (its deadline placed when
+        ``timed``), or whatever there is after ``within_s``; one read in the audit log."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + within_s
+        try:
+            self._permit(caller, "raise")
+            facts = await self.facts(escalation_id)
+            if facts is None or facts.officer.id != caller.person.id:
+                raise NotFound(escalation_id)
+            while True:
+                view = await self._view(escalation_id)
+                ready = not view.busy and (view.deadline_date is not None or not timed)
+                if ready or view.status is not Status.AWAITING_RESPONSE or loop.time() > give_up:
+                    break
+                await asyncio.sleep(0.1)
+        except AppError as exc:
+            self._audit(caller, "read", escalation_id, exc)
+            raise
+        self._audit(caller, "read", escalation_id)
+        return view
+
     # --- lists --------------------------------------------------------------------------------------
 
     async def escalations(self, caller: Caller, *, open_only: bool = False) -> Listing:
@@ -423,6 +501,7 @@ class Application:
         person = caller.person
         now = datetime.now(UTC)
         try:
+            self._permit(caller, "list")
             listing = await list_escalations(
                 self.client, ListFilter(authority=person.authority, open_only=open_only), now, self._timeout
             )

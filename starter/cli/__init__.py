@@ -30,10 +30,7 @@ from typing import NoReturn
 from starter.clean_exit import run_then_exit
 from starter.cli.common import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNAVAILABLE, CliError
 from starter.cli.parser import build_parser
-from starter.cli.service import BUSY
-
-EXIT_CLOSED_PIPE = 128 + 13
-"""As a process that SIGPIPE stopped: what a shell reports for a pipeline cut short."""
+from workflows.escalation import BUSY
 
 __all__ = ["BUSY", "EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_UNAVAILABLE", "CliError", "build_parser", "main"]
 
@@ -46,9 +43,10 @@ async def _main(argv: Sequence[str]) -> int:
     except CliError as exc:
         print(exc.line(), file=sys.stderr)
         return exc.code
-    except BrokenPipeError:  # the reader stopped reading (`escalate list | head`): stop quietly too
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush into
-        return EXIT_CLOSED_PIPE
+    except BrokenPipeError:  # the reader stopped reading (`escalate list | head -1`): it has what it
+        # wanted, so this is done: no message and exit 0 (stdout goes nowhere, so the final flush is quiet)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

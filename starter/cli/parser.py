@@ -81,8 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for an answer (1 to 300; default 30)",
     )
     actor = CliParser(add_help=False)
-    actor.add_argument("--as-id", help="your staff reference (default ESCALATE_AS_ID)", type=key)
-    actor.add_argument("--as-role", help="the role you act in (default ESCALATE_AS_ROLE)", type=key)
+    actor.add_argument(
+        "--as-id", help="your staff reference in the directory (default ESCALATE_AS_ID)", type=key
+    )
+    actor.add_argument(
+        "--as-role",
+        help="which of your directory roles to act in (default ESCALATE_AS_ROLE; else the one that may)",
+        type=key,
+    )
     ident = CliParser(add_help=False)
     ident.add_argument("id", help="escalation id, e.g. wigan-C4F2A9-0003", type=escalation_id)
 
@@ -99,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("raise", cmd_raise, "raise a concern: start an escalation", conn)
-    p.add_argument("--authority", required=True, help="protocol key, e.g. gloucestershire", type=key)
+    p.add_argument(
+        "--authority", help="protocol key, e.g. gloucestershire (default: the officer's own)", type=key
+    )
     p.add_argument(
         "--track", help="track key (default: the one track the officer's role raises on)", type=key
     )
@@ -273,11 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--note", default="", type=free_text)
 
-    p = command("status", cmd_status, "where an escalation stands", ident, conn)
+    p = command("status", cmd_status, "where an escalation stands", ident, actor, conn)
     p.add_argument("--json", action="store_true", help="the whole state as JSON")
-    command("history", cmd_history, "the timeline, one line per event", ident, conn)
+    command("history", cmd_history, "the timeline, one line per event", ident, actor, conn)
     command("actions", cmd_actions, "what you may do now", ident, actor, conn)
-    p = command("list", cmd_list, "list escalations", conn)
+    p = command("list", cmd_list, "list the escalations you may see, soonest deadline first", actor, conn)
     p.add_argument("--authority", type=key)
     p.add_argument("--stage", help="stage key", type=key)
     p.add_argument("--status", help="e.g. awaiting_response", type=key)

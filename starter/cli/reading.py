@@ -7,22 +7,17 @@ reads the visibility read model (``starter.read_model``) and needs no worker.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
-
-from protocols import available_protocols
+from app.errors import AppError
+from app.service import Reading
 from schemas.escalation import (
     EscalationView,
     EventKind,
-    Flag,
     Status,
 )
 from starter.cli.common import (
-    EXIT_UNAVAILABLE,
     LAST_EVENTS,
     CliError,
     event_line,
@@ -31,9 +26,8 @@ from starter.cli.common import (
     role_names,
     words,
 )
-from starter.cli.service import actor_of, connect_client, read_state, run_query
-from starter.escalations import search_attributes_registered
-from starter.read_model import BASE_QUERY, EscalationRow, ListFilter, list_escalations
+from starter.cli.identity import acting, cli_error, open_app
+from starter.read_model import EscalationRow
 
 
 def _status_text(view: EscalationView) -> list[str]:
@@ -120,9 +114,18 @@ def _list_line(view: EscalationView) -> str:
     )
 
 
+async def _reading(args: argparse.Namespace) -> Reading:
+    """The escalation as this person may see it (the application layer decides, and audits the read)."""
+    who = acting(args)
+    app = await open_app(args)
+    try:
+        return await app.read(who.caller, args.id)
+    except AppError as exc:
+        raise cli_error(exc) from None
+
+
 async def cmd_status(args: argparse.Namespace) -> int:
-    client = await connect_client(args)
-    view = await read_state(args, client.get_workflow_handle(args.id))
+    view = (await _reading(args)).view
     if args.json:
         print(view.model_dump_json(indent=2))
     else:
@@ -131,8 +134,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
-    client = await connect_client(args)
-    view = await read_state(args, client.get_workflow_handle(args.id))
+    view = (await _reading(args)).view
     print("\n".join(concern_lines(view)))
     for entry in view.timeline:
         print(event_line(entry))
@@ -149,111 +151,80 @@ _COMMAND_FOR = {
 
 
 async def cmd_actions(args: argparse.Namespace) -> int:
-    actor = actor_of(args)
-    client = await connect_client(args)
-    handle = client.get_workflow_handle(args.id)
-    allowed = await run_query(args, handle, "available_actions", actor, result_type=list[str])
+    reading = await _reading(args)
+    who = acting(args)
+    allowed = [k for k, actor in reading.allowed.items() if who.role in (None, actor.role)]
     commands = [_COMMAND_FOR.get(kind, kind.replace("_", "-")) for kind in allowed]
-    print(f"{actor.id} ({actor.role}) may: {', '.join(commands) or 'nothing now'}")
+    roles = who.role or "/".join(dict.fromkeys(a.role for a in reading.allowed.values())) or "no role here"
+    print(f"{who.caller.person.id} ({roles}) may: {', '.join(commands) or 'nothing now'}")
     return 0
 
 
-def list_line(row: EscalationRow) -> str:
-    """One escalation on one line, from the read model (the same line as ever)."""
-    due = (
-        f"due {row.deadline_date.isoformat()} ({row.working_days_left} wd left)"
-        if row.deadline_date
-        else "no deadline running"
+COLUMNS = ("ESCALATION", "STATUS", "STAGE", "DUE", "LEFT", "FLAGS")
+
+
+def list_rows(rows: list[EscalationRow]) -> list[str]:
+    """A header and one aligned line per escalation, soonest deadline first (none running last)."""
+    ordered = sorted(
+        rows, key=lambda r: (r.deadline_date is None, r.deadline_date or date.max, r.escalation_id)
     )
-    flags = f"  [{', '.join(row.flags)}]" if row.flags else ""
-    place = f"{row.stage_number or '?'}/{row.stage_count or '?'}"
-    return f"{row.escalation_id}  {row.status.value}  {place} {row.stage}  {due}{flags}"
+    cells = [list(COLUMNS)] + [
+        [
+            row.escalation_id,
+            row.status.value,
+            f"{row.stage_number or '?'}/{row.stage_count or '?'} {row.stage}",
+            row.deadline_date.isoformat() if row.deadline_date else "-",
+            f"{row.working_days_left} wd" if row.working_days_left is not None else "-",
+            ", ".join(row.flags) or "-",
+        ]
+        for row in ordered
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1]
+        for line in cells
+    ]
 
 
-NO_ATTRIBUTES = (
-    "note: this namespace has no escalation search attributes registered, so each escalation's state is "
-    "read in turn (slow, and needs a worker): register them (docs/deploy.md) for a fast list"
-)
-
-
-def _unindexed_note(count: int) -> str:
+def _unreadable_note(count: int) -> str:
     some = "1 escalation" if count == 1 else f"{count} escalations"
     return (
-        f"note: {some} started before the search attributes were registered "
-        f"{'is' if count == 1 else 'are'} not listed; `escalate status ID` reads one"
+        f"note: {some} could not be read just now (no worker answered), so whether you may see "
+        f"{'it' if count == 1 else 'them'} is not known and {'it is' if count == 1 else 'they are'} not "
+        "listed: try again shortly"
     )
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
-    if args.authority and args.authority not in available_protocols():
-        raise CliError(f"unknown authority {args.authority!r}; known: {', '.join(available_protocols())}")
+    who = acting(args)
+    person = who.caller.person
+    if args.authority and args.authority != person.authority:
+        raise CliError(f"--authority: {person.id} sees only {person.authority}'s escalations")
     if args.status and args.status not in {s.value for s in Status}:
-        raise CliError(f"unknown status {args.status!r}; one of: {', '.join(s.value for s in Status)}")
-    wanted = ListFilter(
-        authority=args.authority,
-        stage=args.stage,
-        status=Status(args.status) if args.status else None,
-        overdue=args.overdue,
-        open_only=args.open,
-    )
-    client = await connect_client(args)
+        raise CliError(
+            f"--status: unknown status {args.status!r}; one of: {', '.join(s.value for s in Status)}"
+        )
+    app = await open_app(args)
+    try:
+        listing = await app.escalations(who.caller, open_only=args.open)
+    except AppError as exc:
+        raise cli_error(exc) from None
     now = datetime.now(UTC)
-    try:
-        listing = await list_escalations(client, wanted, now, rpc_timeout=timedelta(seconds=args.wait))
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.INVALID_ARGUMENT and not await search_attributes_registered(client):
-            print(NO_ATTRIBUTES, file=sys.stderr)
-            return await _list_by_scan(args, client, wanted, now)
-        raise CliError(f"cannot list escalations: {exc.message}", EXIT_UNAVAILABLE) from None
-    for row in listing.rows:
-        print(list_line(row))
-    if not listing.rows:
-        print("no escalations match")
-    if listing.unindexed:
-        print(_unindexed_note(listing.unindexed), file=sys.stderr)
-    return 0
-
-
-def _is_overdue(view: EscalationView, now: datetime) -> bool:
-    return Flag.OVERDUE in view.flags or (view.deadline is not None and view.deadline < now)
-
-
-async def _list_by_scan(args: argparse.Namespace, client: Client, wanted: ListFilter, now: datetime) -> int:
-    """The fallback without attributes: one ``state`` query per escalation (needs a worker)."""
-    query = BASE_QUERY
-    if wanted.open_only or (wanted.status and not wanted.status.is_closed):
-        query += " AND ExecutionStatus = 'Running'"  # an escalation's workflow ends when it closes
-    ids: list[str] = []
-    try:
-        async for execution in client.list_workflows(query, rpc_timeout=timedelta(seconds=args.wait)):
-            if execution.id not in ids and (
-                not wanted.authority or execution.id.startswith(wanted.authority + "-")
-            ):
-                ids.append(execution.id)
-    except RPCError as exc:
-        raise CliError(f"cannot list escalations: {exc.message}", EXIT_UNAVAILABLE) from None
-    limit = asyncio.Semaphore(16)
-
-    async def read(escalation_id: str) -> EscalationView | None:
-        async with limit:
-            try:
-                return await read_state(args, client.get_workflow_handle(escalation_id))
-            except CliError as exc:
-                print(f"{escalation_id}: state unavailable: {exc.message}", file=sys.stderr)
-                return None
-
-    views = [v for v in await asyncio.gather(*(read(i) for i in ids)) if v is not None]
-    shown = [
-        v
-        for v in views
-        if (not wanted.authority or v.authority == wanted.authority)
-        and (not wanted.stage or v.stage == wanted.stage)
-        and (not wanted.status or v.status == wanted.status)
-        and (not wanted.open_only or not v.status.is_closed)
-        and (not wanted.overdue or _is_overdue(v, now))
+    rows = [
+        item.row
+        for item in listing.items
+        if (not args.stage or item.row.stage == args.stage)
+        and (not args.status or item.row.status.value == args.status)
+        and (not args.overdue or _overdue(item.row, now))
     ]
-    for view in sorted(shown, key=lambda v: (v.deadline is None, v.deadline or now, v.escalation_id)):
-        print(_list_line(view))
-    if not shown:
+    if rows:
+        print("\n".join(list_rows(rows)))
+    elif not listing.unreadable:
         print("no escalations match")
+    if listing.unreadable:
+        print(_unreadable_note(listing.unreadable), file=sys.stderr)
     return 0
+
+
+def _overdue(row: EscalationRow, now: datetime) -> bool:
+    return "overdue" in row.flags or (row.deadline is not None and row.deadline < now)
