@@ -296,7 +296,11 @@ class Application:
         actor: Actor | None = None
         try:
             self._permit(caller, kind)
-            facts, _, _ = await self._visible(caller, escalation_id)
+            facts, view, _ = await self._visible(caller, escalation_id)
+            if view.status.is_closed:
+                raise Refused(
+                    f"The escalation is {view.status.value.replace('_', ' ')}; nothing more can be done."
+                )
             allowed = await self._allowed(caller.person, facts, role)
             candidates = [a for a in candidate_actors(caller.person, facts) if role in (None, a.role)]
             actor = allowed.get(kind) or (candidates[0] if candidates else None)
