@@ -46,8 +46,9 @@ from schemas.escalation import ActionResult, Actor, Bypass, Concern, EscalationV
 from schemas.protocol import Protocol
 from starter.connection import connect
 from starter.escalations import BadInput as RaiseBadInput
-from starter.escalations import Raised, prepare, raise_once
-from starter.read_model import EscalationRow, ListFilter, list_escalations
+from starter.escalations import Raised, prepare, raise_once, search_attributes_registered
+from starter.read_model import BASE_QUERY, EscalationRow, ListFilter, list_escalations
+from starter.read_model import Listing as ReadModelListing
 from workflows import rules
 from workflows.escalation import BUSY, REFUSED, TASK_QUEUE, WORKFLOW_TYPE
 
@@ -91,6 +92,14 @@ class Listing(BaseModel):
     items: list[Item]
     unreadable: int = 0
     """Escalations that could not be read to decide (no worker answered): the list says so."""
+    unindexed: int = 0
+    """Escalations started before the search attributes were registered: not in the list."""
+    scanned: bool = False
+    """No search attributes are registered: each escalation's state was read in turn (slow)."""
+
+
+class ScannedListing(ReadModelListing):
+    """A list read escalation by escalation (no search attributes registered)."""
 
 
 WAITING_STATUS: dict[str, tuple[Status, ...]] = {
@@ -499,20 +508,25 @@ class Application:
 
     # --- lists --------------------------------------------------------------------------------------
 
-    async def escalations(self, caller: Caller, *, open_only: bool = False) -> Listing:
+    async def escalations(self, caller: Caller, *, open_only: bool = False, waiting: bool = True) -> Listing:
         """Every escalation of the person's authority they may see, soonest deadline first, each with
-        what waits for them."""
+        what waits for them (``waiting=False``: not asked, so that a list needs no worker where the
+        person's relation is plain from the escalation's facts)."""
         person = caller.person
         now = datetime.now(UTC)
         try:
             self._permit(caller, "list")
-            listing = await list_escalations(
+            listing: ReadModelListing = await list_escalations(
                 self.client, ListFilter(authority=person.authority, open_only=open_only), now, self._timeout
             )
-        except RPCError:
-            raise Unavailable(
-                "The list of escalations cannot be read just now: try again in a minute."
-            ) from None
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.INVALID_ARGUMENT or await search_attributes_registered(
+                self.client
+            ):
+                raise Unavailable(
+                    "The list of escalations cannot be read just now: try again in a minute."
+                ) from None
+            listing = await self._scanned(person.authority, open_only)
         limit = asyncio.Semaphore(8)
 
         async def one(row: EscalationRow) -> Item | BaseException | None:
@@ -529,7 +543,7 @@ class Application:
                     if related is None:
                         return None
                     waiting: list[str] = []
-                    if not row.status.is_closed and candidate_actors(person, facts):
+                    if waiting and not row.status.is_closed and candidate_actors(person, facts):
                         view = view or await self._view(row.escalation_id)
                         waiting = waiting_on(view, await self._allowed(person, facts))
                     return Item(row=row, relation=related, waiting=waiting)
@@ -538,7 +552,51 @@ class Application:
 
         found = await asyncio.gather(*(one(r) for r in listing.rows))
         items = [i for i in found if isinstance(i, Item)]
-        return Listing(items=items, unreadable=sum(1 for i in found if isinstance(i, Unavailable)))
+        return Listing(
+            items=items,
+            unreadable=sum(1 for i in found if isinstance(i, Unavailable)),
+            unindexed=listing.unindexed,
+            scanned=isinstance(listing, ScannedListing),
+        )
+
+    async def _scanned(self, authority: str, open_only: bool) -> ScannedListing:
+        """The list without registered search attributes: each escalation's state read in turn (slow, and
+        needs a worker); one that does not answer is left out and counted as unreadable by the caller."""
+        query = BASE_QUERY + (" AND ExecutionStatus = 'Running'" if open_only else "")
+        ids: list[str] = []
+        try:
+            async for execution in self.client.list_workflows(query, rpc_timeout=self._timeout):
+                if execution.id not in ids and execution.id.startswith(authority + "-"):
+                    ids.append(execution.id)
+        except RPCError:
+            raise Unavailable(
+                "The list of escalations cannot be read just now: try again in a minute."
+            ) from None
+        rows: list[EscalationRow] = []
+        for escalation_id in ids:
+            try:
+                v = await self._view(escalation_id)
+            except (Unavailable, NotFound):
+                continue
+            if v.authority != authority or (open_only and v.status.is_closed):
+                continue
+            rows.append(
+                EscalationRow(
+                    escalation_id=v.escalation_id,
+                    authority=v.authority,
+                    track=v.track,
+                    stage=v.stage,
+                    status=v.status,
+                    stage_number=v.stage_number,
+                    stage_count=v.stage_count,
+                    deadline=v.deadline,
+                    deadline_date=v.deadline_date,
+                    working_days_left=v.working_days_left,
+                    flags=[f.value for f in v.flags],
+                )
+            )
+        rows.sort(key=lambda r: (r.deadline is None, r.deadline or datetime.max.replace(tzinfo=UTC)))
+        return ScannedListing(rows=rows, unindexed=0)
 
     async def waiting_for(self, caller: Caller) -> Listing:
         """The open escalations waiting for this person's action, soonest deadline first."""

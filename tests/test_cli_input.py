@@ -21,8 +21,8 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from protocols import load_protocol
 from schemas.escalation import ActionResult, Actor, AddNote, Concern, EscalationView, RaiseConcern, Status
-from starter.escalations import prepare
 from starter.cli import BUSY, EXIT_BAD_INPUT, EXIT_UNAVAILABLE
+from starter.escalations import prepare
 from tests.cli_runner import ESCALATE, Cli
 from tests.workflow_harness import unique_ref
 

@@ -100,20 +100,6 @@ def concern_lines(view: EscalationView) -> list[str]:
     return lines
 
 
-def _list_line(view: EscalationView) -> str:
-    due = (
-        f"due {view.deadline_date.isoformat()} ({view.working_days_left} wd left)"
-        if view.deadline_date
-        else "no deadline running"
-    )
-    shown = [f.value for f in view.flags] + ([view.stalled] if view.stalled else [])
-    flags = f"  [{', '.join(shown)}]" if shown else ""
-    return (
-        f"{view.escalation_id}  {view.status.value}  {view.stage_number}/{view.stage_count} {view.stage}  "
-        f"{due}{flags}"
-    )
-
-
 async def _reading(args: argparse.Namespace) -> Reading:
     """The escalation as this person may see it (the application layer decides, and audits the read)."""
     who = acting(args)
@@ -186,6 +172,20 @@ def list_rows(rows: list[EscalationRow]) -> list[str]:
     ]
 
 
+NO_ATTRIBUTES = (
+    "note: this namespace has no escalation search attributes registered, so each escalation's state was "
+    "read in turn (slow, and needs a worker): register them (docs/deploy.md) for a fast list"
+)
+
+
+def _unindexed_note(count: int) -> str:
+    some = "1 escalation" if count == 1 else f"{count} escalations"
+    return (
+        f"note: {some} started before the search attributes were registered "
+        f"{'is' if count == 1 else 'are'} not listed; `escalate status ID` reads one"
+    )
+
+
 def _unreadable_note(count: int) -> str:
     some = "1 escalation" if count == 1 else f"{count} escalations"
     return (
@@ -206,7 +206,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
         )
     app = await open_app(args)
     try:
-        listing = await app.escalations(who.caller, open_only=args.open)
+        listing = await app.escalations(who.caller, open_only=args.open, waiting=False)
     except AppError as exc:
         raise cli_error(exc) from None
     now = datetime.now(UTC)
@@ -221,6 +221,10 @@ async def cmd_list(args: argparse.Namespace) -> int:
         print("\n".join(list_rows(rows)))
     elif not listing.unreadable:
         print("no escalations match")
+    if listing.scanned:
+        print(NO_ATTRIBUTES, file=sys.stderr)
+    if listing.unindexed:
+        print(_unindexed_note(listing.unindexed), file=sys.stderr)
     if listing.unreadable:
         print(_unreadable_note(listing.unreadable), file=sys.stderr)
     return 0
