@@ -40,7 +40,9 @@ from starter.cli.common import (
     build,
     describe_validation,
     long_day,
+    name_options,
     refused,
+    rule_refusal,
     words,
 )
 from starter.cli.identity import acting, cli_error, open_app
@@ -123,7 +125,7 @@ def _consultations_at_raise(
         if gate is None:
             return []
         agreed = " and --consultation-agreed" if gate.kind.value == "agreement" else ""
-        raise refused(
+        raise CliError(  # options missing: bad input (exit 2), nothing sent
             f"{stage.name} needs {with_article(gate.kind.value)} with {protocol.role_names(gate.with_roles)} "
             f"before it: give --consulted-with ROLE ({', '.join(gate.with_roles)}), --consulted-on DATE and "
             f"--consultation TEXT{agreed}"
@@ -203,7 +205,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
     try:
         start, entry = rules.start_index(track, category, args.severity, args.start_at_stage)
     except rules.Refused as exc:
-        raise CliError(f"--start-at-stage: {exc.reason}") from None
+        raise CliError(f"--start-at-stage: {name_options(exc.reason, _RAISE_OPTIONS)}") from None
     if entry is None and not args.bypass_reason:
         raise CliError(
             f"--start-at-stage {args.start_at_stage} is a bypass at the start (not an entry point for this "
@@ -259,7 +261,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
     except PrepareBadInput as exc:  # the team or officer is not in the directory, a bad request id
         raise CliError(exc.reason) from None
     except rules.Refused as exc:
-        raise refused(exc.reason) from None
+        raise rule_refusal(exc.reason, {**_RAISE_OPTIONS, **_CONSULTATION_OPTIONS}) from None
     # Said on every failure from here: the raise may have gone through, and this retries it safely.
     retry = f"--request-id {request_id}" if request_id else f"--sequence {args.sequence}"
     app = await open_app(args)
@@ -275,7 +277,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
     except BadInput as exc:  # this request id (or sequence) already raised another concern
         raise CliError(next(iter(exc.fields.values()), exc.message)) from None
     except AppError as exc:
-        raise cli_error(exc) from None
+        raise cli_error(exc, {**_RAISE_OPTIONS, **_CONSULTATION_OPTIONS}) from None
     stage = track.stages[start]
     timed = stage.response_working_days is not None
     try:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.errors import AppError, BadInput, NotFound, NotSignedIn, Refused, Unavailable
 from app.identity import People, Person
 from app.service import Application, Caller
 from app.service_accounts import ServiceAccountError, account_named
-from starter.cli.common import EXIT_UNAVAILABLE, OPTION_FOR, CliError, refused
+from starter.cli.common import EXIT_UNAVAILABLE, OPTION_FOR, CliError, name_options, rule_refusal
 
 WHO_ACTS = (
     "say who acts: --as-id (or set ESCALATE_AS_ID) with your staff reference in the directory, or "
@@ -111,16 +112,16 @@ def option_label(field: str) -> str:
     return OPTION_FOR.get(field) or "--" + field.replace("_", "-")
 
 
-def cli_error(exc: AppError) -> CliError:
+def cli_error(exc: AppError, options: Mapping[str, str] | None = None) -> CliError:
     """The application layer's refusal as the command line says it (exit 1 refused, 2 bad input or not
     found, 3 unavailable)."""
-    message = exc.message.rstrip(".") if isinstance(exc, Refused) else exc.message
     if isinstance(exc, Refused):
-        return refused(message)
+        return rule_refusal(exc.message.rstrip("."), options)
+    message = name_options(exc.message, options)
     if isinstance(exc, Unavailable):
         return CliError(message, EXIT_UNAVAILABLE)
     if isinstance(exc, BadInput):
-        return CliError("; ".join(exc.fields.values()) or message)
+        return CliError("; ".join(name_options(v, options) for v in exc.fields.values()) or message)
     if isinstance(exc, NotFound):
         return CliError(f"unknown escalation {exc.escalation_id!r}: {message}")
     return CliError(message)
