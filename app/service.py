@@ -508,9 +508,11 @@ class Application:
 
     # --- lists --------------------------------------------------------------------------------------
 
-    async def escalations(self, caller: Caller, *, open_only: bool = False, waiting: bool = True) -> Listing:
+    async def escalations(
+        self, caller: Caller, *, open_only: bool = False, with_waiting: bool = True
+    ) -> Listing:
         """Every escalation of the person's authority they may see, soonest deadline first, each with
-        what waits for them (``waiting=False``: not asked, so that a list needs no worker where the
+        what waits for them (``with_waiting=False``: not asked, so that a list needs no worker where the
         person's relation is plain from the escalation's facts)."""
         person = caller.person
         now = datetime.now(UTC)
@@ -543,7 +545,7 @@ class Application:
                     if related is None:
                         return None
                     waiting: list[str] = []
-                    if waiting and not row.status.is_closed and candidate_actors(person, facts):
+                    if with_waiting and not row.status.is_closed and candidate_actors(person, facts):
                         view = view or await self._view(row.escalation_id)
                         waiting = waiting_on(view, await self._allowed(person, facts))
                     return Item(row=row, relation=related, waiting=waiting)

@@ -206,7 +206,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
         )
     app = await open_app(args)
     try:
-        listing = await app.escalations(who.caller, open_only=args.open, waiting=False)
+        listing = await app.escalations(who.caller, open_only=args.open, with_waiting=False)
     except AppError as exc:
         raise cli_error(exc) from None
     now = datetime.now(UTC)
