@@ -31,8 +31,13 @@ $(STAMP): pyproject.toml
 	$(VPY) -m pip install --quiet --editable '.[dev]'
 	@touch $(STAMP)
 
+# The suite waits on real servers (Temporal, PostgreSQL, SMTP, chromium) far more than it computes:
+# TEST_WORKERS=4 runs it in 4 processes (pytest-xdist; each starts its own servers on free ports), about
+# 4 minutes against 14. One process is the default until a hang seen once with 4 is understood.
+TEST_WORKERS ?= 0
+
 test: venv assets
-	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q -n $(TEST_WORKERS)
 
 run: venv assets
 	$(VENV)/bin/escalate up $(ARGS)

@@ -14,8 +14,11 @@ import signal
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, make_url
 from temporalio.client import Client
@@ -37,7 +40,7 @@ from schemas.escalation import Actor, Concern, EscalationOutcome, RaiseConcern, 
 from starter.clean_exit import run_then_exit
 from starter.codec import PayloadKeyError
 from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect, temporal_address
-from starter.worker_options import add_arguments, apply_settings
+from starter.worker_options import CACHED_WORKFLOWS, add_arguments, apply_settings
 from workflows.activation_order import ActivationOrderRunner
 from workflows.deemed_agreement import DeemedAgreementWorkflow
 from workflows.directory_sync import DirectorySyncWorkflow
@@ -58,10 +61,15 @@ def prepare_database(settings: Settings) -> Engine:
 
 EXIT_UNAVAILABLE = 3
 """As ``escalate``: the Temporal server cannot be reached."""
-CACHED_WORKFLOWS = 300
-"""Escalations kept in the worker's memory between workflow tasks (the SDK's default is 1,000, about
-0.3 MB each). Most open escalations wait days between changes, so a small cache costs a replay now and then
-and keeps a worker holding 10,000 open escalations small; raise it where many change at once."""
+ACTIVITY_THREADS = 16
+"""Activities run at once, each on its own thread (they wait on the database and on SMTP). The worker takes
+no more activity tasks than it has threads: a task held waiting for a thread runs out its heartbeat timeout
+(10 s) unheard and is retried, which is what made a deadline wave's last escalations land late."""
+
+STICKY_QUEUE_TIMEOUT = timedelta(seconds=60)
+"""How long a workflow task waits on this worker's own (sticky) queue before the server gives it to any
+worker. At a deadline wave thousands of tasks queue at once; at the SDK's 10 s the late ones timed out there,
+went to the back of the shared queue and were replayed from their history, adding work to the backlog."""
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """Signals that stop a running worker cleanly (exit 0)."""
@@ -106,14 +114,29 @@ def build_worker(
     if engine is not None:  # the directory lives in the database: it can be synced while running
         workflows.append(DirectorySyncWorkflow)
         functions += DirectorySyncActivities(engine, settings.directory_dir).all()
+    return sized_worker(client, task_queue, functions, max_cached_workflows, workflows=workflows)
+
+
+def sized_worker(
+    client: Client,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    max_cached_workflows: int = CACHED_WORKFLOWS,
+    *,
+    workflows: Sequence[type] = WORKFLOWS,
+) -> Worker:
+    """A worker running ``workflows`` and ``activities`` with the product's sizing (shared with the
+    deadline-wave benchmark's worker, so that its figures are the product's)."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=workflows,
+        workflows=list(workflows),
         workflow_runner=workflow_runner(),
-        activities=functions,
-        activity_executor=ThreadPoolExecutor(max_workers=8),
+        activities=activities,
+        activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
+        max_concurrent_activities=ACTIVITY_THREADS,
         max_cached_workflows=max_cached_workflows,
+        sticky_queue_schedule_to_start_timeout=STICKY_QUEUE_TIMEOUT,
     )
 
 
@@ -215,7 +238,13 @@ async def serve(args: argparse.Namespace) -> int:
         return 0
     settings = Settings()
     engine = prepare_database(settings)
-    worker = build_worker(client, args.task_queue, engine=engine, settings=settings)
+    worker = build_worker(
+        client,
+        args.task_queue,
+        engine=engine,
+        settings=settings,
+        max_cached_workflows=args.cached_workflows,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Handlers first, then the ready line: whoever waits for the line may stop the worker at once.

@@ -168,14 +168,10 @@ class EscalationActivities:
                             Undelivered(seq=seq, to=to, reason=MAIL_DOWN, detail=mail_down)
                         )
                         continue
-                    reporting = getattr(self.notifier, "send_reporting", None)
-                    try:
-                        if reporting is None:
-                            outcome.done += self.notifier.send(item.notify)
-                        else:  # also says which notices went to a cover for an absent holder
-                            delivery = reporting(item.notify)
-                            outcome.done += delivery.sent
-                            outcome.covered += delivery.covered
+                    try:  # also says which notices went to a cover for an absent holder
+                        delivery = self.notifier.send_reporting(item.notify)
+                        outcome.done += delivery.sent
+                        outcome.covered += delivery.covered
                     except RoleUnfilled as unfilled:
                         outcome.undelivered.append(
                             Undelivered(

@@ -69,6 +69,7 @@ from activities.db.checks import check_row, without_nul
 from activities.db.mail_models import ReplyToken, SentMail
 from activities.directory import Person, Resolver, RoleUnfilled, resolve, resolve_roles, valid_email
 from activities.mail_bytes import MESSAGE_POLICY, MessageWriter, plain_message, shared_header
+from activities.recording import Delivery
 from activities.settings import SmtpSettings
 from activities.working_days import long_date
 from protocols import ProtocolError, load_protocol
@@ -740,14 +741,6 @@ class SmtpNotifier:
             subject=mail.subject,
             sent_at=datetime.now(UTC),
         )
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What ``send_reporting`` did: whether anything was sent now, and the notices that went to a cover."""
-
-    sent: bool
-    covered: list[Covered]
 
 
 def _external_person(contact: ExternalContact) -> Person:

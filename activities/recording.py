@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.effects import NotificationInput, RecordEventInput, RefusalInput
+from schemas.effects import Covered, NotificationInput, RecordEventInput, RefusalInput
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -29,9 +30,20 @@ class RecordStore(Protocol):
         """Keep a refused signal's reason so the sender can be told; True when written now."""
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What ``send_reporting`` did: whether anything was sent now, and the notices that went to a cover."""
+
+    sent: bool
+    covered: list[Covered] = field(default_factory=list)
+
+
 class Notifier(Protocol):
     def send(self, notification: NotificationInput) -> bool:
         """Deliver unless already delivered (by idempotency key); True when delivered now."""
+
+    def send_reporting(self, notification: NotificationInput) -> Delivery:
+        """``send``, also saying which roles' notices went to a cover (their holder marked absent)."""
 
 
 class FileRecordStore:
@@ -76,6 +88,9 @@ class OutboxNotifier:
 
     def _path(self, key: str) -> Path:
         return self.outbox / (key.replace("/", "__") + ".json")
+
+    def send_reporting(self, notification: NotificationInput) -> Delivery:
+        return Delivery(sent=self.send(notification))  # no directory here: nobody is covered
 
     def send(self, notification: NotificationInput) -> bool:
         path = self._path(notification.idempotency_key)

@@ -2,7 +2,8 @@
 
 A person sees an escalation of their own authority when they raised it, hold it now or held it, are copied
 into it now or were, acted on it, or supervise it: a quality-assurance role (the protocol's
-``breach_notify`` roles, told when the formal limit passes) or a manager above the holder (a role that
+``breach_notify`` roles, told when the formal limit passes; the ``officer_cover_by`` roles, who may hand it
+to a covering officer) or a manager above the holder (a role that
 receives or is copied into a later stage of its track). Roles count only where the directory gives them
 for the escalation's team or authority-wide. Anyone else is told the escalation does not exist.
 
@@ -80,6 +81,8 @@ def relation_now(person: Person, facts: Facts, stage: str) -> Relation | None:
             return Relation.SUPERVISES
     if roles & set(facts.protocol.breach_notify):
         return Relation.SUPERVISES
+    if roles & set(facts.protocol.officer_cover_by):  # the officer's managers, who may hand it over
+        return Relation.SUPERVISES
     return None
 
 
@@ -96,6 +99,8 @@ def relation(person: Person, facts: Facts, view: EscalationView) -> Relation | N
     now = relation_now(person, facts, view.stage)
     if now is not None or person.authority != facts.protocol.key:
         return now
+    if current_officer_id(view) == person.id:  # a covering officer acts as the raising officer
+        return Relation.RAISED
     if any(e.actor is not None and e.actor.id == person.id for e in view.timeline):
         return Relation.ACTED
     entered = {e.stage for e in view.timeline if e.kind in (EventKind.RAISED, EventKind.SENT_TO_STAGE)}
@@ -105,6 +110,15 @@ def relation(person: Person, facts: Facts, view: EscalationView) -> Relation | N
         return Relation.HELD
     if roles & cc:
         return Relation.COPIED
+    return None
+
+
+def current_officer_id(view: EscalationView) -> str | None:
+    """The covering officer's id when the escalation was handed over (the latest hand-over), else None."""
+    for e in reversed(view.timeline):
+        if e.kind is EventKind.OFFICER_REPLACED:
+            new = e.data.get("to")
+            return str(new.get("id")) if isinstance(new, dict) else None
     return None
 
 

@@ -14,8 +14,9 @@ from typing import Any, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.errors import BadInput
-from schemas.bounds import ShortText, Text
-from schemas.escalation import Action, Actor
+from schemas.bounds import BoundedDate, ShortText, Text
+from schemas.escalation import Action, Actor, ExternalContact, RecordConsultation
+from schemas.protocol import Protocol, Stage
 
 ACTION_MODELS: dict[str, type[BaseModel]] = {
     model.model_fields["kind"].default: model for model in get_args(get_args(Action)[0])
@@ -43,6 +44,10 @@ def sentence(error: Mapping[str, Any], label: str) -> str:
         return f"{label} must be a real date, like 2027-03-31"
     if kind in ("bool_parsing", "bool_type", "literal_error", "enum"):
         return f"Select {_lower_first(label)}"
+    if kind == "string_pattern_mismatch":
+        return (
+            f"{label} must be a reference of letters and digits (and . _ -), as the staff directory gives it"
+        )
     if kind in ("int_parsing", "int_type"):
         return f"{label} must be a whole number"
     if kind in ("less_than_equal", "less_than"):
@@ -101,7 +106,19 @@ class RaiseRequest(BaseModel):
     start_at_stage: str | None = Field(default=None, max_length=64)
     bypass_reason: Text | None = None
     emergency: bool = False
+    discussed_with: str | None = Field(default=None, max_length=64)
     request_id: str = Field(min_length=1, max_length=64)
+    # protocol language v2: the child's status and severity, a consultation held before a gated start
+    # stage, the holders of external roles, and a shorter timescale for the first stage
+    child_status: str | None = Field(default=None, max_length=64)
+    severity: str | None = Field(default=None, max_length=64)
+    consulted_with: str | None = Field(default=None, max_length=64)
+    consulted_on: BoundedDate | None = None
+    consultation: Text | None = None
+    consultation_agreed: bool = False
+    external_contacts: list[ExternalContact] = Field(default_factory=list, max_length=20)
+    timescale_working_days: int | None = Field(default=None, ge=0, le=60)
+    timescale_reason: Text | None = None
 
 
 def raise_request(fields: Mapping[str, Any], label: Label) -> RaiseRequest:
@@ -111,5 +128,56 @@ def raise_request(fields: Mapping[str, Any], label: Label) -> RaiseRequest:
         raise BadInput({k: f"{label(k)} is not part of raising a concern" for k in unknown})
     try:
         return RaiseRequest(**given)
+    except ValidationError as exc:
+        raise BadInput(problems(exc, label)) from None
+
+
+def statuses_known(form: RaiseRequest, protocol: Protocol, label: Label) -> None:
+    """The child's status is given where the protocol declares statuses, and each is one it declares."""
+    for name, given, declared, required in (
+        ("child_status", form.child_status, protocol.child_statuses, True),
+        ("severity", form.severity, protocol.severities, False),
+    ):
+        if given is None and required and declared:
+            raise BadInput({name: f"Select {label(name)[:1].lower()}{label(name)[1:]}"})
+        if given is not None and given not in declared:
+            known = ", ".join(declared.values()) or "none: leave it out"
+            raise BadInput({name: f"{label(name)} must be one of: {known}"})
+
+
+def consultation_at_raise(
+    form: RaiseRequest, stage: Stage, officer: Actor, label: Label
+) -> list[RecordConsultation]:
+    """The consultation (or agreement) the start stage needs first, from the form; none otherwise."""
+    gate = stage.entry_gate
+    given = {
+        "consulted_with": form.consulted_with,
+        "consulted_on": form.consulted_on,
+        "consultation": form.consultation,
+    }
+    if gate is None:
+        return []
+    if not any(given.values()):
+        what = "agreement" if gate.kind.value == "agreement" else "consultation"
+        raise BadInput(
+            {
+                "consulted_with": f"{stage.name} needs {'an' if what[0] == 'a' else 'a'} {what} first: "
+                f"select {label('consulted_with')[:1].lower()}{label('consulted_with')[1:]}"
+            }
+        )
+    missing = {k: f"Enter {label(k)[:1].lower()}{label(k)[1:]}" for k, v in given.items() if not v}
+    if missing:
+        raise BadInput(missing)
+    try:
+        return [
+            RecordConsultation(
+                actor=officer,
+                stage=stage.key,
+                with_role=form.consulted_with or "",
+                agreed=True if form.consultation_agreed else None,
+                summary=form.consultation or "",
+                held_on=form.consulted_on,
+            )
+        ]
     except ValidationError as exc:
         raise BadInput(problems(exc, label)) from None

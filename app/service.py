@@ -39,15 +39,31 @@ from app.access import Facts, Relation, candidate_actors, may_have_held, relatio
 from app.audit import AuditLog, Outcome
 from app.errors import AppError, BadInput, NotFound, Refused, Unavailable
 from app.identity import People, Person
-from app.inputs import Label, build_action, raise_request
+from app.inputs import (
+    Label,
+    RaiseRequest,
+    build_action,
+    consultation_at_raise,
+    raise_request,
+    statuses_known,
+)
+from app.listing import Item, Listing, ScannedListing, visible_from_records
 from protocols import ProtocolError, load_protocol
 from schemas.bounds import LEGACY
-from schemas.escalation import ActionResult, Actor, Bypass, Concern, EscalationView, RaiseConcern, Status
+from schemas.escalation import (
+    ActionResult,
+    Actor,
+    Bypass,
+    Concern,
+    EscalationView,
+    RaiseConcern,
+    Status,
+)
 from schemas.protocol import Protocol
 from starter.connection import connect
 from starter.escalations import BadInput as RaiseBadInput
 from starter.escalations import Raised, prepare, raise_once, search_attributes_registered
-from starter.read_model import BASE_QUERY, EscalationRow, ListFilter, list_escalations
+from starter.read_model import BASE_QUERY, EscalationRow, ListFilter, RecordStoreUnavailable, list_escalations
 from starter.read_model import Listing as ReadModelListing
 from workflows import rules
 from workflows.escalation import BUSY, REFUSED, TASK_QUEUE, WORKFLOW_TYPE
@@ -55,6 +71,17 @@ from workflows.escalation import BUSY, REFUSED, TASK_QUEUE, WORKFLOW_TYPE
 BUSY_BACKOFF_S = (0.2, 2.0)
 """As ``escalate``: the first pause before sending a busy-refused update again, and the longest."""
 FACTS_CACHED = 4096
+
+
+class TimescaleRefused(Refused):
+    """The concern was raised, but the shorter timescale asked with it was refused (the rules' reason)."""
+
+    def __init__(self, escalation_id: str, reason: str) -> None:
+        super().__init__(
+            f"The concern was raised as escalation {escalation_id}, but its shorter timescale was not set: "
+            f"{reason}"
+        )
+        self.escalation_id = escalation_id
 
 
 @dataclass(frozen=True)
@@ -78,28 +105,6 @@ class Reading(BaseModel):
     facts: Facts
     relation: Relation
     allowed: dict[str, Actor]
-
-
-class Item(BaseModel):
-    """One line of a list: the escalation, its relation to the person, and whether it waits for them."""
-
-    row: EscalationRow
-    relation: Relation
-    waiting: list[str] = []
-
-
-class Listing(BaseModel):
-    items: list[Item]
-    unreadable: int = 0
-    """Escalations that could not be read to decide (no worker answered): the list says so."""
-    unindexed: int = 0
-    """Escalations started before the search attributes were registered: not in the list."""
-    scanned: bool = False
-    """No search attributes are registered: each escalation's state was read in turn (slow)."""
-
-
-class ScannedListing(ReadModelListing):
-    """A list read escalation by escalation (no search attributes registered)."""
 
 
 WAITING_STATUS: dict[str, tuple[Status, ...]] = {
@@ -299,14 +304,18 @@ class Application:
         label: Label = str,
         *,
         role: str | None = None,
+        update_id: str | None = None,
     ) -> ActionResult:
         """Take action ``kind`` with ``fields``, in the role the rules allow it for this person (only in
-        ``role`` when given: the command line's ``--as-role``)."""
+        ``role`` when given: the command line's ``--as-role``).
+
+        ``update_id``: the same id sent again (a front door retrying after a crash) gets the first
+        attempt's result instead of acting twice (Temporal deduplicates updates by id)."""
         actor: Actor | None = None
         try:
             self._permit(caller, kind)
             facts, view, _ = await self._visible(caller, escalation_id)
-            if view.status.is_closed:
+            if view.status.is_closed and update_id is None:  # a retried update may find it closed by itself
                 raise Refused(
                     f"The escalation is {view.status.value.replace('_', ' ')}; nothing more can be done."
                 )
@@ -319,14 +328,14 @@ class Application:
                     "on it."
                 )
             action = build_action(kind, actor, fields, label)
-            result = await self._update(escalation_id, action)
+            result = await self._update(escalation_id, action, update_id)
         except AppError as exc:
             self._audit(caller, kind[:64], escalation_id, exc, role=actor.role if actor else None)
             raise
         self._audit(caller, kind, escalation_id, role=actor.role)
         return result
 
-    async def _update(self, escalation_id: str, action: Any) -> ActionResult:
+    async def _update(self, escalation_id: str, action: Any, update_id: str | None = None) -> ActionResult:
         """Send the update named by the action's kind; a refusal as busy is sent again, as ``escalate``
         does (0.2 s, doubling to 2 s, for at most ``wait_s``)."""
         handle = self.client.get_workflow_handle(escalation_id)
@@ -339,7 +348,8 @@ class Application:
                 raise Unavailable("The escalation is still busy with its last change: try again shortly.")
             try:
                 result: ActionResult = await asyncio.wait_for(
-                    handle.execute_update(action.kind, action, result_type=ActionResult), timeout=left
+                    handle.execute_update(action.kind, action, id=update_id, result_type=ActionResult),
+                    timeout=left,
                 )
                 return result
             except WorkflowUpdateFailedError as exc:
@@ -399,26 +409,28 @@ class Application:
                     "The staff directory does not give you a role that raises concerns on that track for "
                     "that team."
                 )
+            protocol = self.protocol_of(person)
+            statuses_known(form, protocol, label)
+            track = protocol.track(form.track)
+            start, entry = rules.start_index(track, form.category, form.severity, form.start_at_stage)
+            officer = Actor(id=person.id, role=role)
             bypass = None
-            if form.start_at_stage:
-                bypass = (
-                    Bypass(
-                        actor=Actor(id=person.id, role=role),
-                        to_stage=form.start_at_stage,
-                        reason=form.bypass_reason or "",
-                        emergency=form.emergency,
-                    )
-                    if form.bypass_reason
-                    else None
-                )
-                if bypass is None:
+            if form.start_at_stage and entry is None:  # a bypass at the start, not an entry point
+                if not form.bypass_reason:
                     raise BadInput({"bypass_reason": f"Enter {label('bypass_reason').lower()}"})
+                bypass = Bypass(
+                    actor=officer,
+                    to_stage=form.start_at_stage,
+                    reason=form.bypass_reason,
+                    emergency=form.emergency,
+                    discussed_with=form.discussed_with,
+                )
             raise_ = prepare(
                 authority=person.authority,
                 track=form.track,
                 category=form.category,
                 child_ref=form.child_ref,
-                officer=Actor(id=person.id, role=role),
+                officer=officer,
                 concern=Concern(
                     summary=form.summary,
                     impact_on_child=form.impact_on_child,
@@ -430,6 +442,10 @@ class Application:
                 start_at_stage=form.start_at_stage,
                 start_bypass=bypass,
                 request_id=form.request_id,
+                child_status=form.child_status,
+                severity=form.severity,
+                consultations=consultation_at_raise(form, track.stages[start], officer, label),
+                external_contacts=form.external_contacts,
             )
             if dry_run:
                 return raise_.escalation_id
@@ -438,8 +454,8 @@ class Application:
             failure: AppError = BadInput({"form": _sentence(exc.reason)})
             self._audit(caller, event, None, failure)
             raise failure from None
-        except rules.Refused as exc:
-            failure = Refused(_sentence(exc.reason))
+        except (rules.Refused, KeyError) as exc:
+            failure = Refused(_sentence(exc.reason if isinstance(exc, rules.Refused) else str(exc.args[0])))
             self._audit(caller, event, None, failure)
             raise failure from None
         except RPCError:
@@ -450,6 +466,15 @@ class Application:
             self._audit(caller, event, None, exc)
             raise
         self._audit(caller, "raise", raise_.escalation_id, role=role)
+        if form.timescale_working_days is not None and not raised.existing:
+            try:
+                await self._shorten(raise_.escalation_id, officer, form, label)
+            except AppError as exc:
+                self._audit(caller, "set_timescale", raise_.escalation_id, exc, role=role)
+                if isinstance(exc, TimescaleRefused):
+                    raise
+                raise TimescaleRefused(raise_.escalation_id, exc.message) from None
+            self._audit(caller, "set_timescale", raise_.escalation_id, role=role)
         return raised.handle.id
 
     async def raise_prepared(self, caller: Caller, raise_: RaiseConcern) -> Raised:
@@ -506,21 +531,61 @@ class Application:
         self._audit(caller, "read", escalation_id)
         return view
 
+    async def _shorten(self, escalation_id: str, officer: Actor, form: RaiseRequest, label: Label) -> None:
+        """The shorter timescale asked at raise: once the first stage's deadline is placed, the officer's
+        ``set_timescale``; a refusal says the concern was raised and why the timescale was not set."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.wait_s
+        while True:
+            view = await self._view(escalation_id)
+            if (not view.busy and view.deadline_date is not None) or loop.time() > give_up:
+                break
+            await asyncio.sleep(0.1)
+        action = build_action(
+            "set_timescale",
+            officer,
+            {"working_days": form.timescale_working_days, "reason": form.timescale_reason},
+            label,
+        )
+        try:
+            await self._update(escalation_id, action)
+        except Refused as exc:
+            raise TimescaleRefused(escalation_id, exc.message) from None
+
     # --- lists --------------------------------------------------------------------------------------
 
     async def escalations(
-        self, caller: Caller, *, open_only: bool = False, with_waiting: bool = True
+        self,
+        caller: Caller,
+        *,
+        open_only: bool = False,
+        with_waiting: bool = True,
+        wanted: ListFilter | None = None,
+        records_url: str | None = None,
     ) -> Listing:
-        """Every escalation of the person's authority they may see, soonest deadline first, each with
-        what waits for them (``with_waiting=False``: not asked, so that a list needs no worker where the
-        person's relation is plain from the escalation's facts)."""
+        """Every escalation of the person's authority they may see (``wanted`` narrows it), soonest
+        deadline first, each with what waits for them (``with_waiting=False``: not asked, so that a list
+        needs no worker where the person's relation is plain from the escalation's facts).
+
+        With ``records_url`` the list comes from the record store (``app.listing``: two SQL queries, no
+        Temporal call unless waiting is asked); otherwise from Temporal's visibility."""
         person = caller.person
         now = datetime.now(UTC)
+        wanted = (wanted or ListFilter(open_only=open_only)).model_copy(
+            update={"authority": person.authority}
+        )
+        if records_url is not None:
+            self._permit(caller, "list")
+            try:
+                recorded = await asyncio.to_thread(visible_from_records, person, records_url, wanted, now)
+            except RecordStoreUnavailable as exc:
+                raise Unavailable(f"{exc}.") from None
+            if with_waiting:
+                recorded.items = [await self._with_waiting(person, item) for item in recorded.items]
+            return recorded
         try:
             self._permit(caller, "list")
-            listing: ReadModelListing = await list_escalations(
-                self.client, ListFilter(authority=person.authority, open_only=open_only), now, self._timeout
-            )
+            listing: ReadModelListing = await list_escalations(self.client, wanted, now, self._timeout)
         except RPCError as exc:
             if exc.status != RPCStatusCode.INVALID_ARGUMENT or await search_attributes_registered(
                 self.client
@@ -528,7 +593,7 @@ class Application:
                 raise Unavailable(
                     "The list of escalations cannot be read just now: try again in a minute."
                 ) from None
-            listing = await self._scanned(person.authority, open_only)
+            listing = await self._scanned(person.authority, wanted.open_only)
         limit = asyncio.Semaphore(8)
 
         async def one(row: EscalationRow) -> Item | BaseException | None:
@@ -560,6 +625,20 @@ class Application:
             unindexed=listing.unindexed,
             scanned=isinstance(listing, ScannedListing),
         )
+
+    async def _with_waiting(self, person: Person, item: Item) -> Item:
+        """The item with what waits for the person in it (unchanged when it cannot be read now)."""
+        if item.row.status.is_closed:
+            return item
+        try:
+            facts = await self.facts(item.row.escalation_id)
+            if facts is None or not candidate_actors(person, facts):
+                return item
+            view = await self._view(item.row.escalation_id)
+            waiting = waiting_on(view, await self._allowed(person, facts))
+        except (Unavailable, NotFound):
+            return item
+        return item.model_copy(update={"waiting": waiting})
 
     async def _scanned(self, authority: str, open_only: bool) -> ScannedListing:
         """The list without registered search attributes: each escalation's state read in turn (slow, and

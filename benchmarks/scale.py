@@ -10,6 +10,8 @@ Starts a file-backed dev server, an aiosmtpd catcher and ``python worker.py`` (S
 3. the case-note outbox: how fast it drains (at most ``--drain-timeout`` seconds, then the rate so far);
 4. ``escalate status ID`` and ``escalate list`` as subprocesses, minus the interpreter start, which is
    measured as ``escalate --help`` (same imports, no server call) and shown beside ``python -c pass``;
+   the list twice: from the record store (the database URL in its environment, as on the embedded stack)
+   and from Temporal's visibility (``--source visibility``);
 5. a deadline wave: ``--wave`` escalations whose informal deadlines are the same instant, the start of a
    minute on the real clock. A real protocol cannot do that (deadlines are the end of a working day), so
    these run on ``benchmarks/wave_worker.py``: the real worker whose working-day clock places a stage
@@ -32,12 +34,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.client import Client
 
 from benchmarks.options import seconds, whole_number
@@ -209,7 +213,9 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         bare_python, _ = timed_runs([py, "-c", "pass"], 5, env, 60)
         one = escalation_id_for(AUTHORITY, f"{prefix}{n // 2:06d}", 1)
         status, out = timed_runs([escalate, "status", one], 5, env, 120)
-        listing, lout = timed_runs([escalate, "list"], 1, env, args.list_timeout)
+        records_env = dict(env, ESCALATION_DATABASE_URL=db_url)  # as on the embedded stack
+        listing, lout = timed_runs([escalate, "list"], 3, records_env, args.list_timeout)
+        visible, vout = timed_runs([escalate, "list", "--source", "visibility"], 3, env, args.list_timeout)
         assert baseline is not None and bare_python is not None
         print(f"interpreter start: `escalate --help` {baseline:.2f} s (`python -c pass` {bare_python:.2f} s)")
         if status is None:
@@ -217,11 +223,17 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         else:
             beyond = f"{status - baseline:.2f} s beyond --help, {status - bare_python:.2f} s beyond python"
             print(f"`escalate status`: {status:.2f} s: {beyond}")
-        if listing is None:
-            print(f"`escalate list` of {n}: failed or too slow: {lout.strip()[-300:]}")
-        else:
-            rows = sum(1 for line in lout.splitlines() if prefix in line)
-            print(f"`escalate list` ({rows} rows): {listing:.2f} s: {listing - baseline:.2f} s beyond --help")
+        for source, listed, output in (("record store", listing, lout), ("visibility", visible, vout)):
+            if listed is None:
+                print(
+                    f"`escalate list` of {n} from the {source}: failed or too slow: {output.strip()[-300:]}"
+                )
+            else:
+                rows = sum(1 for line in output.splitlines() if prefix in line)
+                print(
+                    f"`escalate list` from the {source} ({rows} rows, median of 3): {listed:.2f} s: "
+                    f"{listed - baseline:.2f} s beyond --help"
+                )
 
         # 5. the deadline wave
         if args.wave:
@@ -248,13 +260,15 @@ async def wave(
 ) -> None:
     """``args.wave`` escalations due at one instant: how late each one's automatic escalation lands."""
     count = args.wave
-    lead = count / max(recorded_rate, 1.0) * 1.5 + args.wave_lead  # time to start and record them all
-    ready_by = datetime.now(UTC) + timedelta(seconds=lead)
+    lead = count / max(recorded_rate, 1.0) * 2 + args.wave_lead  # to start and record them all, with room
+    ready_by = datetime.now(UTC) + timedelta(seconds=args.wave_in or lead)
     wave_at = (ready_by + timedelta(minutes=1)).replace(second=0, microsecond=0)  # the next minute's start
     if args.wave_lead < 30:  # a quick run: no need to wait for a minute's start
         wave_at = ready_by
     cmd = [sys.executable, "-u", "-m", "benchmarks.wave_worker", *common, "--task-queue", WAVE_QUEUE]
     cmd += ["--wave-at", wave_at.isoformat()]
+    if args.wave_cache is not None:
+        cmd += ["--cached-workflows", str(args.wave_cache)]
     procs.append(await spawn_until_ready(cmd, folder / "wave-worker.log", READY_LINE))
     prefix = "W" + uuid.uuid4().hex[:6].upper()
     seconds = await start_all(client, copies(base, prefix, count), args.concurrency, WAVE_QUEUE)
@@ -290,6 +304,27 @@ async def wave(
             f"  {name:29} median {_pct(values, 50):5.1f} p95 {_pct(values, 95):5.1f} max {values[-1]:5.1f}  "
             f"more than 5 s late: {sum(v > 5 for v in values)}"
         )
+    sampled, timeouts = await timeouts_in(client, f"TaskQueue = '{WAVE_QUEUE}'", args.history_sample)
+    print(f"wave: in {sampled} of its histories, timeouts: {dict(timeouts) or 'none'}")
+    print(f"wave worker RSS {mib(rss_bytes(procs[-1].pid))}")
+
+
+async def timeouts_in(client: Client, query: str, sample: int) -> tuple[int, Counter[str]]:
+    """Workflow-task and activity timeouts (by kind) in the histories of up to ``sample`` matches."""
+    found: Counter[str] = Counter()
+    seen = 0
+    async for execution in client.list_workflows(query, limit=sample):
+        seen += 1
+        for event in (await client.get_workflow_handle(execution.id).fetch_history()).events:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                kind = event.workflow_task_timed_out_event_attributes.timeout_type
+                found[f"workflow task {TimeoutType.Name(kind).removeprefix('TIMEOUT_TYPE_').lower()}"] += 1
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+                kind = (
+                    event.activity_task_timed_out_event_attributes.failure.timeout_failure_info.timeout_type
+                )
+                found[f"activity {TimeoutType.Name(kind).removeprefix('TIMEOUT_TYPE_').lower()}"] += 1
+    return seen, found
 
 
 def _instant(text: str) -> datetime:
@@ -317,6 +352,23 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list-timeout", type=_SECONDS, default=900, help="`escalate list` allowed (s)")
     parser.add_argument("--wave-timeout", type=_SECONDS, default=600, help="after the wave's deadline (s)")
     parser.add_argument(
+        "--wave-in",
+        type=_SECONDS,
+        default=None,
+        help="place the wave's deadline this many seconds after its first start (default: from the rate "
+        "of the start phase, which a small --escalations does not show)",
+    )
+    parser.add_argument(
+        "--wave-cache",
+        type=_COUNT,
+        default=None,
+        help="the wave worker's --cached-workflows (default: the worker's)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the logs and databases (in TMPDIR)")
+    parser.add_argument(
+        "--history-sample", type=_COUNT, default=100, help="wave histories read for timeouts (default 100)"
+    )
+    parser.add_argument(
         "--wave-lead",
         type=_SECONDS,
         default=30,
@@ -327,6 +379,11 @@ async def main(argv: list[str] | None = None) -> int:
     if args.escalations < 1 or args.concurrency < 1:
         parser.error("--escalations and --concurrency: give 1 or more")
     ensure_payload_key()
+    if args.keep:  # the logs and databases stay, to look into a failed run
+        folder = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+        print(f"files kept in {folder}", flush=True)
+        await run(args, folder)
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         await run(args, Path(tmp))
     return 0

@@ -3,7 +3,8 @@
     python -m benchmarks.wave_worker --address HOST:PORT --task-queue QUEUE --wave-at ISO-INSTANT \\
         --database-url URL --smtp-port PORT --data-dir DIR
 
-Everything is the real worker (workflow, sandbox, record store, mail) except the working-day clock's
+Everything is the real worker (workflow, sandbox, record store, mail, and its sizing: cache, threads,
+task slots, ``worker.sized_worker``) except the working-day clock's
 answer for a stage received before ``--wave-at``: its deadline is placed at that instant instead of the
 end of its fifth working day, so a chosen number of escalations fall due together on the real clock. A
 stage received at or after the instant (the stage the escalation moves up to) gets the real calendar.
@@ -12,12 +13,10 @@ stage received at or after the instant (the stage the escalation moves up to) ge
 from __future__ import annotations
 
 import argparse
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
-from temporalio.worker import Worker
 
 from activities import escalation_activities
 from activities.db_records import DbRecordStore
@@ -29,8 +28,7 @@ from schemas.schedule import Schedule, ScheduleRequest, ScheduleRequests, Schedu
 from starter.clean_exit import run_then_exit
 from starter.connection import connect
 from starter.worker_options import add_arguments, apply_settings
-from worker import prepare_database, workflow_runner
-from workflows.escalation import EscalationWorkflow
+from worker import prepare_database, sized_worker
 
 LONDON = ZoneInfo("Europe/London")
 READY_LINE = "worker polling task queue"
@@ -68,14 +66,7 @@ async def serve(args: argparse.Namespace) -> int:
     real = EscalationActivities(records=DbRecordStore(engine), notifier=SmtpNotifier(engine, settings.smtp))
     clock = {escalation_activities.plan_schedule, escalation_activities.plan_schedules}
     activities = [a for a in real.all() if a not in clock]
-    worker = Worker(
-        client,
-        task_queue=args.task_queue,
-        workflows=[EscalationWorkflow],
-        workflow_runner=workflow_runner(),
-        activities=[*activities, *wave_clock(wave_at)],
-        activity_executor=ThreadPoolExecutor(max_workers=8),
-    )
+    worker = sized_worker(client, args.task_queue, [*activities, *wave_clock(wave_at)], args.cached_workflows)
     return await serve_until_stopped(
         worker, f"{READY_LINE} {args.task_queue!r} (deadlines at {wave_at.isoformat()})"
     )

@@ -41,7 +41,7 @@ from schemas.escalation import (
     escalation_id_for,
 )
 from schemas.protocol import RAISING_OFFICER
-from workflows import rules
+from workflows import rules, summaries
 from workflows import search_attributes as indexed
 from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE
 
@@ -254,6 +254,8 @@ async def raise_once(client: Client, raise_: RaiseConcern, task_queue: str = TAS
             search_attributes=attributes,
             result_type=EscalationOutcome,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=summaries.static_summary(raise_),
+            static_details=summaries.static_details(raise_),
         )
     except WorkflowAlreadyStartedError:
         existing = client.get_workflow_handle(raise_.escalation_id, result_type=EscalationOutcome)

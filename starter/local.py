@@ -37,7 +37,7 @@ from starter.clean_exit import flush_all, run_then_exit
 from starter.codec import PayloadKeyError, ensure_dev_key
 from starter.codec_server import CodecServer, start_codec_server
 from starter.connection import CODEC, DATA_CONVERTER
-from starter.mail_catcher import MAIL_DIR, start_catcher
+from starter.mail_catcher import INBOX_DIR, MAIL_DIR, start_catcher
 from starter.temporal_binaries import temporal_cli_path
 from workflows import search_attributes
 from workflows.escalation import TASK_QUEUE
@@ -280,7 +280,8 @@ async def main(with_sample_data: bool = False, ports: Ports | None = None) -> in
     catcher = None
     codec: CodecServer | None = None
     try:
-        catcher = start_catcher(MAIL_DIR, HOST, ports.smtp)
+        smtp = Settings().smtp
+        catcher = start_catcher(MAIL_DIR, HOST, ports.smtp, INBOX_DIR, (smtp.reply_local, smtp.reply_domain))
         os.environ.setdefault("ESCALATION_SMTP_HOST", HOST)
         os.environ.setdefault("ESCALATION_SMTP_PORT", str(ports.smtp))
         token = os.environ.get("ESCALATION_CODEC_TOKEN") or secrets.token_urlsafe(32)
@@ -308,6 +309,9 @@ async def main(with_sample_data: bool = False, ports: Ports | None = None) -> in
             deliver_case_notes(engine, settings.data_dir / "case-notes", stop), name="case-notes"
         )
         run_task = asyncio.create_task(worker.run(), name="worker")
+        from starter.mail_ingest.local import start_ingester
+
+        ingest_task = start_ingester(client, engine, settings, stop)
         try:
             web = await _start_web(client, engine, settings.data_dir, ports.web)
         except Exception as exc:  # the assets missing, a setting wrong: say which, and stop cleanly
@@ -320,6 +324,7 @@ async def main(with_sample_data: bool = False, ports: Ports | None = None) -> in
         _say(f"Temporal UI at http://{HOST}:{ports.ui}")
         _say(f"codec server at {codec.url} (the UI decrypts payloads through it)")
         _say(f"mail catcher at smtp://{HOST}:{ports.smtp}; messages saved in {MAIL_DIR}/*.eml")
+        _say(f"replies to reply addresses go to {INBOX_DIR}/new and are acted on (escalate mail ingest)")
         _say(f"records in {settings.database_url}; case notes in {settings.data_dir / 'case-notes'}")
         if web is not None:
             _say(f"web app at http://{HOST}:{ports.web} (development sign-in with the directory's people)")
@@ -356,6 +361,8 @@ async def main(with_sample_data: bool = False, ports: Ports | None = None) -> in
                 await asyncio.wait_for(run_task, WORKER_STOP_TIMEOUT_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(notes_task, WORKER_STOP_TIMEOUT_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ingest_task, WORKER_STOP_TIMEOUT_S)
         return code
     finally:
         if server is not None:

@@ -1,7 +1,9 @@
 """A local SMTP catcher for running on embedded defaults: every message lands in ``<folder>/*.eml``.
 
 ``python -m starter.mail_catcher --port 1025 --folder .data/mail`` runs it alone; ``starter.local`` starts it
-beside the worker so that notifications can be read (any mail client opens ``.eml`` files).
+beside the worker so that notifications can be read (any mail client opens ``.eml`` files). Given an
+``inbox``, a message to a reply address (``<reply_local>+<token>@<reply_domain>``) is also delivered into
+that Maildir, where ``escalate up``'s reply ingester reads it (``starter.mail_ingest``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import os
 import time
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -21,15 +24,21 @@ from aiosmtpd.controller import Controller
 
 MAIL_DIR = Path(".data/mail")
 """Where ``escalate up`` keeps caught mail (and ``escalate mail`` reads it)."""
+INBOX_DIR = Path(".data/inbox")
+"""The Maildir of replies to reply addresses, read by ``escalate up``'s reply ingester."""
 
 
 class SaveToFolder:
     """aiosmtpd handler: write each accepted message, with its envelope recipients, to a file."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self, folder: Path, inbox: Path | None = None, reply_to: tuple[str, str] | None = None
+    ) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self._counter = itertools.count(1)
+        self.inbox = inbox
+        self.reply_to = reply_to or ("escalations", "localhost")
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content: bytes = envelope.original_content or envelope.content
@@ -37,6 +46,15 @@ class SaveToFolder:
         path = self.folder / f"{stamp}-{next(self._counter):05d}.eml"
         header = "".join(f"X-Envelope-To: {rcpt}\r\n" for rcpt in envelope.rcpt_tos).encode()
         path.write_bytes(header + content)
+        local, domain = (part.lower() for part in self.reply_to)
+        if self.inbox is not None and any(
+            r.lower().startswith(f"{local}+") and r.lower().endswith(f"@{domain}") for r in envelope.rcpt_tos
+        ):
+            for sub in ("tmp", "new", "cur"):
+                (self.inbox / sub).mkdir(parents=True, exist_ok=True)
+            tmp = self.inbox / "tmp" / path.name
+            tmp.write_bytes(header + content)
+            os.replace(tmp, self.inbox / "new" / path.name)
         subject = message_from_bytes(content, policy=default_policy).get("Subject", "")
         print(f"mail: {', '.join(envelope.rcpt_tos)}: {subject}", flush=True)
         return "250 Message accepted for delivery"
@@ -69,8 +87,14 @@ def plain_text(message: EmailMessage) -> str:
     return "\n".join(headers) + "\n\n" + str(text)
 
 
-def start_catcher(folder: Path, host: str = "127.0.0.1", port: int = 1025) -> Controller:
-    controller = Controller(SaveToFolder(folder), hostname=host, port=port)
+def start_catcher(
+    folder: Path,
+    host: str = "127.0.0.1",
+    port: int = 1025,
+    inbox: Path | None = None,
+    reply_to: tuple[str, str] | None = None,
+) -> Controller:
+    controller = Controller(SaveToFolder(folder, inbox, reply_to), hostname=host, port=port)
     controller.start()
     return controller
 

@@ -22,6 +22,27 @@ _SETTINGS = {
 
 TASK_QUEUE_MAX = 200
 
+CACHED_WORKFLOWS = 200
+"""Escalations kept in the worker's memory between workflow tasks (the SDK's default is 1,000, about
+0.3 MiB each). Most open escalations wait days between changes, so a small cache costs a replay now and
+then and keeps a worker holding 10,000 open escalations under 250 MB; a worker that must carry large
+deadline waves quickly is given more (``--cached-workflows``) and the memory that goes with it."""
+CACHED_WORKFLOWS_MAX = 100_000
+
+
+def _cache_size(text: str) -> int:
+    """A cache size: a whole number from 0 (no cache) to ``CACHED_WORKFLOWS_MAX``."""
+    try:
+        size = int(text)
+    except ValueError:
+        size = -1
+    if not 0 <= size <= CACHED_WORKFLOWS_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{text[:20]!r}: give a whole number of escalations from 0 to {CACHED_WORKFLOWS_MAX:,} "
+            f"(default {CACHED_WORKFLOWS})"
+        )
+    return size
+
 
 def _port(text: str) -> int:
     """A TCP port number."""
@@ -53,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--smtp-host", help="SMTP server (default ESCALATION_SMTP_HOST)")
     parser.add_argument("--smtp-port", type=_port, help="SMTP port (default ESCALATION_SMTP_PORT)")
+    parser.add_argument(
+        "--cached-workflows",
+        type=_cache_size,
+        default=CACHED_WORKFLOWS,
+        help=f"escalations kept in memory between tasks (default {CACHED_WORKFLOWS}, about 0.3 MiB each)",
+    )
     parser.add_argument("--smoke", action="store_true", help="run one short escalation, then exit")
 
 

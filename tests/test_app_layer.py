@@ -109,6 +109,7 @@ def concern(**changes: str) -> dict[str, str]:
         "track": "iro",
         "category": CATEGORY,
         "child_ref": unique_ref(),
+        "child_status": "looked_after",
         "team": "team-a",
         "summary": "The plan has drifted.",
         "impact_on_child": "Waiting for a placement.",

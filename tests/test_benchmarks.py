@@ -55,5 +55,7 @@ def test_scale_benchmark_runs() -> None:
         timeout=900,
     )
     assert "started 3 escalations" in out
-    assert "`escalate list` (3 rows)" in out
+    assert "`escalate list` from the record store (3 rows, median of 3)" in out
+    assert "`escalate list` from the visibility (3 rows, median of 3)" in out
     assert "wave: all escalated automatically" in out
+    assert "wave: in 2 of its histories, timeouts: " in out

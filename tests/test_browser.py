@@ -126,6 +126,7 @@ async def test_a_concern_from_raising_to_an_approved_extension(site: Site) -> No
     await o.get_by_label("IRO and CP Chair dispute resolution").check()
     await o.get_by_label("Category").select_option("Key decision-making")
     await o.get_by_label("Child's case number").fill(child_ref)
+    await o.get_by_label("Looked after (a child in care)").check()
     await o.get_by_label("Team").select_option("team-a")
     await o.get_by_label("Summary of the concern").fill("The care plan has drifted <script>alert(1)</script>")
     await o.get_by_label("Impact on the child").fill("No school place for two months.")
@@ -375,3 +376,108 @@ async def test_the_accessibility_check_finds_violations(site: Site) -> None:
     assert "image-alt" in str(found.value) and "label" in str(found.value)
     assert page.unchecked() == 1
     await context.close()
+
+
+async def test_the_new_forms_in_the_browser(site: Site) -> None:
+    """Wigan's partner-agencies track through the raise form (the child's status, the partner's manager
+    outside the directory, a shorter timescale); errors name the form's fields and keep what was typed;
+    the escalation's page offers recording the partner's answer on their behalf. Waltham Forest (FWi):
+    the duties table and the record-a-step form. axe checks each state, errors included."""
+    officer = await site.person("Alex Example (wig-iro-a)")
+    o = officer.page
+    await o.get_by_role("link", name="Raise a concern").click()
+    await officer.check("raise form with the v2 fields (Wigan)")
+    child_ref = unique_ref()
+    await o.get_by_label("Disputes with partner agencies (by e-mail)").check()
+    await o.get_by_label("Category").select_option("Quality of practice")
+    await o.get_by_label("Child's case number").fill(child_ref)
+    await o.get_by_label("Team").select_option("team-a")
+    await o.get_by_label("Summary of the concern").fill("The partner's plan has drifted.")
+    await o.get_by_label("Impact on the child").fill("No health assessment.")
+    await o.get_by_label("What you are asking for").fill("Book the assessment.")
+    await o.get_by_label("Partner agency's manager (outside the council): e-mail address (optional)").fill(
+        "not an address"
+    )
+    await o.get_by_label("A shorter time to answer, in working days (optional)").fill("3")
+    await o.get_by_role("button", name="Continue").click()
+    summary = o.locator(".govuk-error-summary")
+    await expect(summary).to_contain_text("Select the child's status")
+    await expect(summary).to_contain_text("Partner agency's manager (outside the council): e-mail address")
+    await expect(o.get_by_label("Child's case number")).to_have_value(child_ref)
+    await expect(o.get_by_label("A shorter time to answer, in working days (optional)")).to_have_value("3")
+    await officer.check("raise form with v2 errors (Wigan)")
+    await o.get_by_label("Looked after", exact=True).check()
+    await o.get_by_label("Partner agency's manager (outside the council): name (optional)").fill(
+        "Robin Partner"
+    )
+    await o.get_by_label("Partner agency's manager (outside the council): e-mail address (optional)").fill(
+        "robin.partner@partner.example.org"
+    )
+    await o.get_by_label("Why the answer is needed sooner (optional)").fill("The assessment is overdue.")
+    await o.get_by_role("button", name="Continue").click()
+    await expect(
+        o.get_by_role("heading", name="Check your answers before raising the concern")
+    ).to_be_visible()
+    answers = o.locator(".govuk-summary-list")
+    await expect(answers).to_contain_text("Looked after")
+    await expect(answers).to_contain_text("robin.partner@partner.example.org")
+    await officer.check("check your answers with the v2 fields")
+    await o.get_by_role("button", name="Raise the concern").click()
+    await expect(flash(o)).to_contain_text("The concern was raised as escalation")
+    await expect(o.locator(".govuk-summary-list")).to_contain_text("Looked after")
+    await officer.check("a partner-agency escalation (officer)")
+    respond = o.locator("#action-respond")
+    await expect(respond.get_by_label("Whose answer you are recording (optional)")).to_be_visible()
+    await respond.get_by_role("button", name="Send response").click()
+    await expect(o.locator(".govuk-error-summary")).to_contain_text("Enter your answer")
+    await officer.check("recording the partner's answer with an error (officer)")
+    await o.locator("#action-respond").get_by_label("Your answer").fill("They will book it this week.")
+    await (
+        o.locator("#action-respond")
+        .get_by_label("Whose answer you are recording (optional)")
+        .select_option("partner_agency_manager")
+    )
+    await o.locator("#action-respond").get_by_role("button", name="Send response").click()
+    await expect(flash(o)).to_contain_text("Respond to the concern: done")
+    await officer.check("the partner's answer recorded (officer)")
+
+    fwi = await site.person("Alex Example (wff-iro-a)")
+    f = fwi.page
+    me = await (await f.request.get("/api/me")).json()
+    made = await f.request.post(
+        "/api/escalations",
+        headers={"X-CSRF-Token": me["csrf_token"]},
+        data={
+            "request_id": unique_ref(),
+            "track": "iro",
+            "category": "Significant drift in permanence planning",
+            "child_ref": unique_ref(),
+            "child_status": "looked_after",
+            "team": "team-a",
+            "summary": "No permanence plan.",
+            "impact_on_child": "Drift.",
+            "requested_action": "A plan.",
+            "start_at_stage": "team-manager",
+            "bypass_reason": "Urgent.",
+            "emergency": True,
+        },
+    )
+    assert made.status == 201, await made.text()
+    escalation_id = (await made.json())["escalation_id"]
+    await f.goto(f"/escalations/{escalation_id}")
+    await expect(f.get_by_role("heading", name="Duties")).to_be_visible()
+    await fwi.check("an escalation with a required step (officer)")
+    step = f.locator("#action-record_step")
+    await step.get_by_label("The child").check()
+    await step.get_by_role("button", name="Record step").click()
+    await expect(f.locator(".govuk-error-summary")).to_contain_text("Enter step")
+    await fwi.check("recording a step with an error (officer)")
+    step = f.locator("#action-record_step")
+    await expect(step.get_by_label("The child")).to_be_checked()  # kept
+    await step.get_by_label("Step").select_option("child-told")
+    await step.get_by_label("In person").check()
+    await step.get_by_role("button", name="Record step").click()
+    await expect(flash(f)).to_contain_text("Record a step as done: done")
+    await expect(f.locator(".govuk-table").first).to_contain_text("Done ")
+    await fwi.check("a step recorded (officer)")
+    site.all_checked()

@@ -133,6 +133,9 @@ BAD_INPUT = [
     ),
     pytest.param(["worker", "--smtp-port", "70000"], ["--smtp-port", "from 1 to 65535"], id="smtp-port"),
     pytest.param(["worker", "--task-queue", ""], ["--task-queue", "1 to 200 characters"], id="task-queue"),
+    pytest.param(
+        ["worker", "--cached-workflows", "lots"], ["--cached-workflows", "from 0 to 100,000"], id="cache"
+    ),
     pytest.param(["status", "Jane Smith"], ["is not an escalation id", "wigan-C4F2A9-0003"], id="id"),
     pytest.param(["status", "w-" + "x" * 200 + "-0001"], ["is not an escalation id"], id="id-long"),
 ]

@@ -152,6 +152,7 @@ async def test_the_projects_converter_encrypts_with_the_sessions_key() -> None:
         (f"k1:{K1},k1:{K2}", "appears twice"),
         (f"bad id:{K1}", "letters, digits"),
     ],
+    ids=["empty", "no-id", "not-base64", "short", "repeated-id", "bad-id"],  # the keys are random per run
 )
 def test_malformed_keys_are_refused_clearly_without_showing_key_material(text: str, expected: str) -> None:
     with pytest.raises(PayloadKeyError, match=expected) as refused:

@@ -171,6 +171,8 @@ SQLITE_GUARDS = {
     "escalations_no_delete",
     "audit_log_no_update",  # revision 0005_audit
     "audit_log_no_delete",
+    "inbound_mail_no_update",  # revision 0007_inbound_mail
+    "inbound_mail_no_delete",
 }
 POSTGRES_GUARDS = {
     "escalation_events_no_update_delete",
@@ -188,6 +190,8 @@ POSTGRES_GUARDS = {
     "escalations_no_truncate",
     "audit_log_no_update_delete",  # revision 0005_audit
     "audit_log_no_truncate",
+    "inbound_mail_no_update_delete",  # revision 0007_inbound_mail
+    "inbound_mail_no_truncate",
 }
 
 

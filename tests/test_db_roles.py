@@ -147,6 +147,8 @@ FORBIDDEN = [
     "UPDATE audit_log SET outcome = 'rewritten'",
     "DELETE FROM audit_log",
     "TRUNCATE audit_log",
+    "UPDATE inbound_mail SET outcome = 'respond'",
+    "DELETE FROM inbound_mail",
     "SELECT setval(pg_get_serial_sequence('escalation_events', 'id'), 1)",
 ]
 

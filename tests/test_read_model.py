@@ -1,4 +1,5 @@
-"""``escalate list`` reads visibility: filters in the query, sorted by deadline, no worker, no state query.
+"""``escalate list`` reads a read model: visibility (filters in the query, sorted by deadline, no worker,
+no state query), or the record store's ``escalations`` table when it has the database (the same rows).
 
 Each test starts its own dev server so that only its escalations are there to list: one with the
 escalation search attributes registered, one without (the fallback).
@@ -17,17 +18,31 @@ import pytest_asyncio
 from temporalio.client import Client, Interceptor, OutboundInterceptor, QueryWorkflowInput
 from temporalio.testing import WorkflowEnvironment
 
+from activities.db.base import DEFAULT_DATABASE_URL as RECORDS_DEFAULT
+from activities.db_records import DbRecordStore
+from activities.recording import OutboxNotifier
 from activities.working_days import LONDON, plan_schedule
 from protocols import load_protocol
 from schemas.escalation import Actor, Concern, EscalationView, RaiseConcern, Respond, Status, Withdraw
 from schemas.schedule import ScheduleRequest
 from starter.connection import DATA_CONVERTER
 from starter.escalations import prepare, raise_concern
-from starter.read_model import ListFilter, list_escalations, visibility_query, working_days_left
+from starter.read_model import (
+    DEFAULT_DATABASE_URL,
+    ListFilter,
+    Listing,
+    RecordStoreUnavailable,
+    list_escalations,
+    list_from_records,
+    visibility_query,
+    working_days_left,
+)
 from starter.temporal_binaries import temporal_cli_path
 from tests.cli_runner import ESCALATE, Cli
+from tests.databases import migrated_engine
 from tests.temporal_servers import require_or_skip
 from tests.workflow_harness import file_worker, unique_ref
+from worker import build_worker
 from workflows import search_attributes as indexed
 from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE
 
@@ -194,7 +209,7 @@ async def test_list_filters_and_sorts_in_visibility_with_no_worker(
 
     # The command lists what its person may see (their own authority's), as a table, soonest deadline first.
     cli = _cli(indexed_server, tmp_path)
-    cli.env = {"ESCALATE_AS_ID": IRO.id}
+    cli.env = {"ESCALATE_AS_ID": IRO.id, "ESCALATION_DATABASE_URL": ""}  # visibility, not records
     result = await cli.run("list", "--wait", "5")
     assert result.code == 0, result
     assert "1 escalation started before the search attributes were registered" in result.err
@@ -257,3 +272,112 @@ async def test_without_registered_attributes_the_list_reads_each_state_and_says_
     assert result.out.splitlines()[1].split()[:4] == [handle.id, "awaiting_response", "1/5", "stage-1"], (
         result
     )
+
+
+def _lines(listing: Listing) -> list[tuple[object, ...]]:
+    return [
+        (r.escalation_id, r.status, r.stage, r.stage_number, r.stage_count, r.deadline, r.working_days_left)
+        for r in listing.rows
+    ]
+
+
+async def test_the_record_store_lists_the_same_rows_as_visibility_filtered_and_sorted_in_sql(
+    indexed_server: WorkflowEnvironment, tmp_path: Path, db_url: str
+) -> None:
+    client = indexed_server.client
+    wigan = [_raise("wigan", "iro", IRO, "team-a") for _ in range(3)]
+    glos = _raise("gloucestershire", "iro-cp", Actor(id="glo-iro-a", role="iro"), "team-a")
+    ids = {r.escalation_id for r in [*wigan, glos]}
+    with migrated_engine(db_url) as engine:
+        worker = build_worker(
+            client, TASK_QUEUE, records=DbRecordStore(engine), notifier=OutboxNotifier(tmp_path)
+        )
+        async with worker:
+            handles = [await raise_concern(client, r) for r in [*wigan, glos]]
+            await handles[0].execute_update("respond", Respond(actor=TEAM_MANAGER, answer="Plan agreed."))
+            await handles[1].execute_update("withdraw", Withdraw(actor=IRO, reason="Settled."))
+            now = datetime.now(UTC)
+
+            seen: dict[str, list[tuple[object, ...]]] = {}
+
+            async def both_settled() -> bool:
+                listed = await list_escalations(client, ListFilter(), now)
+                mine = Listing(rows=[r for r in listed.rows if r.escalation_id in ids], unindexed=0)
+                recorded = await asyncio.to_thread(list_from_records, db_url, ListFilter(), now)
+                seen.update(visibility=_lines(mine), records=_lines(recorded))
+                statuses = {r.escalation_id: r.status for r in recorded.rows}
+                return (
+                    statuses.get(handles[0].id) == Status.AWAITING_DECISION
+                    and statuses.get(handles[1].id) == Status.WITHDRAWN
+                    and len(statuses) == 4
+                    and seen["visibility"] == seen["records"]
+                )
+
+            try:
+                await _until(both_settled, "visibility and the record store agree on every change")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; last seen: {seen}") from None
+
+    later = datetime.now(UTC) + timedelta(days=60)
+    for wanted, expected in (
+        (ListFilter(overdue=True), sorted([wigan[2].escalation_id, glos.escalation_id])),
+        (ListFilter(authority="wigan", open_only=True), [wigan[2].escalation_id, handles[0].id]),
+        (ListFilter(status=Status.AWAITING_DECISION, stage="stage-1"), [handles[0].id]),
+        (ListFilter(stage="no-such-stage"), []),
+    ):
+        rows = list_from_records(db_url, wanted, later).rows
+        assert [r.escalation_id for r in rows] == expected, wanted
+    assert not list_from_records(db_url, ListFilter(overdue=True), datetime.now(UTC)).rows
+
+    cli = _cli(indexed_server, tmp_path)
+    cli.env = {"ESCALATE_AS_ID": IRO.id}
+    from_records = await cli.ok("list", "--database-url", db_url)
+    from_visibility = await cli.ok(
+        "list", "--source", "visibility", "--wait", "5", ESCALATION_DATABASE_URL=""
+    )
+    assert from_records == from_visibility, "the same lines whichever read model answers"
+    assert from_records == await cli.ok("list", ESCALATION_DATABASE_URL=db_url), "auto: the URL in the env"
+
+
+async def test_the_list_reads_the_record_store_when_it_has_the_database_and_says_when_it_cannot(
+    tmp_path: Path,
+) -> None:
+    assert DEFAULT_DATABASE_URL == RECORDS_DEFAULT, "the list looks where the worker writes"
+    cli = Cli("127.0.0.1:1", tmp_path)  # nothing answers there: a list from the records needs no Temporal
+    cli.env = {"ESCALATE_AS_ID": IRO.id}
+    missing = await cli.run("list", "--database-url", f"sqlite:///{tmp_path / 'none.db'}")
+    assert missing.code == 2 and "no record store at" in missing.err, missing
+    assert not (tmp_path / "none.db").exists(), "listing never creates a store"
+    nothing = await _run_escalate(tmp_path, "list", "--source", "records", "--as-id", IRO.id)
+    assert nothing.code == 2 and "--database-url or ESCALATION_DATABASE_URL" in nothing.err, nothing
+    with pytest.raises(RecordStoreUnavailable, match="cannot read the record store"):
+        empty = tmp_path / "empty.db"
+        empty.write_bytes(b"")
+        list_from_records(f"sqlite:///{empty}", ListFilter(), datetime.now(UTC))
+
+    # The embedded stack: its default store in the working directory, no Temporal address given.
+    with migrated_engine(f"sqlite:///{tmp_path / RECORDS_DEFAULT.removeprefix('sqlite:///')}"):
+        pass
+    embedded = await _run_escalate(tmp_path, "list", "--as-id", IRO.id)
+    assert embedded.code == 0 and embedded.out.strip() == "no escalations match", embedded
+    elsewhere = await cli.run("list", "--wait", "1", ESCALATION_DATABASE_URL="")  # an address: visibility
+    assert elsewhere.code == 3 and "cannot reach Temporal" in elsewhere.err, elsewhere
+
+
+async def _run_escalate(cwd: Path, *args: str) -> Any:
+    """``escalate`` with no Temporal address and no database URL in its environment."""
+    import os
+
+    from tests.cli_runner import Result
+
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ESCALATE_", "TEMPORAL_")) and k != "ESCALATION_DATABASE_URL"
+    }
+    proc = await asyncio.create_subprocess_exec(
+        str(ESCALATE), *args, "--wait", "1", cwd=cwd, env=clean, stdout=-1, stderr=-1
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())

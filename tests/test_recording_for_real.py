@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.db_records import DbRecordStore
 from activities.mail import SmtpNotifier
+from activities.recording import Delivery
 from activities.settings import SmtpSettings
 from schemas.effects import NotificationInput
 from schemas.escalation import Accept, Actor, EventKind, Respond, Status
@@ -41,12 +42,12 @@ class FlakyAfterSending(SmtpNotifier):
         self.kind = kind
         self.failed = False
 
-    def send(self, notification: NotificationInput) -> bool:
-        sent = super().send(notification)
+    def send_reporting(self, notification: NotificationInput) -> Delivery:
+        delivery = super().send_reporting(notification)
         if notification.kind is self.kind and not self.failed:
             self.failed = True
             raise ConnectionError("connection reset after the message was accepted")
-        return sent
+        return delivery
 
 
 @pytest.mark.asyncio(loop_scope="session")

@@ -66,6 +66,7 @@ def raise_form(csrf: str, **changes: str) -> dict[str, str]:
         "track": "iro",
         "category": CATEGORY,
         "child_ref": unique_ref(),
+        "child_status": "looked_after",
         "team": "team-a",
         "summary": "The plan has drifted <script>alert('x')</script>.",
         "impact_on_child": "Waiting for a placement & <b>school</b>.",

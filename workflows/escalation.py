@@ -27,8 +27,19 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.shell_options import (
+    ACTIVITY_RETRY,
+    ACTIVITY_TIMEOUT,
+    BUSY,
+    HEARTBEAT_TIMEOUT,
+    HISTORY_SIZE_LIMIT,
+    PLAN_TIMEOUT,
+    REFUSED,
+    failure_reason,
+)
 
 with workflow.unsafe.imports_passed_through():
     from schemas.bounds import LEGACY
@@ -57,17 +68,13 @@ with workflow.unsafe.imports_passed_through():
         EscalationView,
         RaiseConcern,
     )
-    from schemas.schedule import Schedule, ScheduleRequest, ScheduleRequests, Schedules
-    from workflows import boundary, rules
+    from schemas.schedule import Schedule, ScheduleRequests, Schedules
+    from workflows import boundary, rules, summaries
     from workflows import search_attributes as indexed
 
 TASK_QUEUE = "escalations"
 WORKFLOW_TYPE = "EscalationWorkflow"
 """Clients start it by name: its handlers take raw payloads (see the module docstring)."""
-REFUSED = "Refused"
-"""ApplicationError type of a refused action; its message is the reason."""
-BUSY = "Busy"
-"""ApplicationError type of an update refused because the escalation is mid-change: send it again."""
 BOUNDED = "bounded-inputs-2026-11"
 """Patch id: escalations started with it decode and bound every input, pre-compute deadlines before
 adopting an action, keep failed records as problems, and continue as new."""
@@ -95,19 +102,6 @@ REDELIVER = "redeliver"
 """Signal (no payload): try held notices now (``escalate directory sync`` sends it to stalled escalations)."""
 MAIL_ATTEMPTS = 4
 """Attempts of a batch (1 s, 2 s, 4 s apart) before a mail server that is down stalls the escalation."""
-
-_ACTIVITY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["InvalidInput"],
-)
-_ACTIVITY_TIMEOUT = timedelta(seconds=60)
-_PLAN_TIMEOUT = timedelta(seconds=10)
-_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-"""The activities heartbeat every few seconds: a worker that dies is noticed in seconds, not a minute."""
-_HISTORY_SIZE_LIMIT = 8 * 1024 * 1024
-"""Continue as new before the history passes this many bytes (Temporal's hard limit is 50 MB)."""
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -312,7 +306,9 @@ class EscalationWorkflow:
             if delay > timedelta(0):
                 try:
                     await workflow.wait_condition(
-                        lambda: self._version != seen, timeout=delay, timeout_summary="next deadline"
+                        lambda: self._version != seen,
+                        timeout=delay,
+                        timeout_summary=summaries.timer_summary(self.state_model, wake),
                     )
                     return
                 except TimeoutError:
@@ -358,7 +354,7 @@ class EscalationWorkflow:
             self._timer = self._timer_at = None  # fired: the next turn finds its deadline due
 
     async def _sleep_until(self, wake: Any) -> None:
-        await workflow.sleep(wake - workflow.now(), summary="next deadline")
+        await workflow.sleep(wake - workflow.now(), summary=summaries.timer_summary(self.state_model, wake))
 
     async def _carry_out(self, decision: rules.Decision, *, refusable: bool = False) -> None:
         """Adopt the decided state, then carry out its effects in order (caller holds the lock).
@@ -377,7 +373,7 @@ class EscalationWorkflow:
                     try:
                         placed[index] = await self._plan(effect)
                     except ActivityError as failed:
-                        reason = f"the {effect.purpose} deadline cannot be placed: {_cause(failed)}"
+                        reason = f"the {effect.purpose} deadline cannot be placed: {failure_reason(failed)}"
                         if refusable:
                             raise rules.Refused(reason) from None
                         self._problem(reason)
@@ -389,19 +385,21 @@ class EscalationWorkflow:
             except ActivityError as failed:
                 if not self._bounded:
                     raise
-                self._problem(f"{_effect_name(effect)} failed and will not be retried: {_cause(failed)}")
+                self._problem(
+                    f"{_effect_name(effect)} failed and will not be retried: {failure_reason(failed)}"
+                )
         self._update_search_attributes()
 
     async def _carry_out_lean(self, decision: rules.Decision, *, refusable: bool) -> None:
         """``_carry_out`` in two activities at most: the deadlines, then every record and notice in order."""
         self._mark_acted()
-        requests = [e.request for e in decision.effects if isinstance(e, PlanSchedule)]
+        planned = [e for e in decision.effects if isinstance(e, PlanSchedule)]
         placed: list[Schedule] = []
-        if requests:
+        if planned:
             try:
-                placed = await self._plan_all(requests)
+                placed = await self._plan_all(planned)
             except ActivityError as failed:
-                reason = f"a deadline cannot be placed: {_cause(failed)}"
+                reason = f"a deadline cannot be placed: {failure_reason(failed)}"
                 if refusable:
                     raise rules.Refused(reason) from None
                 self._problem(reason)
@@ -430,9 +428,13 @@ class EscalationWorkflow:
             await self._carry_out_reporting(items, notices)
         elif items:
             try:
-                await self._activity("carry_out_effects", EffectBatch(items=items))
+                await self._activity(
+                    "carry_out_effects",
+                    EffectBatch(items=items),
+                    summary=summaries.batch_summary(self.state_model.protocol, items),
+                )
             except ActivityError as failed:
-                self._problem(f"records and notices failed and will not be retried: {_cause(failed)}")
+                self._problem(f"records and notices failed and will not be retried: {failure_reason(failed)}")
         self._update_search_attributes()
 
     async def _carry_out_reporting(self, items: list[EffectItem], notices: list[Notify]) -> None:
@@ -442,13 +444,14 @@ class EscalationWorkflow:
                 "carry_out_effects_reporting",
                 EffectBatch(items=items, report_undelivered_from_attempt=MAIL_ATTEMPTS),
                 result_type=BatchOutcome,
-                start_to_close_timeout=_ACTIVITY_TIMEOUT,
-                heartbeat_timeout=_HEARTBEAT_TIMEOUT,
-                retry_policy=_ACTIVITY_RETRY,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+                summary=summaries.batch_summary(self.state_model.protocol, items),
             )
         except ActivityError as failed:
             self._mark_acted()
-            self._problem(f"records and notices failed and will not be retried: {_cause(failed)}")
+            self._problem(f"records and notices failed and will not be retried: {failure_reason(failed)}")
             return
         self._mark_acted()
         outcome = BatchOutcome.model_validate(result)
@@ -470,14 +473,14 @@ class EscalationWorkflow:
                 "check_delivery",
                 check,
                 result_type=BatchOutcome,
-                start_to_close_timeout=_ACTIVITY_TIMEOUT,
-                heartbeat_timeout=_HEARTBEAT_TIMEOUT,
-                retry_policy=_ACTIVITY_RETRY,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
                 summary="can held notices go out",
             )
             found = BatchOutcome.model_validate(result).undelivered
         except ActivityError as failed:  # a bug, not an outage (those are retried): try again later
-            self._problem(f"checking whether held notices can go out failed: {_cause(failed)}")
+            self._problem(f"checking whether held notices can go out failed: {failure_reason(failed)}")
             found = [Undelivered(seq=0, reason=s.stall.reason)]
         self._mark_acted()
         if found:
@@ -487,15 +490,15 @@ class EscalationWorkflow:
             return
         await self._carry_out_lean(rules.redeliver(self.state_model, workflow.now()), refusable=False)
 
-    async def _plan_all(self, requests: list[ScheduleRequest]) -> list[Schedule]:
+    async def _plan_all(self, planned: list[PlanSchedule]) -> list[Schedule]:
         placed = await workflow.execute_activity(
             "plan_schedules",
-            ScheduleRequests(requests=requests),
+            ScheduleRequests(requests=[p.request for p in planned]),
             result_type=Schedules,
-            start_to_close_timeout=_PLAN_TIMEOUT,
-            heartbeat_timeout=_HEARTBEAT_TIMEOUT,
-            retry_policy=_ACTIVITY_RETRY,
-            summary="deadlines",
+            start_to_close_timeout=PLAN_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+            summary=summaries.schedules_summary([p.purpose for p in planned]),
         )
         self._mark_acted()
         return list(Schedules.model_validate(placed).schedules)
@@ -519,6 +522,8 @@ class EscalationWorkflow:
         self._state = rules.with_problem(self.state_model, text)
 
     def _update_search_attributes(self) -> None:
+        """Keep the search attributes and the Temporal UI's current details in step with the state."""
+        workflow.set_current_details(summaries.current_details(self.state_model, workflow.now()))
         if not self._indexed:
             return
         now = indexed.current(self.state_model)
@@ -532,9 +537,9 @@ class EscalationWorkflow:
             "plan_schedule",
             effect.request,
             result_type=Schedule,
-            start_to_close_timeout=_ACTIVITY_TIMEOUT,
-            heartbeat_timeout=_HEARTBEAT_TIMEOUT if self._bounded else None,
-            retry_policy=_ACTIVITY_RETRY,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT if self._bounded else None,
+            retry_policy=ACTIVITY_RETRY,
             summary=f"deadline for {effect.purpose}",
         )
         self._mark_acted()
@@ -544,9 +549,16 @@ class EscalationWorkflow:
         s = self.state_model
         run_id = workflow.info().first_execution_run_id or workflow.info().run_id
         if isinstance(effect, Record):
-            await self._activity("record_event", _record_input(s, effect, run_id))
+            await self._activity(
+                "record_event", _record_input(s, effect, run_id), summary=f"record {effect.entry.kind}"
+            )
         elif isinstance(effect, Notify):
-            await self._activity("send_notification", _notification(s, effect, run_id))
+            notice = _notification(s, effect, run_id)
+            await self._activity(
+                "send_notification",
+                notice,
+                summary=summaries.batch_summary(s.protocol, [EffectItem(notify=notice)]),
+            )
         elif isinstance(effect, RecordRefusal):
             await self._activity(
                 "record_refusal",
@@ -561,13 +573,14 @@ class EscalationWorkflow:
             schedule = placed or await self._plan(effect)
             await self._carry_out(rules.on_scheduled(self.state_model, effect, schedule, workflow.now()))
 
-    async def _activity(self, name: str, arg: Any) -> None:
+    async def _activity(self, name: str, arg: Any, summary: str | None = None) -> None:
         await workflow.execute_activity(
             name,
             arg,
-            start_to_close_timeout=_ACTIVITY_TIMEOUT,
-            heartbeat_timeout=_HEARTBEAT_TIMEOUT if self._bounded else None,
-            retry_policy=_ACTIVITY_RETRY,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT if self._bounded else None,
+            retry_policy=ACTIVITY_RETRY,
+            summary=summary,
         )
         self._mark_acted()
 
@@ -579,7 +592,7 @@ class EscalationWorkflow:
         return (
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() >= self._input.history_events_before_continuing
-            or info.get_current_history_size() >= _HISTORY_SIZE_LIMIT
+            or info.get_current_history_size() >= HISTORY_SIZE_LIMIT
         )
 
     async def _continue_as_new(self) -> None:
@@ -612,11 +625,6 @@ def _actor_in(args: Sequence[RawValue]) -> Actor:
         return Actor.model_validate(_json(args[0])["actor"])
     except Exception:
         return Actor(id="unknown", role="unknown")
-
-
-def _cause(failed: ActivityError) -> str:
-    cause = failed.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or failed)
 
 
 def _effect_name(effect: Effect) -> str:

@@ -19,12 +19,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy, WorkflowIDReusePolicy
+from temporalio.common import RawValue, WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+
+from workflows.shell_options import (
+    ACTIVITY_RETRY,
+    ACTIVITY_TIMEOUT,
+    BUSY,
+    HEARTBEAT_TIMEOUT,
+    HISTORY_SIZE_LIMIT,
+    PLAN_TIMEOUT,
+    REFUSED,
+    failure_reason,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -55,20 +66,8 @@ with workflow.unsafe.imports_passed_through():
 
 S = TypeVar("S", DecisionsState, PracticeState)
 
-REFUSED = "Refused"
-BUSY = "Busy"
 ESCALATION_WORKFLOW = "EscalationWorkflow"
-
-_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["InvalidInput"],
-)
-_TIMEOUT = timedelta(seconds=60)
-_PLAN_TIMEOUT = timedelta(seconds=10)
-_HEARTBEAT = timedelta(seconds=10)
-_HISTORY_SIZE_LIMIT = 8 * 1024 * 1024
+"""The informal resolution a disagreement opens (``workflows.escalation.WORKFLOW_TYPE``)."""
 
 
 def decode(adapter: TypeAdapter[Any], kinds: Sequence[str], name: str, args: Sequence[RawValue]) -> Any:
@@ -268,7 +267,7 @@ class ProcessShell(Generic[S]):
             try:
                 placed = await self._plan_all(requests)
             except ActivityError as failed:
-                reason = f"a deadline cannot be placed: {_cause(failed)}"
+                reason = f"a deadline cannot be placed: {failure_reason(failed)}"
                 if refusable:
                     raise Refused(reason) from None
                 self._problem(reason)
@@ -292,7 +291,7 @@ class ProcessShell(Generic[S]):
             try:
                 await self._activity("carry_out_effects", EffectBatch(items=items))
             except ActivityError as failed:
-                self._problem(f"records and notices failed and will not be retried: {_cause(failed)}")
+                self._problem(f"records and notices failed and will not be retried: {failure_reason(failed)}")
         if decision.opens is not None:
             await self._open(decision.opens)
         self._update_search_attributes()
@@ -343,9 +342,9 @@ class ProcessShell(Generic[S]):
             "plan_schedules",
             ScheduleRequests(requests=requests),
             result_type=Schedules,
-            start_to_close_timeout=_PLAN_TIMEOUT,
-            heartbeat_timeout=_HEARTBEAT,
-            retry_policy=_RETRY,
+            start_to_close_timeout=PLAN_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
             summary="deadlines",
         )
         self._mark_acted()
@@ -353,7 +352,11 @@ class ProcessShell(Generic[S]):
 
     async def _activity(self, name: str, arg: Any) -> None:
         await workflow.execute_activity(
-            name, arg, start_to_close_timeout=_TIMEOUT, heartbeat_timeout=_HEARTBEAT, retry_policy=_RETRY
+            name,
+            arg,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
         )
         self._mark_acted()
 
@@ -384,7 +387,7 @@ class ProcessShell(Generic[S]):
         return (
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() >= self._input.history_events_before_continuing
-            or info.get_current_history_size() >= _HISTORY_SIZE_LIMIT
+            or info.get_current_history_size() >= HISTORY_SIZE_LIMIT
         )
 
     async def _continue_as_new(self) -> None:
@@ -392,8 +395,3 @@ class ProcessShell(Generic[S]):
         if self.state_model.status.is_closed:
             return
         workflow.continue_as_new(self._input.model_copy(update={"carried": self.state_model}))
-
-
-def _cause(failed: ActivityError) -> str:
-    cause = failed.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or failed)

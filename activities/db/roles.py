@@ -51,6 +51,7 @@ def app_privileges(columns: dict[str, set[str]] | None = None) -> dict[str, tupl
         "sent_mail": ("SELECT", "INSERT"),
         "reply_tokens": ("SELECT", "INSERT", "UPDATE (used_at)"),
         "audit_log": ("SELECT", "INSERT"),  # the web app's audit: appended to, never changed
+        "inbound_mail": ("SELECT", "INSERT"),  # replies read by the ingester: appended to, never changed
         "alembic_version": ("SELECT",),  # the worker checks the schema is at head
     }
 

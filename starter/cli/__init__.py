@@ -59,4 +59,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         from starter.local import cli as up
 
         up(args[1:])
+    if args[:2] == ["mail", "ingest"]:  # the reply ingester has its own options and its own clean exit
+        from starter.mail_ingest.cli import cli as ingest
+
+        ingest(args[2:])
     run_then_exit(lambda: _main(args))

@@ -90,11 +90,12 @@ def acting(args: argparse.Namespace, *, raising: bool = False, people: People | 
     return found
 
 
-async def open_app(args: argparse.Namespace) -> Application:
-    """The application layer on a connection to ``--address``, its audit log open."""
+async def open_app(args: argparse.Namespace, *, lazy: bool = False) -> Application:
+    """The application layer on a connection to ``--address``, its audit log open (``lazy``: connected at
+    its first Temporal call, for commands that may need none)."""
     from starter.cli.service import connect_client
 
-    client = await connect_client(args)
+    client = await connect_client(args, lazy=lazy)
     try:
         app = await Application.start(client=client)
     except Exception as exc:  # the audit log's database: nothing may be done unaudited

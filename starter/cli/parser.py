@@ -46,7 +46,7 @@ from starter.cli.common import (
 from starter.cli.directory import cmd_directory_sync
 from starter.cli.processes import add_commands as add_process_commands
 from starter.cli.protocol_v2 import cmd_protocol_upgrade
-from starter.cli.reading import cmd_actions, cmd_history, cmd_list, cmd_status
+from starter.cli.reading import LIST_SOURCES, cmd_actions, cmd_history, cmd_list, cmd_status
 from starter.cli.tools import (
     cmd_calendar_add,
     cmd_mail,
@@ -291,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", help="e.g. awaiting_response", type=key)
     p.add_argument("--overdue", action="store_true")
     p.add_argument("--open", action="store_true", help="only escalations that have not ended")
+    p.add_argument("--source", choices=LIST_SOURCES, default="auto", help="where to read (default auto)")
+    p.add_argument("--database-url", help="record store to read (default ESCALATION_DATABASE_URL)")
 
     p = command("protocol", cmd_protocol_list, "authorities' protocols")
     psub = p.add_subparsers(

@@ -62,8 +62,8 @@ from starter.cli.common import (
 from starter.cli.service import BUSY_BACKOFF_S, actor_of, connect_client, no_worker, run_query, unknown
 from starter.escalations import BadInput
 from starter.processes import prepare_decisions, prepare_practice_concern, start_once
-from workflows.process_shell import BUSY, REFUSED
 from workflows.rules import Refused
+from workflows.shell_options import BUSY, REFUSED
 
 Run = Callable[[argparse.Namespace], Awaitable[int]]
 

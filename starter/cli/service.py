@@ -28,9 +28,9 @@ from workflows.escalation import TASK_QUEUE
 R = TypeVar("R")
 
 
-async def connect_client(args: argparse.Namespace) -> Client:
+async def connect_client(args: argparse.Namespace, *, lazy: bool = False) -> Client:
     try:
-        return await asyncio.wait_for(connect(args.address, args.namespace), timeout=args.wait)
+        return await asyncio.wait_for(connect(args.address, args.namespace, lazy=lazy), timeout=args.wait)
     except PayloadKeyError as exc:
         raise CliError(str(exc)) from None
     except Exception as exc:

@@ -5,7 +5,8 @@ Error messages name fields by these labels (``label``), never by the models' fie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,12 +72,38 @@ LABELS: dict[str, str] = {
     "bypass_reason": "Why you are starting at a later stage",
     "request_id": "Request reference",
     "form": "Your request",
+    "child_status": "The child's status",
+    "severity": "Severity of the concern",
+    "consulted_with": "Who you consulted before the stage the concern starts at",
+    "consulted_on": "Date of the consultation",
+    "consultation": "What was discussed and concluded",
+    "consultation_agreed": "They agreed to the escalation",
+    "timescale_working_days": "A shorter time to answer, in working days",
+    "timescale_reason": "Why the answer is needed sooner",
+    "external_contacts": "Contacts outside the council",
+    "on_behalf_of": "Whose answer you are recording",
+    "exceptional": "The circumstances are exceptional",
+    "new_officer_id": "Covering officer's staff reference",
+    "new_officer_role": "Covering officer's role",
+    "new_officer": "Covering officer's staff reference",
+    "id": "Covering officer's staff reference",
+    "role": "Covering officer's role",
+    "step": "Step",
+    "done_at": "Date it was done",
+    "told": "Who was told",
+    "how": "How it was done",
     "kind": "Action",
 }
 
 
 def label(name: str) -> str:
     return LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def form_label(form: ActionForm) -> Callable[[str], str]:
+    """Labels as this form shows them (a field's own label first, then the shared ones)."""
+    own = {f.name: f.label for f in form.fields}
+    return lambda name: own.get(ERROR_FIELDS.get(form.kind, {}).get(name, name)) or label(name)
 
 
 def action_forms(view: EscalationView, facts: Facts) -> dict[str, ActionForm]:
@@ -93,9 +120,43 @@ def action_forms(view: EscalationView, facts: Facts) -> dict[str, ActionForm]:
         Field("action_plan", "Action plan", optional=True, hint="Only if you agree an action plan"),
         Field("action_plan_due", "Date the action plan is due", "date", DATE_HINT, optional=True),
     ]
+    current = stages[view.stage_number - 1] if 0 < view.stage_number <= len(stages) else None
+    outside = [r for r in protocol.external_roles if current and r in (*current.to, *current.cc)]
+    behalf = (
+        [
+            Field(
+                "on_behalf_of",
+                LABELS["on_behalf_of"],
+                "select",
+                "Only when you record the answer of someone outside the council, who answered by e-mail",
+                optional=True,
+                choices=tuple((r, role(r)) for r in outside),
+            )
+        ]
+        if outside
+        else []
+    )
+    following = stages[view.stage_number] if view.stage_number < len(stages) else None
+    exceptional = (
+        [
+            Field(
+                "exceptional",
+                LABELS["exceptional"],
+                "checkbox",
+                f"{following.name} is only for exceptional circumstances: say why in the reason",
+            )
+        ]
+        if following is not None and following.exceptional
+        else []
+    )
+    open_duties = [d for d in view.duties if d.done is None and d.stage == view.stage]
+    officer_roles = protocol.track(facts.track).officer_roles
     forms = [
         ActionForm(
-            "respond", "Respond to the concern", "Send response", [Field("answer", "Your answer"), *plan]
+            "respond",
+            "Respond to the concern",
+            "Send response",
+            [Field("answer", "Your answer"), *plan, *behalf],
         ),
         ActionForm(
             "request_extension",
@@ -135,7 +196,7 @@ def action_forms(view: EscalationView, facts: Facts) -> dict[str, ActionForm]:
             "escalate",
             "Escalate to the next stage",
             "Escalate",
-            [Field("reason", "Why the response does not address the concern")],
+            [Field("reason", "Why the response does not address the concern"), *exceptional],
         ),
         ActionForm(
             "bypass",
@@ -191,6 +252,7 @@ def action_forms(view: EscalationView, facts: Facts) -> dict[str, ActionForm]:
                     choices=(("true", "Yes"), ("false", "No"), ("", "Agreement was not asked")),
                 ),
                 Field("summary", "Summary of the discussion"),
+                Field("held_on", "Date of the consultation", "date", DATE_HINT, optional=True),
             ],
         ),
         ActionForm(
@@ -221,6 +283,57 @@ def action_forms(view: EscalationView, facts: Facts) -> dict[str, ActionForm]:
         ),
         ActionForm("add_note", "Add a note", "Add note", [Field("text", "Note")]),
         ActionForm(
+            "record_step",
+            "Record a step as done",
+            "Record step",
+            [
+                Field(
+                    "step",
+                    "Step",
+                    "select",
+                    choices=tuple((d.key, d.what) for d in open_duties)
+                    or tuple((d.key, d.what) for d in view.duties),
+                ),
+                Field(
+                    "done_at",
+                    "Date it was done",
+                    "date",
+                    "Leave empty for today. " + DATE_HINT,
+                    optional=True,
+                ),
+                Field("told", "Who was told", "checkboxes", optional=True, choices=TOLD),
+                Field(
+                    "how",
+                    "How it was done",
+                    "radios",
+                    "Needed when people were told",
+                    optional=True,
+                    choices=HOW,
+                ),
+                Field("note", "Note", optional=True),
+            ],
+        ),
+        ActionForm(
+            "replace_officer",
+            "Hand the escalation to a covering officer",
+            "Hand over",
+            [
+                Field(
+                    "new_officer_id",
+                    "Covering officer's staff reference",
+                    "text",
+                    "As in the staff directory",
+                ),
+                Field(
+                    "new_officer_role",
+                    "Covering officer's role",
+                    "select",
+                    choices=tuple((r, role(r)) for r in officer_roles),
+                ),
+                reason,
+            ],
+        ),
+        ActionForm(
             "record_views",
             "Record views",
             "Record views",
@@ -238,6 +351,23 @@ def action_forms(view: EscalationView, facts: Facts) -> dict[str, ActionForm]:
     return {f.kind: f for f in forms}
 
 
+TOLD = (
+    ("child", "The child"),
+    ("parents", "Parents"),
+    ("carers", "Carers"),
+    ("family", "Family"),
+    ("advocate", "Advocate"),
+)
+HOW = (
+    ("in_person", "In person"),
+    ("phone", "By phone"),
+    ("video_call", "By video call"),
+    ("letter", "By letter"),
+    ("email", "By e-mail"),
+    ("text_message", "By text message"),
+    ("other", "Another way"),
+)
+
 IRREVERSIBLE = frozenset({"accept", "withdraw", "close", "refer_to_cafcass"})
 
 
@@ -254,6 +384,24 @@ def action_fields(form: ActionForm, typed: Mapping[str, Any]) -> dict[str, Any]:
             fields[f.name] = [line.strip() for line in str(value).splitlines() if line.strip()]
         elif f.widget in ("yesno", "radios") and value in ("true", "false"):
             fields[f.name] = value == "true"
+        elif f.name == "done_at" and value:
+            fields[f.name] = f"{value}T00:00:00+00:00" if DAY.match(str(value)) else value
         else:
             fields[f.name] = value
+    if form.kind == "replace_officer":
+        new = {"id": fields.pop("new_officer_id", ""), "role": fields.pop("new_officer_role", "")}
+        fields["new_officer"] = new if new["id"] else None
     return fields
+
+
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+ERROR_FIELDS = {
+    "replace_officer": {"id": "new_officer_id", "role": "new_officer_role", "new_officer": "new_officer_id"}
+}
+"""An action's error keys (a nested model's field names) -> the form's field names."""
+
+
+def form_errors(kind: str, errors: Mapping[str, str]) -> dict[str, str]:
+    names = ERROR_FIELDS.get(kind, {})
+    return {names.get(k, k): v for k, v in errors.items()}

@@ -4,7 +4,6 @@ and raising a concern with a check of the answers. Each calls the application la
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,10 +12,15 @@ from starlette.datastructures import FormData
 
 from app.errors import AppError, BadInput, NotFound, NotSignedIn, Refused, Unavailable
 from app.identity import Person
-from app.inputs import RaiseRequest
 from app.service import Application, Caller
 from starter.web import views
-from starter.web.forms import IRREVERSIBLE, Field, action_fields, action_forms, label
+from starter.web.forms import (
+    IRREVERSIBLE,
+    action_fields,
+    action_forms,
+    form_errors,
+    form_label,
+)
 from starter.web.render import page, person_of
 
 router = APIRouter()
@@ -33,7 +37,7 @@ def caller(request: Request, person: Person) -> Caller:
     return Caller(person=person, via="web", client=request.client.host if request.client else None)
 
 
-def _sign_in_first() -> Response:
+def sign_in_first() -> Response:
     return RedirectResponse("/sign-in", status_code=303)
 
 
@@ -59,7 +63,7 @@ async def home(request: Request) -> Response:
 async def waiting(request: Request) -> Response:
     person = person_of(request)
     if person is None:
-        return _sign_in_first()
+        return sign_in_first()
     try:
         listing = await application(request).waiting_for(caller(request, person))
     except AppError as exc:
@@ -80,7 +84,7 @@ async def waiting(request: Request) -> Response:
 async def mine(request: Request) -> Response:
     person = person_of(request)
     if person is None:
-        return _sign_in_first()
+        return sign_in_first()
     try:
         listing = await application(request).escalations(caller(request, person))
     except AppError as exc:
@@ -131,6 +135,9 @@ async def _escalation_page(
         summary=views.summary(reading),
         concern=views.concern(reading.view),
         timeline=views.timeline(reading),
+        duties=views.duties(reading),
+        covers=views.covers(reading),
+        verdicts=views.verdicts(reading),
         forms=offered,
         failed=failed,
         values=values or {},
@@ -147,18 +154,18 @@ async def _escalation_page(
 async def escalation(request: Request, escalation_id: str) -> Response:
     person = person_of(request)
     if person is None:
-        return _sign_in_first()
+        return sign_in_first()
     flash = request.session.pop("flash", "")
     return await _escalation_page(
         request, person, escalation_id, flash=flash if isinstance(flash, str) else ""
     )
 
 
-def _typed(form: FormData) -> dict[str, Any]:
+def typed_form(form: FormData) -> dict[str, Any]:
     typed: dict[str, Any] = {}
     for key in form:
         values = [v for v in form.getlist(key) if isinstance(v, str)]
-        typed[key] = values if key == "consulted" else (values[-1] if values else "")
+        typed[key] = values if key in ("consulted", "told") else (values[-1] if values else "")
     return typed
 
 
@@ -166,10 +173,10 @@ def _typed(form: FormData) -> dict[str, Any]:
 async def act(request: Request, escalation_id: str, kind: str) -> Response:
     person = person_of(request)
     if person is None:
-        return _sign_in_first()
+        return sign_in_first()
     if not ESCALATION_ID.match(escalation_id):
         return failure_page(request, person, NotFound(escalation_id[:40]))
-    typed = _typed(await request.form())
+    typed = typed_form(await request.form())
     app = application(request)
     who = caller(request, person)
     try:
@@ -184,10 +191,10 @@ async def act(request: Request, escalation_id: str, kind: str) -> Response:
     if kind in IRREVERSIBLE and typed.get("confirmed") != "yes":
         return _confirm(request, person, escalation_id, form, typed)
     try:
-        result = await app.act(who, escalation_id, kind, fields, label)
+        result = await app.act(who, escalation_id, kind, fields, form_label(form))
     except BadInput as exc:
         return await _escalation_page(
-            request, person, escalation_id, failed=kind, values=typed, errors=exc.fields
+            request, person, escalation_id, failed=kind, values=typed, errors=form_errors(kind, exc.fields)
         )
     except Refused as exc:
         return await _escalation_page(
@@ -220,152 +227,5 @@ def _confirm(
         rows=rows,
         hidden=hidden,
         escalation_id=escalation_id,
-        person=person,
-    )
-
-
-# --- raising ------------------------------------------------------------------------------------------
-
-
-def raise_fields(app: Application, person: Person) -> list[Field]:
-    """The raise form for this person: their tracks, its categories, their teams, the stages."""
-    tracks = app.raising_roles(person)
-    if not tracks:
-        return []
-    protocol = app.protocol_of(person)
-    chosen = [protocol.track(k) for k in tracks]
-    roles = {r for rs in tracks.values() for r in rs}
-    teams = sorted({h.team for h in person.holdings if h.role in roles and h.team})
-    if any(h.team is None for h in person.holdings if h.role in roles):
-        teams = sorted(
-            {
-                t
-                for p in app.people.all()
-                if p.authority == person.authority
-                for h in p.holdings
-                if (t := h.team)
-            }
-        )
-    categories = tuple(dict.fromkeys((c, c) for t in chosen for c in t.categories))
-    stages = tuple(dict.fromkeys((s.key, s.name) for t in chosen for s in t.stages))
-    return [
-        Field("track", "Kind of concern", "radios", choices=tuple((t.key, t.name) for t in chosen)),
-        Field("category", "Category", "select", choices=categories),
-        Field(
-            "child_ref",
-            "Child's case number",
-            "text",
-            f"The case number from the case system, like {protocol.child_ref.example}. "
-            "Never the child's name.",
-        ),
-        Field("team", "Team", "select", choices=tuple((t, t) for t in teams)),
-        Field("summary", "Summary of the concern"),
-        Field("impact_on_child", "Impact on the child"),
-        Field("requested_action", "What you are asking for"),
-        Field("child_views", "The child's views", optional=True),
-        Field("parents_views", "The parents' or carers' views", optional=True),
-        Field(
-            "start_at_stage",
-            "Stage to start at",
-            "select",
-            "Start at the first stage unless you need to bypass",
-            optional=True,
-            choices=stages,
-        ),
-        Field(
-            "bypass_reason",
-            "Why you are starting at a later stage",
-            optional=True,
-            hint="Only if you start at a later stage",
-        ),
-        Field("emergency", "This is an emergency", "checkbox"),
-    ]
-
-
-def _raise_values(typed: dict[str, Any]) -> dict[str, Any]:
-    values = {k: v for k, v in typed.items() if k not in ("csrf_token", "step")}
-    values.setdefault("request_id", str(uuid.uuid4()))
-    return values
-
-
-def _raise_input(values: dict[str, Any]) -> dict[str, Any]:
-    fields = {k: v for k, v in values.items() if k in RaiseRequest.model_fields}
-    fields["emergency"] = values.get("emergency") == "yes"
-    return fields
-
-
-@router.get("/raise")
-async def raise_form(request: Request) -> Response:
-    person = person_of(request)
-    if person is None:
-        return _sign_in_first()
-    fields = raise_fields(application(request), person)
-    return page(
-        request,
-        "raise.html",
-        title="Raise a concern",
-        nav="raise",
-        fields=fields,
-        values=_raise_values({}),
-        person=person,
-    )
-
-
-@router.post("/raise")
-async def raise_submit(request: Request) -> Response:
-    person = person_of(request)
-    if person is None:
-        return _sign_in_first()
-    typed = _typed(await request.form())
-    values = _raise_values(typed)
-    app = application(request)
-    fields = raise_fields(app, person)
-    step = typed.get("step", "")
-
-    def form_again(errors: dict[str, str]) -> Response:
-        return page(
-            request,
-            "raise.html",
-            title="Raise a concern",
-            nav="raise",
-            fields=fields,
-            values=values,
-            errors=errors,
-            person=person,
-            status_code=400 if errors else 200,
-        )
-
-    if step == "change":
-        return form_again({})
-    try:
-        if step == "confirm":
-            escalation_id = await app.raise_concern(caller(request, person), _raise_input(values), label)
-            request.session["flash"] = f"The concern was raised as escalation {escalation_id}."
-            return RedirectResponse(f"/escalations/{escalation_id}", status_code=303)
-        await app.raise_concern(caller(request, person), _raise_input(values), label, dry_run=True)
-    except BadInput as exc:
-        return form_again(exc.fields)
-    except Refused as exc:
-        return form_again({"form": exc.message})
-    except AppError as exc:
-        return failure_page(request, person, exc, back="/raise")
-    names = dict((f.name, f) for f in fields)
-    rows = []
-    for name, f in names.items():
-        value = values.get(name, "")
-        if f.widget == "checkbox":
-            value = "Yes" if value == "yes" else "No"
-        elif f.choices:
-            value = dict(f.choices).get(value, value)
-        if value or not f.optional:
-            rows.append({"key": {"text": f.label}, "value": {"text": value or "Not given"}})
-    hidden = [(k, v) for k, v in values.items() if isinstance(v, str)]
-    return page(
-        request,
-        "check.html",
-        title="Check your answers",
-        nav="raise",
-        rows=rows,
-        hidden=hidden,
         person=person,
     )

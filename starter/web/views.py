@@ -9,7 +9,7 @@ from typing import Any
 from activities.working_days import LONDON
 from app.service import Item, Reading
 from protocols import ProtocolError, load_protocol
-from schemas.escalation import EscalationView, Status
+from schemas.escalation import EscalationView, EventKind, Status
 
 STATUS_WORDS = {
     Status.AWAITING_RESPONSE: ("Awaiting response", "govuk-tag--blue"),
@@ -104,6 +104,14 @@ def summary(reading: Reading) -> list[dict[str, Any]]:
     ]
     if view.copied:
         rows.append(_row("Copied to", ", ".join(role(r) for r in view.copied)))
+    if view.child_status:
+        rows.append(
+            _row(
+                "The child's status", facts.protocol.child_statuses.get(view.child_status, view.child_status)
+            )
+        )
+    if view.severity:
+        rows.append(_row("Severity", facts.protocol.severities.get(view.severity, view.severity)))
     rows.append(_row("Deadline", deadline_words(view.deadline_date, view.working_days_left)))
     total = (
         deadline_words(view.total_deadline_date, view.total_working_days_left)
@@ -166,3 +174,62 @@ def _details(data: dict[str, Any]) -> list[tuple[str, str]]:
         except ValueError:
             details.append(("Action plan due", due))
     return details
+
+
+def duties(reading: Reading) -> list[dict[str, Any]]:
+    """The officer's deadlines and required steps: what, at which stage, due when, done or not."""
+    stages = {s.key: s.name for s in reading.facts.stages()}
+    rows = []
+    for d in reading.view.duties:
+        if d.done is not None:
+            state, css = f"Done {d.done.done_at.astimezone(LONDON):%-d %B %Y}", "govuk-tag--green"
+        elif d.overdue:
+            state, css = "Overdue", "govuk-tag--red"
+        else:
+            state, css = "To do", "govuk-tag--blue"
+        due = long_day(d.schedule.due_date) if d.schedule else "No date yet"
+        told = ""
+        if d.done is not None and d.done.told:
+            told = f"; told: {', '.join(d.done.told)}" + (
+                f" ({d.done.how.replace('_', ' ')})" if d.done.how else ""
+            )
+        rows.append(
+            {
+                "what": d.what,
+                "stage": stages.get(d.stage, d.stage),
+                "kind": "The officer's own deadline" if d.kind == "officer_deadline" else "Required step",
+                "due": due,
+                "state": state,
+                "state_class": css,
+                "detail": told,
+            }
+        )
+    return rows
+
+
+def covers(reading: Reading) -> list[str]:
+    """Absent recipients covered at the current stage, from the timeline's ``covered`` events."""
+    role = reading.facts.protocol.role_name
+    found = []
+    for e in reading.view.timeline:
+        if e.kind is EventKind.COVERED and e.stage == reading.view.stage:
+            until = e.data.get("until")
+            when = f" until {long_day(date.fromisoformat(until))}" if isinstance(until, str) else ""
+            found.append(
+                f"The {role(str(e.data.get('role', '')))} is absent{when}: the "
+                f"{role(str(e.data.get('cover_role', '')))} covers and may act for them at this stage."
+            )
+    return found
+
+
+def verdicts(reading: Reading) -> list[str]:
+    """Joint judges who have accepted at the current stage, and who is still to decide."""
+    role = reading.facts.protocol.role_name
+    found = []
+    for e in reading.view.timeline:
+        if e.kind is EventKind.JUDGE_SATISFIED and e.stage == reading.view.stage:
+            who = f"{e.actor.id} ({role(e.actor.role)})" if e.actor else role(str(e.data.get("role", "")))
+            waiting = e.data.get("waiting")
+            still = ", ".join(role(str(r)) for r in waiting) if isinstance(waiting, list) else ""
+            found.append(f"{who} accepts" + (f"; still to decide: {still}" if still else "") + ".")
+    return found

@@ -60,6 +60,7 @@ from workflows.rules._clock import (
     next_wakeup,
     on_scheduled,
     on_timer,
+    wakeups,
 )
 from workflows.rules._core import (
     LONDON,
@@ -116,6 +117,7 @@ __all__ = [
     "total_days",
     "track_of",
     "view",
+    "wakeups",
     "with_problem",
 ]
 
