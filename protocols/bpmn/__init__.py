@@ -9,6 +9,6 @@ diagram drawn in the documented subset (docs/bpmn.md) as a protocol the engine r
 from __future__ import annotations
 
 from protocols.bpmn.export import export_bpmn
-# importing added below
+from protocols.bpmn.importing import BpmnImportError, import_bpmn
 
-__all__ = ["export_bpmn"]
+__all__ = ["BpmnImportError", "export_bpmn", "import_bpmn"]

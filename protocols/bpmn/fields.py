@@ -27,6 +27,8 @@ PREFIXES = {"bpmn": BPMN, "bpmndi": BPMNDI, "dc": DC, "di": DI, "xsi": XSI, "esc
 for _prefix, _uri in PREFIXES.items():
     ET.register_namespace(_prefix, _uri)
 
+MARKERS = {"process", "step", "gate", "calendar", "outcome", "event", "path", "before_deadline", "approved_by"}
+"""``esc:`` attributes that mark what an element is (read by the importer itself), never model fields."""
 WORD = re.compile(r"^[a-z0-9_][a-z0-9_-]*$")
 
 
@@ -88,13 +90,20 @@ def decode(el: ET.Element, model: type[BaseModel], where: str) -> dict[str, Any]
         if not attr.startswith(f"{{{ESC}}}"):
             continue
         name = attr.split("}", 1)[1]
+        if name in MARKERS:
+            continue
         field = model.model_fields.get(name)
         if field is None:
             raise ValueError(
                 f"{where}: esc:{name} is not an extension attribute of this element; the ones it takes: "
                 f"{', '.join(sorted(model.model_fields))}"
             )
-        out[name] = value.split() if _is_list(field.annotation) else value
+        if _is_list(field.annotation):
+            out[name] = value.split()
+        elif field.annotation is not str and value.isdigit():
+            out[name] = int(value)  # a Literal of numbers (schema_version) takes no text
+        else:
+            out[name] = value
     ext = el.find(b("extensionElements"))
     settings = ext.find(esc("settings")) if ext is not None else None
     if settings is not None and (settings.text or "").strip():
