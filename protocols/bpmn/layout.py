@@ -48,10 +48,14 @@ class Canvas:
         self.boxes: dict[str, Box] = {}
         self._ids: set[str] = set()
 
-    def new_id(self, wanted: str) -> str:
+    @staticmethod
+    def sanitise(wanted: str) -> str:
+        """``wanted`` as an XML id (an NCName)."""
         base = "".join(c if c.isalnum() or c in "-_." else "_" for c in wanted)
-        if not base or not (base[0].isalpha() or base[0] == "_"):
-            base = f"_{base}"
+        return base if base and (base[0].isalpha() or base[0] == "_") else f"_{base}"
+
+    def new_id(self, wanted: str) -> str:
+        base = self.sanitise(wanted)
         candidate, n = base, 2
         while candidate in self._ids:
             candidate, n = f"{base}_{n}", n + 1
