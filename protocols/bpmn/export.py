@@ -289,6 +289,13 @@ def _boundary(lane: Lane, task: ET.Element, x: float, y: float, kind: str, inter
     names = {"reminder": "Reminder due", "note": "Case note", "extension": "Extension requested", "deadline": ""}
     ev = lane.node("boundaryEvent", names[kind], Box(x, y, *EVENT), f"{task.get('id')}_{kind}", attrs)
     ev.set(esc("event"), kind)
+    places = {  # names beside their events, off the task's own name
+        "reminder": Box(x - 14, y - 16, 64, 14),
+        "note": Box(x - 14, y - 16, 64, 14),
+        "extension": Box(x - 76, y + 30, 72, 28),
+        "deadline": Box(x + 40, y + 22, 80, 28),
+    }
+    lane.canvas.label(ev, places[kind])
     return ev
 
 

@@ -46,6 +46,7 @@ class Canvas:
     def __init__(self, plane: ET.Element) -> None:
         self.plane = plane
         self.boxes: dict[str, Box] = {}
+        self._shapes: dict[str, ET.Element] = {}
         self._ids: set[str] = set()
 
     @staticmethod
@@ -74,6 +75,14 @@ class Canvas:
             {"x": _n(box.x), "y": _n(box.y), "width": _n(box.w), "height": _n(box.h)},
         )
         self.boxes[el.get("id", "")] = box
+        self._shapes[el.get("id", "")] = shape
+
+    def label(self, el: ET.Element, box: Box) -> None:
+        """Place ``el``'s name at ``box`` (where the default, under the shape, would cover something)."""
+        label = ET.SubElement(self._shapes[el.get("id", "")], q(BPMNDI, "BPMNLabel"))
+        ET.SubElement(
+            label, q(DC, "Bounds"), {"x": _n(box.x), "y": _n(box.y), "width": _n(box.w), "height": _n(box.h)}
+        )
 
     def edge(self, el: ET.Element, points: list[tuple[float, float]]) -> None:
         edge = ET.SubElement(
