@@ -71,7 +71,9 @@ async def site(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIter
     async with file_worker(dev_server_env, TASK_QUEUE, tmp_path), async_playwright() as playwright:
         browser = await launch(playwright)
         application = await Application.start(
-            client=dev_server_env.client, people=People.load(), database_url=f"sqlite:///{tmp_path / 'app.db'}"
+            client=dev_server_env.client,
+            people=People.load(),
+            database_url=f"sqlite:///{tmp_path / 'app.db'}",
         )
         web = create_app(application, WebSettings(session_secret=SECRET, secure_cookies=False))
         async with serve(web) as base_url:

@@ -43,7 +43,12 @@ def lint(paths: list[Path]) -> dict[str, list[dict[str, str]]]:
     """bpmnlint's findings (recommended rules, warnings included) for each file, and bpmn-moddle's import
     warnings as findings of the rule 'import'."""
     done = subprocess.run(
-        ["node", str(LINT), *map(str, paths)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        ["node", str(LINT), *map(str, paths)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     found: dict[str, list[dict[str, str]]] = json.loads(done.stdout)
@@ -63,7 +68,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str | 
 
 
 @pytest.mark.parametrize(("key", "track"), EXPORTS)
-def test_export_is_valid_bpmn_20(exported: dict[tuple[str, str | None], Path], key: str, track: str | None) -> None:
+def test_export_is_valid_bpmn_20(
+    exported: dict[tuple[str, str | None], Path], key: str, track: str | None
+) -> None:
     path = exported[(key, track)]
     errors = list(_schema().iter_errors(str(path)))
     assert not errors, f"{path.name}: {errors[0]}"
@@ -73,7 +80,9 @@ def test_the_xsd_check_can_fail(tmp_path: Path) -> None:
     """A task outside a process, and a timer with two durations, are refused by the schema."""
     _need_assets()
     text = export_bpmn(load_protocol("wigan"), "iro")
-    broken = text.replace("<bpmn:timeDuration ", "<bpmn:timeCycle>R/P1D</bpmn:timeCycle><bpmn:timeDuration ", 1)
+    broken = text.replace(
+        "<bpmn:timeDuration ", "<bpmn:timeCycle>R/P1D</bpmn:timeCycle><bpmn:timeDuration ", 1
+    )
     path = tmp_path / "broken.bpmn"
     path.write_text(broken, encoding="utf-8")
     assert list(_schema().iter_errors(str(path)))
@@ -89,7 +98,12 @@ def test_the_lint_check_can_fail(tmp_path: Path) -> None:
     _need_assets()
     text = export_bpmn(load_protocol("wigan"), "iro")
     path = tmp_path / "broken.bpmn"
-    path.write_text(text.replace('name="Resolved?"', "", 1).replace("</bpmn:process>", '<bpmn:task id="lonely" name="Lonely" /></bpmn:process>'), encoding="utf-8")
+    path.write_text(
+        text.replace('name="Resolved?"', "", 1).replace(
+            "</bpmn:process>", '<bpmn:task id="lonely" name="Lonely" /></bpmn:process>'
+        ),
+        encoding="utf-8",
+    )
     rules = {f["rule"] for f in lint([path])[str(path)]}
     assert {"label-required", "no-disconnected", "no-bpmndi"} <= rules
 
@@ -113,7 +127,9 @@ def test_a_track_is_what_its_protocol_says(key: str, track: str) -> None:
         groups = task.find(f"{{{BPMN}}}extensionElements/{{{ZEEBE}}}assignmentDefinition")
         assert groups is not None and groups.get("candidateGroups") == ",".join(stage.to)
         assert task.get(f"{{{ESC}}}cc", "") == " ".join(stage.cc)
-        attached = [e for e in proc.findall(f"{{{BPMN}}}boundaryEvent") if e.get("attachedToRef") == task.get("id")]
+        attached = [
+            e for e in proc.findall(f"{{{BPMN}}}boundaryEvent") if e.get("attachedToRef") == task.get("id")
+        ]
         deadline = [e for e in attached if e.get("cancelActivity") != "false"]
         if stage.response_working_days is None and stage.response_working_hours is None:
             assert deadline == []
@@ -137,19 +153,26 @@ def test_a_track_is_what_its_protocol_says(key: str, track: str) -> None:
     if t.entry_points:
         entry = proc.find(f"{{{BPMN}}}exclusiveGateway[@name='Where does it start?']")
         assert entry is not None
-        assert len([f for f in proc.findall(f"{{{BPMN}}}sequenceFlow") if f.get("sourceRef") == entry.get("id")]) == len(t.entry_points)
+        assert len(
+            [f for f in proc.findall(f"{{{BPMN}}}sequenceFlow") if f.get("sourceRef") == entry.get("id")]
+        ) == len(t.entry_points)
 
 
 def test_the_other_process_kinds_export_too() -> None:
     names = {
-        key: {p.get(f"{{{ESC}}}process") for p in ET.fromstring(export_bpmn(load_protocol(key))).findall(f"{{{BPMN}}}process")}
+        key: {
+            p.get(f"{{{ESC}}}process")
+            for p in ET.fromstring(export_bpmn(load_protocol(key))).findall(f"{{{BPMN}}}process")
+        }
         for key in available_protocols()
     }
     for key, kinds in names.items():
         p = load_protocol(key)
         assert ("deemed_agreement" in kinds) == (p.deemed_agreement is not None), key
         assert ("practice_concerns" in kinds) == (p.practice_concerns is not None), key
-    assert any("deemed_agreement" in k for k in names.values()) and any("practice_concerns" in k for k in names.values())
+    assert any("deemed_agreement" in k for k in names.values()) and any(
+        "practice_concerns" in k for k in names.values()
+    )
 
 
 @pytest.mark.asyncio

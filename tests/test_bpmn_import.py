@@ -64,11 +64,19 @@ def test_a_protocol_drawn_in_a_modeler_imports() -> None:
         5,
     )
     assert first.note.startswith("Discussed with the allocated social worker")
-    assert (second.to, second.response_working_days, second.formal) == (["service_lead", "team_manager"], 3, True)
+    assert (second.to, second.response_working_days, second.formal) == (
+        ["service_lead", "team_manager"],
+        3,
+        True,
+    )
     assert second.entry_gate is not None and second.entry_gate.kind is GateKind.AGREEMENT
     assert second.entry_gate.with_roles == ["iro_team_manager"]
     # the third stage's role is its lane's name; its deadline is in working hours
-    assert (third.to, third.response_working_days, third.response_working_hours) == (["head_of_service"], None, 4)
+    assert (third.to, third.response_working_days, third.response_working_hours) == (
+        ["head_of_service"],
+        None,
+        4,
+    )
 
 
 def _tasks(xml: str) -> list[tuple[str, str, str]]:
@@ -76,12 +84,22 @@ def _tasks(xml: str) -> list[tuple[str, str, str]]:
     root = ET.fromstring(xml.encode())
     out = []
     for proc in root.findall(f"{{{BPMN}}}process"):
-        bounds = {e.get("attachedToRef"): e for e in proc.findall(f"{{{BPMN}}}boundaryEvent") if e.get("cancelActivity") != "false"}
+        bounds = {
+            e.get("attachedToRef"): e
+            for e in proc.findall(f"{{{BPMN}}}boundaryEvent")
+            if e.get("cancelActivity") != "false"
+        }
         for task in proc.findall(f"{{{BPMN}}}userTask"):
             groups = task.find(f"{{{BPMN}}}extensionElements/{{{ZEEBE}}}assignmentDefinition")
             timer = bounds.get(task.get("id"))
             duration = timer.findtext(f".//{{{BPMN}}}timeDuration") if timer is not None else ""
-            out.append((task.get("name", ""), groups.get("candidateGroups", "") if groups is not None else "", duration or ""))
+            out.append(
+                (
+                    task.get("name", ""),
+                    groups.get("candidateGroups", "") if groups is not None else "",
+                    duration or "",
+                )
+            )
     return out
 
 
@@ -101,25 +119,43 @@ def _swap(text: str, ident: str, tag: str) -> str:
     pattern = re.compile(rf'<bpmn:(\w+) id="{ident}"(.*?)</bpmn:\1>', re.S)
     found = pattern.search(text)
     assert found, ident
-    return text[: found.start()] + f'<bpmn:{tag} id="{ident}"{found.group(2)}</bpmn:{tag}>' + text[found.end() :]
+    return (
+        text[: found.start()] + f'<bpmn:{tag} id="{ident}"{found.group(2)}</bpmn:{tag}>' + text[found.end() :]
+    )
 
 
 TEXT = DRAWN.read_text(encoding="utf-8")
 REFUSALS = {
-    "service task": (_swap(TEXT, "Activity_07dx9sl", "serviceTask"), "Activity_07dx9sl (serviceTask)", "user task"),
-    "parallel gateway": (_swap(TEXT, "Gateway_0yq5qv3", "parallelGateway"), "Gateway_0yq5qv3 (parallelGateway)", "exclusive gateway"),
+    "service task": (
+        _swap(TEXT, "Activity_07dx9sl", "serviceTask"),
+        "Activity_07dx9sl (serviceTask)",
+        "user task",
+    ),
+    "parallel gateway": (
+        _swap(TEXT, "Gateway_0yq5qv3", "parallelGateway"),
+        "Gateway_0yq5qv3 (parallelGateway)",
+        "exclusive gateway",
+    ),
     "intermediate timer": (
         _swap(TEXT, "Event_17x3aiu", "intermediateCatchEvent"),
         "Event_17x3aiu (intermediateCatchEvent)",
         "boundary timer",
     ),
     "signal": (
-        TEXT.replace('<bpmn:timerEventDefinition id="TimerEventDefinition_0m3s8p1">\n        <bpmn:timeDuration xsi:type="bpmn:tFormalExpression">P5D</bpmn:timeDuration>\n      </bpmn:timerEventDefinition>', '<bpmn:signalEventDefinition id="Sig_1" />'),
+        TEXT.replace(
+            '<bpmn:timerEventDefinition id="TimerEventDefinition_0m3s8p1">\n        '
+            '<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">P5D</bpmn:timeDuration>\n      '
+            "</bpmn:timerEventDefinition>",
+            '<bpmn:signalEventDefinition id="Sig_1" />',
+        ),
         "Event_17x3aiu (boundaryEvent): a signalEventDefinition",
         "message",
     ),
     "timer cycle": (
-        TEXT.replace('<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">P5D</bpmn:timeDuration>', '<bpmn:timeCycle xsi:type="bpmn:tFormalExpression">R3/P1D</bpmn:timeCycle>'),
+        TEXT.replace(
+            '<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">P5D</bpmn:timeDuration>',
+            '<bpmn:timeCycle xsi:type="bpmn:tFormalExpression">R3/P1D</bpmn:timeCycle>',
+        ),
         "Event_17x3aiu (boundaryEvent): a timer without a duration",
         "P5D",
     ),
@@ -130,7 +166,11 @@ REFUSALS = {
         "candidate groups",
     ),
     "multi-instance": (
-        TEXT.replace("<bpmn:incoming>Flow_1c2g7e9</bpmn:incoming>\n      <bpmn:outgoing>Flow_0q2tq4z</bpmn:outgoing>", "<bpmn:incoming>Flow_1c2g7e9</bpmn:incoming>\n      <bpmn:outgoing>Flow_0q2tq4z</bpmn:outgoing><bpmn:multiInstanceLoopCharacteristics />"),
+        TEXT.replace(
+            "<bpmn:incoming>Flow_1c2g7e9</bpmn:incoming>\n      <bpmn:outgoing>Flow_0q2tq4z</bpmn:outgoing>",
+            "<bpmn:incoming>Flow_1c2g7e9</bpmn:incoming>\n      <bpmn:outgoing>Flow_0q2tq4z</bpmn:outgoing>"
+            "<bpmn:multiInstanceLoopCharacteristics />",
+        ),
         "Activity_07dx9sl (userTask): multiInstanceLoopCharacteristics",
         "candidate groups",
     ),
@@ -140,17 +180,24 @@ REFUSALS = {
         "event sub-processes",
     ),
     "loop": (
-        TEXT.replace('id="Flow_1v3ye8k" name="no" sourceRef="Gateway_03m3q1n" targetRef="Gateway_1lq5e2w"', 'id="Flow_1v3ye8k" name="no" sourceRef="Gateway_03m3q1n" targetRef="Gateway_0yq5qv3"'),
+        TEXT.replace(
+            'id="Flow_1v3ye8k" name="no" sourceRef="Gateway_03m3q1n" targetRef="Gateway_1lq5e2w"',
+            'id="Flow_1v3ye8k" name="no" sourceRef="Gateway_03m3q1n" targetRef="Gateway_0yq5qv3"',
+        ),
         "loops back",
         "only goes up",
     ),
     "stage without a role": (
-        TEXT.replace('<bpmn:flowNodeRef>Activity_1xq0l5h</bpmn:flowNodeRef>', ""),
+        TEXT.replace("<bpmn:flowNodeRef>Activity_1xq0l5h</bpmn:flowNodeRef>", ""),
         "Activity_1xq0l5h (userTask): a stage with no role",
         "candidate groups",
     ),
     "message flow": (
-        TEXT.replace("</bpmn:collaboration>", '<bpmn:messageFlow id="Mf_1" sourceRef="Activity_0c9l3ke" targetRef="Activity_07dx9sl" /></bpmn:collaboration>'),
+        TEXT.replace(
+            "</bpmn:collaboration>",
+            '<bpmn:messageFlow id="Mf_1" sourceRef="Activity_0c9l3ke" targetRef="Activity_07dx9sl" />'
+            "</bpmn:collaboration>",
+        ),
         "Mf_1 (messageFlow)",
         "leave message flows",
     ),
@@ -174,13 +221,22 @@ def test_a_diagram_with_no_settings_needs_an_authority() -> None:
 
 
 def test_a_pool_that_names_no_track_is_told_what_to_name_it() -> None:
-    text = TEXT.replace('name="IRO" processRef', 'name="Somebody else" processRef').replace('name="IRO" isExecutable', 'name="Somebody else" isExecutable')
-    with pytest.raises(BpmnImportError, match=r"no officer_roles: name the pool after a track of the authority \(tracks: iro, cp, partner-agencies\)"):
+    text = TEXT.replace('name="IRO" processRef', 'name="Somebody else" processRef').replace(
+        'name="IRO" isExecutable', 'name="Somebody else" isExecutable'
+    )
+    with pytest.raises(
+        BpmnImportError,
+        match=r"no officer_roles: name the pool after a track of the authority "
+        r"\(tracks: iro, cp, partner-agencies\)",
+    ):
         import_bpmn(text, "wigan")
 
 
 def test_hostile_xml_is_refused_unexpanded() -> None:
-    bomb = '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]><d>&b;</d>'
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;">]><d>&b;</d>'
+    )
     with pytest.raises(BpmnImportError, match="not readable as XML"):
         import_bpmn(bomb, "wigan")
 
@@ -222,7 +278,9 @@ async def test_a_drawn_protocol_runs_an_escalation_end_to_end(
         view = await run.eventually(lambda v: v.stage == third.key)
         assert view.held_by == ["head_of_service"] and view.deadline is not None
         assert view.deadline - await run.now() < timedelta(days=4)
-        await run.update("respond", Respond(actor=Actor(id="hos-1", role="head_of_service"), answer="Plan agreed."))
+        await run.update(
+            "respond", Respond(actor=Actor(id="hos-1", role="head_of_service"), answer="Plan agreed.")
+        )
         result = await run.update("accept", Accept(actor=officer, note="Thank you."))
         assert result.status is Status.RESOLVED
         outcome = await run.result()

@@ -29,7 +29,15 @@ MESSAGES = {
 }
 PROTOCOL_SKIP = {"tracks", "deemed_agreement", "practice_concerns"}
 TRACK_SKIP = {"stages", "entry_points", "name"}
-STAGE_SKIP = {"name", "to", "response_working_days", "response_working_hours", "entry_gate", "meeting", "note"}
+STAGE_SKIP = {
+    "name",
+    "to",
+    "response_working_days",
+    "response_working_hours",
+    "entry_gate",
+    "meeting",
+    "note",
+}
 
 
 def process_id(track_key: str) -> str:
@@ -127,7 +135,11 @@ def _at(x: float, cy: float, size: tuple[int, int]) -> Box:
 
 def _timer(event: ET.Element, days: int | None, hours: int | None) -> None:
     timer = ET.SubElement(event, b("timerEventDefinition"))
-    duration = ET.SubElement(timer, b("timeDuration"), {q("http://www.w3.org/2001/XMLSchema-instance", "type"): "bpmn:tFormalExpression"})
+    duration = ET.SubElement(
+        timer,
+        b("timeDuration"),
+        {q("http://www.w3.org/2001/XMLSchema-instance", "type"): "bpmn:tFormalExpression"},
+    )
     duration.text = f"PT{hours}H" if hours is not None else f"P{days}D"
     event.set(esc("calendar"), "working-hours" if hours is not None else "working-days")
 
@@ -139,7 +151,11 @@ def _message(event: ET.Element, key: str) -> None:
 def _groups(el: ET.Element, roles: list[str]) -> None:
     """The roles a task is for, as Camunda's candidate groups (a role is a group of people)."""
     ext = extension_elements(el)
-    ET.SubElement(ext, q("http://camunda.org/schema/zeebe/1.0", "assignmentDefinition"), {"candidateGroups": ",".join(roles)})
+    ET.SubElement(
+        ext,
+        q("http://camunda.org/schema/zeebe/1.0", "assignmentDefinition"),
+        {"candidateGroups": ",".join(roles)},
+    )
 
 
 def _doc(el: ET.Element, text: str) -> None:
@@ -153,7 +169,7 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
     """Draw track ``t``'s ladder in ``proc``; returns the pool's (height, width)."""
     lane = Lane(canvas, proc, f"{t.key}_")
     cy = top + MAIN
-    x = POOL_LABEL + 40
+    x: float = POOL_LABEL + 40
     start = lane.node("startEvent", "Concern raised", _at(x, cy, EVENT), "start")
     x += EVENT[0] + STEP
     entries = list(t.entry_points)
@@ -168,7 +184,7 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
     if entry_gw is None:
         pending.append((start, "", None, "h", -1))
     approver = (t.extensions or p.extensions).approved_by
-    for i, stage in enumerate(t.stages):
+    for stage in t.stages:
         incoming = list(pending)
         for n, e in enumerate(entries):
             if e.stage == stage.key and entry_gw is not None:
@@ -180,7 +196,9 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
         if stage.entry_gate is not None:
             gate = stage.entry_gate
             verb = "Consult" if gate.kind.value == "consultation" else "Agreement of"
-            g = lane.node("task", f"{verb} {p.role_names(gate.with_roles)}", _at(x, cy, GATE_TASK), f"{stage.key}_gate")
+            g = lane.node(
+                "task", f"{verb} {p.role_names(gate.with_roles)}", _at(x, cy, GATE_TASK), f"{stage.key}_gate"
+            )
             _doc(g, gate.note)
             g.set(esc("gate"), gate.kind.value)
             _groups(g, gate.with_roles)
@@ -229,14 +247,20 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
             deadline.set("name", "No answer in time")
         last = task
         if stage.meeting:
-            meet = lane.node("manualTask", "Meeting, recorded", _at(x_after, cy, GATE_TASK), f"{stage.key}_meeting")
+            meet = lane.node(
+                "manualTask", "Meeting, recorded", _at(x_after, cy, GATE_TASK), f"{stage.key}_meeting"
+            )
             meet.set(esc("meeting"), "true")
             lane.flow(task, meet)
             last = meet
             x_after += GATE_TASK[0] + STEP
-        decide = lane.node("exclusiveGateway", "Resolved?", _at(x_after, cy, GATEWAY), f"{stage.key}_decision")
+        decide = lane.node(
+            "exclusiveGateway", "Resolved?", _at(x_after, cy, GATEWAY), f"{stage.key}_decision"
+        )
         lane.flow(last, decide)
-        resolved = lane.node("endEvent", "Resolved", _at(x_after + 7, cy - MAIN + ROW_TOP, EVENT), f"{stage.key}_resolved")
+        resolved = lane.node(
+            "endEvent", "Resolved", _at(x_after + 7, cy - MAIN + ROW_TOP, EVENT), f"{stage.key}_resolved"
+        )
         resolved.set(esc("outcome"), "resolved")
         lane.flow(decide, resolved, "resolved", "resolved", route="up")
         x = x_after + GATEWAY[0] + STEP
@@ -249,7 +273,12 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
         box = canvas.boxes[source.get("id", "")]
         row = cy if route == "h" else cy + BELOW
         ex = x if route == "h" else box.x
-        end = lane.node("endEvent", "Exhausted" if n == 0 else "Exhausted (no answer in time)", _at(ex, row, EVENT), f"exhausted_{n}")
+        end = lane.node(
+            "endEvent",
+            "Exhausted" if n == 0 else "Exhausted (no answer in time)",
+            _at(ex, row, EVENT),
+            f"exhausted_{n}",
+        )
         end.set(esc("outcome"), "exhausted")
         lane.flow(source, end, "not resolved" if n == 0 else "", route="h" if route == "h" else "down")
     for _stage, _task, _deadline, decide in ladder:
@@ -278,7 +307,11 @@ def _entry_flow(flow: ET.Element, entry: object, gw: ET.Element) -> None:
     assert isinstance(entry, EntryPoint)
     encode(flow, plain(entry, set()))
     if entry.conditional:
-        expr = ET.SubElement(flow, b("conditionExpression"), {q("http://www.w3.org/2001/XMLSchema-instance", "type"): "bpmn:tFormalExpression"})
+        expr = ET.SubElement(
+            flow,
+            b("conditionExpression"),
+            {q("http://www.w3.org/2001/XMLSchema-instance", "type"): "bpmn:tFormalExpression"},
+        )
         expr.text = flow.get("name", "")
 
 
@@ -286,7 +319,12 @@ def _boundary(lane: Lane, task: ET.Element, x: float, y: float, kind: str, inter
     attrs = {"attachedToRef": task.get("id", "")}
     if not interrupting:
         attrs["cancelActivity"] = "false"
-    names = {"reminder": "Reminder due", "note": "Case note", "extension": "Extension requested", "deadline": ""}
+    names = {
+        "reminder": "Reminder due",
+        "note": "Case note",
+        "extension": "Extension requested",
+        "deadline": "",
+    }
     ev = lane.node("boundaryEvent", names[kind], Box(x, y, *EVENT), f"{task.get('id')}_{kind}", attrs)
     ev.set(esc("event"), kind)
     places = {  # names beside their events, off the task's own name
@@ -300,9 +338,17 @@ def _boundary(lane: Lane, task: ET.Element, x: float, y: float, kind: str, inter
 
 
 def _timer_reminder(event: ET.Element, p: Protocol, t: Track) -> None:
-    lead = t.reminder_lead_working_days if t.reminder_lead_working_days is not None else p.reminder_lead_working_days
+    lead = (
+        t.reminder_lead_working_days
+        if t.reminder_lead_working_days is not None
+        else p.reminder_lead_working_days
+    )
     timer = ET.SubElement(event, b("timerEventDefinition"))
-    text = ET.SubElement(timer, b("timeDuration"), {q("http://www.w3.org/2001/XMLSchema-instance", "type"): "bpmn:tFormalExpression"})
+    text = ET.SubElement(
+        timer,
+        b("timeDuration"),
+        {q("http://www.w3.org/2001/XMLSchema-instance", "type"): "bpmn:tFormalExpression"},
+    )
     text.text = f"P{lead}D"
     event.set(esc("before_deadline"), "true")
     event.set(esc("calendar"), "working-days")
@@ -328,11 +374,23 @@ def _event_subprocesses(canvas: Canvas, lane: Lane, p: Protocol, t: Track, y: fl
     ]
     if bypass.allowed:
         who = bypass.prior_discussion_with
-        subs.append(("bypass", "Bypass", False, "Discuss with " + p.role_names(who) if who else "", who, "Stage bypassed", "bypassed"))
-    x = POOL_LABEL + 40
+        subs.append(
+            (
+                "bypass",
+                "Bypass",
+                False,
+                "Discuss with " + p.role_names(who) if who else "",
+                who,
+                "Stage bypassed",
+                "bypassed",
+            )
+        )
+    x: float = POOL_LABEL + 40
     for key, title, interrupting, task_name, roles, end_name, outcome in subs:
         width = 340 if task_name else 180
-        sub = lane.node("subProcess", title, Box(x, y, width, SUB_H), f"{key}_sub", {"triggeredByEvent": "true"})
+        sub = lane.node(
+            "subProcess", title, Box(x, y, width, SUB_H), f"{key}_sub", {"triggeredByEvent": "true"}
+        )
         sub.set(esc("path"), key)
         inner = Lane(canvas, sub, f"{t.key}_{key}_")
         cy = y + SUB_H / 2
@@ -365,7 +423,7 @@ def _simple_ladder(
     'Resolved?' gateway; the last step's 'not resolved' and timeouts end exhausted."""
     lane = Lane(canvas, proc, f"{proc.get('id')}_")
     cy = top + MAIN
-    x = POOL_LABEL + 40
+    x: float = POOL_LABEL + 40
     prev: list[tuple[ET.Element, str, str]] = []
     start = lane.node("startEvent", start_name, _at(x, cy, EVENT), "start")
     prev.append((start, "", "h"))
@@ -403,11 +461,23 @@ def _simple_ladder(
     for n, (source, label, route) in enumerate(prev):
         box = canvas.boxes[source.get("id", "")]
         row, ex = (cy, x) if route == "h" else (cy + BELOW, box.x)
-        end = lane.node("endEvent", "Exhausted" if n == 0 else "Exhausted (no answer in time)", _at(ex, row, EVENT), f"exhausted_{n}")
+        end = lane.node(
+            "endEvent",
+            "Exhausted" if n == 0 else "Exhausted (no answer in time)",
+            _at(ex, row, EVENT),
+            f"exhausted_{n}",
+        )
         end.set(esc("outcome"), "exhausted")
         lane.flow(source, end, label, route="h" if route == "h" else "down")
     for gw in proc.iter(b("exclusiveGateway")):
-        out = next((f for f in proc.iter(b("sequenceFlow")) if f.get("sourceRef") == gw.get("id") and f.get("name") == "not resolved"), None)
+        out = next(
+            (
+                f
+                for f in proc.iter(b("sequenceFlow"))
+                if f.get("sourceRef") == gw.get("id") and f.get("name") == "not resolved"
+            ),
+            None,
+        )
         if out is not None:
             gw.set("default", out.get("id", ""))
     return cy + BELOW + 60 - top, x + EVENT[0] + 60
@@ -416,7 +486,7 @@ def _simple_ladder(
 def _deemed(canvas: Canvas, proc: ET.Element, d: DeemedAgreement, top: float) -> tuple[float, float]:
     lane = Lane(canvas, proc, "deemed_")
     cy = top + MAIN
-    x = POOL_LABEL + 40
+    x: float = POOL_LABEL + 40
     start = lane.node("startEvent", "Review decisions sent", _at(x, cy, EVENT), "start")
     x += EVENT[0] + STEP
     task = lane.node("userTask", d.label, _at(x, cy, TASK), "decisions")
@@ -438,7 +508,11 @@ def _deemed(canvas: Canvas, proc: ET.Element, d: DeemedAgreement, top: float) ->
     lane.flow(decide, agreed, "agreed", "agreed", route="up")
     x += GATEWAY[0] + STEP
     call = lane.node(
-        "callActivity", "Informal resolution", _at(x, cy, TASK), "resolution", {"calledElement": process_id(d.resolution_track)}
+        "callActivity",
+        "Informal resolution",
+        _at(x, cy, TASK),
+        "resolution",
+        {"calledElement": process_id(d.resolution_track)},
     )
     default = lane.flow(decide, call, "disagreed")
     decide.set("default", default.get("id", ""))

@@ -27,7 +27,17 @@ PREFIXES = {"bpmn": BPMN, "bpmndi": BPMNDI, "dc": DC, "di": DI, "xsi": XSI, "esc
 for _prefix, _uri in PREFIXES.items():
     ET.register_namespace(_prefix, _uri)
 
-MARKERS = {"process", "step", "gate", "calendar", "outcome", "event", "path", "before_deadline", "approved_by"}
+MARKERS = {
+    "process",
+    "step",
+    "gate",
+    "calendar",
+    "outcome",
+    "event",
+    "path",
+    "before_deadline",
+    "approved_by",
+}
 """``esc:`` attributes that mark what an element is (read by the importer itself), never model fields."""
 WORD = re.compile(r"^[a-z0-9_][a-z0-9_-]*$")
 

@@ -131,10 +131,14 @@ def _groups(el: ET.Element, lanes: dict[str, str]) -> list[str]:
         raise refuse(el, "an assignee is a person", "give the roles as candidate groups (role keys)")
     if el.get(q(CAMUNDA, "assignee")):
         raise refuse(el, "an assignee is a person", "give the roles as candidate groups (role keys)")
-    text = (zeebe.get("candidateGroups") if zeebe is not None else None) or el.get(q(CAMUNDA, "candidateGroups"))
+    text = (zeebe.get("candidateGroups") if zeebe is not None else None) or el.get(
+        q(CAMUNDA, "candidateGroups")
+    )
     if text:
         if text.strip().startswith("="):
-            raise refuse(el, "candidate groups given as an expression", "list role keys: team_manager,head_of_service")
+            raise refuse(
+                el, "candidate groups given as an expression", "list role keys: team_manager,head_of_service"
+            )
         return [r.strip() for r in text.split(",") if r.strip()]
     lane = lanes.get(el.get("id", ""))
     return [lane] if lane else []
@@ -146,11 +150,19 @@ def _timer_value(event: ET.Element) -> tuple[int | None, int | None]:
     assert timer is not None
     duration = timer.find(b("timeDuration"))
     if duration is None:
-        raise refuse(event, "a timer without a duration (a date or cycle)", "give a duration: P5D (5 working days) or PT4H (4 working hours)")
+        raise refuse(
+            event,
+            "a timer without a duration (a date or cycle)",
+            "give a duration: P5D (5 working days) or PT4H (4 working hours)",
+        )
     value = (duration.text or "").strip().removeprefix("=").strip().strip('"')
     match = _DURATION.match(value)
     if not match:
-        raise refuse(event, f"timer duration {value!r} is not whole days or hours", "write P5D (5 working days) or PT4H (4 working hours)")
+        raise refuse(
+            event,
+            f"timer duration {value!r} is not whole days or hours",
+            "write P5D (5 working days) or PT4H (4 working hours)",
+        )
     days, hours = match.groups()
     calendar = event.get(esc("calendar"))
     if calendar not in (None, "working-days", "working-hours"):
@@ -158,7 +170,9 @@ def _timer_value(event: ET.Element) -> tuple[int | None, int | None]:
     return (int(days), None) if days else (None, int(hours))
 
 
-def _track(proc: ET.Element, pool_name: str, base: Protocol | None, shapes: dict[str, tuple[float, float]]) -> dict[str, Any]:
+def _track(
+    proc: ET.Element, pool_name: str, base: Protocol | None, shapes: dict[str, tuple[float, float]]
+) -> dict[str, Any]:
     where = f"process {proc.get('id')}"
     nodes = {el.get("id", ""): el for el in proc if el.get("id")}
     flows = [el for el in proc if el.tag == b("sequenceFlow")]
@@ -175,9 +189,16 @@ def _track(proc: ET.Element, pool_name: str, base: Protocol | None, shapes: dict
     boundaries: dict[str, list[ET.Element]] = {}
     for el in proc.findall(b("boundaryEvent")):
         boundaries.setdefault(el.get("attachedToRef", ""), []).append(el)
-    starts = [s for s in proc.findall(b("startEvent")) if not any(True for _ in s.iter(b("messageEventDefinition"))) and s.find(b("timerEventDefinition")) is None]
+    starts = [
+        s
+        for s in proc.findall(b("startEvent"))
+        if not any(True for _ in s.iter(b("messageEventDefinition")))
+        and s.find(b("timerEventDefinition")) is None
+    ]
     if len(starts) != 1:
-        raise BpmnImportError(f"{where}: draw exactly one plain start event (the concern raised); found {len(starts)}")
+        raise BpmnImportError(
+            f"{where}: draw exactly one plain start event (the concern raised); found {len(starts)}"
+        )
     order = _ordered_tasks(proc, nodes, out, boundaries, shapes, starts[0])
     fields = decode(proc, Track, where)
     name = proc.get("name") or pool_name
@@ -251,7 +272,11 @@ def _ordered_tasks(
                 ready.append(m)
     if len(order) != len(reach):
         loop = sorted(set(reach) - set(order))[0]
-        raise refuse(nodes[loop], "a flow loops back to an earlier element", "the ladder only goes up: end the process where it stops")
+        raise refuse(
+            nodes[loop],
+            "a flow loops back to an earlier element",
+            "the ladder only goes up: end the process where it stops",
+        )
     unreached = [el for el in proc.findall(b("userTask")) if el.get("id") not in reach]
     if unreached:
         raise refuse(unreached[0], "a user task the start does not lead to", "connect it into the ladder")
@@ -271,7 +296,9 @@ def _stage(
     where = f"user task {ident}"
     name = (task.get("name") or "").strip()
     if not name:
-        raise refuse(task, "a stage without a name", "name the user task after the stage ('Stage 2 - Team manager')")
+        raise refuse(
+            task, "a stage without a name", "name the user task after the stage ('Stage 2 - Team manager')"
+        )
     stage: dict[str, Any] = decode(task, Stage, where)
     key = stage.get("key") or slug(name)
     n, unique = 2, key
@@ -283,7 +310,9 @@ def _stage(
     stage.setdefault("formal", "informal" not in name.lower())
     to = _groups(task, lanes)
     if not to:
-        raise refuse(task, "a stage with no role to answer it", "set its candidate groups to role keys (team_manager)")
+        raise refuse(
+            task, "a stage with no role to answer it", "set its candidate groups to role keys (team_manager)"
+        )
     stage["to"] = to
     doc = task.find(b("documentation"))
     if doc is not None and (doc.text or "").strip():
@@ -291,7 +320,11 @@ def _stage(
     deadlines = [e for e in boundaries.get(ident, []) if e.get("cancelActivity", "true") != "false"]
     for e in deadlines:
         if e.find(b("timerEventDefinition")) is None:
-            raise refuse(e, "an interrupting boundary event that is not a timer", "make it non-interrupting (an extension request or note) or a timer (the deadline)")
+            raise refuse(
+                e,
+                "an interrupting boundary event that is not a timer",
+                "make it non-interrupting (an extension request or note) or a timer (the deadline)",
+            )
     if len(deadlines) > 1:
         raise refuse(deadlines[1], "a second deadline on one stage", "keep one interrupting timer per stage")
     days, hours = _timer_value(deadlines[0]) if deadlines else (None, None)
@@ -301,12 +334,20 @@ def _stage(
     before = [nodes.get(f.get("sourceRef", "")) for f in into.get(ident, [])]
     if len(before) == 1 and before[0] is not None and before[0].tag in TASKS:
         gate = before[0]
-        kind = gate.get(esc("gate")) or ("agreement" if (gate.get("name") or "").lower().startswith("agree") else "consultation")
+        kind = gate.get(esc("gate")) or (
+            "agreement" if (gate.get("name") or "").lower().startswith("agree") else "consultation"
+        )
         with_roles = _groups(gate, lanes)
         if not with_roles:
-            raise refuse(gate, "a gate before a stage with no role", "set its candidate groups to the roles consulted")
+            raise refuse(
+                gate, "a gate before a stage with no role", "set its candidate groups to the roles consulted"
+            )
         note = gate.find(b("documentation"))
-        stage["entry_gate"] = {"kind": kind, "with_roles": with_roles, "note": (note.text or "") if note is not None else ""}
+        stage["entry_gate"] = {
+            "kind": kind,
+            "with_roles": with_roles,
+            "note": (note.text or "") if note is not None else "",
+        }
     after = [nodes.get(f.get("targetRef", "")) for f in out.get(ident, [])]
     if any(a is not None and a.tag in TASKS for a in after):
         stage["meeting"] = True
@@ -314,9 +355,12 @@ def _stage(
 
 
 def _entries(
-    start: ET.Element, nodes: dict[str, ET.Element], out: dict[str, list[ET.Element]], task_stage: dict[str, str]
+    start: ET.Element,
+    nodes: dict[str, ET.Element],
+    out: dict[str, list[ET.Element]],
+    task_stage: dict[str, str],
 ) -> list[dict[str, Any]]:
-    """Entry points: the flows of a gateway right after the start that splits, each to the stage it leads to."""
+    """Entry points: the flows of a splitting gateway right after the start, each to the stage it reaches."""
     first = [nodes.get(f.get("targetRef", "")) for f in out.get(start.get("id", ""), [])]
     if len(first) != 1 or first[0] is None or first[0].tag != b("exclusiveGateway"):
         return []
@@ -333,7 +377,11 @@ def _entries(
             target = nodes.get(nxt[0].get("targetRef", "")) if nxt else None
             seen += 1
         if target is None or target.get("id") not in task_stage:
-            raise refuse(flow, "an entry flow that does not lead to a stage", "connect each of the gateway's flows to a stage")
+            raise refuse(
+                flow,
+                "an entry flow that does not lead to a stage",
+                "connect each of the gateway's flows to a stage",
+            )
         entry = decode(flow, EntryPoint, f"sequence flow {flow.get('id')}")
         entry["stage"] = task_stage[target.get("id", "")]
         entries.append(entry)
@@ -379,4 +427,4 @@ def _practice(proc: ET.Element) -> dict[str, Any]:
     return data
 
 
-__all__ = ["BpmnImportError", "import_bpmn", "ESC"]
+__all__ = ["ESC", "BpmnImportError", "import_bpmn"]

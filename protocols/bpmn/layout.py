@@ -93,7 +93,7 @@ class Canvas:
 
 
 def _n(value: float) -> str:
-    return str(int(round(value)))
+    return str(round(value))
 
 
 class Lane:
@@ -163,17 +163,25 @@ def _link(node: ET.Element, kind: str, flow: ET.Element) -> None:
 
 def _route(s: Box, t: Box, route: str) -> list[tuple[float, float]]:
     if route == "up":
-        return [(s.cx, s.y), (s.cx, t.bottom)] if abs(s.cx - t.cx) < 1 else [
-            (s.cx, s.y),
-            (s.cx, t.cy),
-            (t.x, t.cy),
-        ]
+        return (
+            [(s.cx, s.y), (s.cx, t.bottom)]
+            if abs(s.cx - t.cx) < 1
+            else [
+                (s.cx, s.y),
+                (s.cx, t.cy),
+                (t.x, t.cy),
+            ]
+        )
     if route == "down":
-        return [(s.cx, s.bottom), (s.cx, t.y)] if abs(s.cx - t.cx) < 1 else [
-            (s.cx, s.bottom),
-            (s.cx, t.cy),
-            (t.x, t.cy),
-        ]
+        return (
+            [(s.cx, s.bottom), (s.cx, t.y)]
+            if abs(s.cx - t.cx) < 1
+            else [
+                (s.cx, s.bottom),
+                (s.cx, t.cy),
+                (t.x, t.cy),
+            ]
+        )
     if route == "under":
         low = max(s.bottom, t.bottom) + 30
         return [(s.cx, s.bottom), (s.cx, low), (t.cx, low), (t.cx, t.bottom)]

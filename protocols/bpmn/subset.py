@@ -21,8 +21,8 @@ ALLOWED_IN_PROCESS = FLOW_NODES | {
 ALLOWED_EVENT_DEFINITIONS = {"timerEventDefinition", "messageEventDefinition"}
 
 INSTEAD = {
-    "parallelGateway": "a stage is sent to all its addressees at once: list them as the user task's candidate "
-    "groups, and use an exclusive gateway for 'resolved / not resolved'",
+    "parallelGateway": "a stage is sent to all its addressees at once: list them as the user task's "
+    "candidate groups, and use an exclusive gateway for 'resolved / not resolved'",
     "inclusiveGateway": "use an exclusive gateway for 'resolved / not resolved'",
     "complexGateway": "use an exclusive gateway for 'resolved / not resolved'",
     "eventBasedGateway": "put an interrupting boundary timer on the stage's user task for its deadline",
@@ -33,8 +33,8 @@ INSTEAD = {
     "businessRuleTask": "draw a stage as a user task, and the decision as an exclusive gateway",
     "intermediateCatchEvent": "put a boundary timer or message event on the stage's user task",
     "intermediateThrowEvent": "the engine sends notices itself: leave it out",
-    "subProcess": "draw the stages flat in the process; only event sub-processes (withdrawal, closure, CAFCASS "
-    "referral, bypass) are read",
+    "subProcess": "draw the stages flat in the process; only event sub-processes (withdrawal, closure, "
+    "CAFCASS referral, bypass) are read",
     "callActivity": "only the review-decisions process may call a track (its informal resolution)",
     "transaction": "draw the stages flat in the process",
     "adHocSubProcess": "draw the stages in order in the process",
@@ -72,7 +72,9 @@ def _local(tag: str) -> str:
 def check_definitions(root: ET.Element) -> None:
     """Refuse any element outside the subset anywhere in the file."""
     if root.tag != b("definitions"):
-        raise SubsetError(f"the file's root is {_local(root.tag)}, not BPMN 2.0 definitions: save it as BPMN 2.0 XML")
+        raise SubsetError(
+            f"the file's root is {_local(root.tag)}, not BPMN 2.0 definitions: save it as BPMN 2.0 XML"
+        )
     for child in root:
         name = _local(child.tag)
         if child.tag.startswith(f"{{{BPMNDI}}}") or name in {"message", "extensionElements", "documentation"}:
@@ -80,7 +82,13 @@ def check_definitions(root: ET.Element) -> None:
         if child.tag == b("collaboration"):
             for part in child:
                 local = _local(part.tag)
-                if local in {"participant", "extensionElements", "documentation", "textAnnotation", "association"}:
+                if local in {
+                    "participant",
+                    "extensionElements",
+                    "documentation",
+                    "textAnnotation",
+                    "association",
+                }:
                     continue
                 raise refuse(part, f"{local} is not supported", INSTEAD.get(local, "leave it out"))
             continue
@@ -88,7 +96,9 @@ def check_definitions(root: ET.Element) -> None:
             _check_container(child, top=True)
             continue
         if child.tag.startswith(f"{{{BPMN}}}"):
-            raise refuse(child, f"{name} is not supported", INSTEAD.get(name, "draw a process with a pool per track"))
+            raise refuse(
+                child, f"{name} is not supported", INSTEAD.get(name, "draw a process with a pool per track")
+            )
 
 
 def _check_container(container: ET.Element, top: bool) -> None:
@@ -102,7 +112,11 @@ def _check_container(container: ET.Element, top: bool) -> None:
             if el.get("triggeredByEvent") != "true" or not top:
                 raise refuse(el, "an embedded sub-process is not supported", INSTEAD["subProcess"])
             _check_container(el, top=False)
-        if name == "callActivity" and container.get("{https://escalation-engine.example/schema/bpmn/1.0}process") != "deemed_agreement":
+        if (
+            name == "callActivity"
+            and container.get("{https://escalation-engine.example/schema/bpmn/1.0}process")
+            != "deemed_agreement"
+        ):
             raise refuse(el, "a call activity is not supported in a track", INSTEAD["callActivity"])
         for inner in el:
             local = _local(inner.tag)
@@ -112,4 +126,6 @@ def _check_container(container: ET.Element, top: bool) -> None:
                 raise refuse(el, f"{local} is not supported", INSTEAD[local])
         definitions = [i for i in el if _local(i.tag).endswith("EventDefinition")]
         if len(definitions) > 1:
-            raise refuse(el, "an event with more than one trigger is not supported", "use one event per trigger")
+            raise refuse(
+                el, "an event with more than one trigger is not supported", "use one event per trigger"
+            )

@@ -1,10 +1,12 @@
-"""`escalate protocol bpmn` and `escalate protocol import`: a protocol as BPMN 2.0, and back (docs/bpmn.md)."""
+"""`escalate protocol bpmn` and `escalate protocol import`: a protocol as BPMN 2.0 and back (docs/bpmn.md)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -17,7 +19,7 @@ BPMN_FILE_MAX = 8 * 1024 * 1024
 """A drawn protocol is tens of kilobytes; anything over 8 MiB is not one."""
 
 
-def add_commands(psub: argparse._SubParsersAction, key: object) -> None:  # type: ignore[type-arg]
+def add_commands(psub: argparse._SubParsersAction[Any], key: Callable[[str], str]) -> None:
     """The two subcommands, under `escalate protocol`."""
     q = psub.add_parser("bpmn", help="a protocol as BPMN 2.0 XML with its diagram (to stdout)")
     q.add_argument("key", type=key, metavar="AUTHORITY")
@@ -28,7 +30,7 @@ def add_commands(psub: argparse._SubParsersAction, key: object) -> None:  # type
     q.add_argument(
         "--authority",
         type=key,
-        help="the authority's key; its protocol file, where there is one, supplies what the diagram does not say",
+        help="the authority's key; its protocol file, if any, supplies what the diagram does not say",
     )
     q.set_defaults(run=cmd_protocol_import)
 
@@ -40,7 +42,10 @@ def protocol_yaml(protocol: Protocol) -> str:
         f"protocols/{protocol.key}.yaml.\n"
     )
     body = yaml.safe_dump(
-        protocol.model_dump(mode="json", exclude_defaults=True), sort_keys=False, allow_unicode=True, width=110
+        protocol.model_dump(mode="json", exclude_defaults=True),
+        sort_keys=False,
+        allow_unicode=True,
+        width=110,
     )
     return head + body
 
