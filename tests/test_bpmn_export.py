@@ -140,7 +140,7 @@ def test_a_track_is_what_its_protocol_says(key: str, track: str) -> None:
             assert text == (f"PT{hours}H" if hours else f"P{days}D")
             assert timer.get(f"{{{ESC}}}calendar") == ("working-hours" if hours else "working-days")
         kinds = sorted(e.get(f"{{{ESC}}}event", "") for e in attached if e.get("cancelActivity") == "false")
-        assert kinds == ["extension", "note", "reminder"]
+        assert kinds == ["answer", "extension", "note", "reminder"]
     gates = [x for x in proc.findall(f"{{{BPMN}}}task") if x.get(f"{{{ESC}}}gate")]
     assert len(gates) == sum(1 for s in t.stages if s.entry_gate)
     meetings = proc.findall(f"{{{BPMN}}}manualTask")

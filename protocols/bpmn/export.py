@@ -20,6 +20,7 @@ BELOW = 150
 SUB_H = 130
 
 MESSAGES = {
+    "answer": "Answer received",
     "extension": "Extension requested",
     "note": "Case note recorded",
     "withdrawn": "Escalation withdrawn",
@@ -224,21 +225,26 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
                 _entry_flow(flow, entries[n], source)
         tbox = canvas.boxes[task.get("id", "")]
         x_after = tbox.right + STEP
-        # non-interrupting: a reminder and case notes above, extension requests below
-        reminder = _boundary(lane, task, tbox.x + 20, tbox.y - 18, "reminder", interrupting=False)
+        # non-interrupting: a reminder, answers and case notes above, extension requests below
+        reminder = _boundary(lane, task, tbox.x + 15, tbox.y - 18, "reminder", interrupting=False)
         _timer_reminder(reminder, p, t)
-        note = _boundary(lane, task, tbox.x + 110, tbox.y - 18, "note", interrupting=False)
+        answer = _boundary(lane, task, tbox.x + 82, tbox.y - 18, "answer", interrupting=False)
+        _message(answer, "answer")
+        note = _boundary(lane, task, tbox.x + 149, tbox.y - 18, "note", interrupting=False)
         _message(note, "note")
         ext = _boundary(lane, task, tbox.x + 20, tbox.bottom - 18, "extension", interrupting=False)
         _message(ext, "extension")
         ext.set(esc("approved_by"), approver)
         for ev, label, row, route in (
             (reminder, "Reminder sent", cy - MAIN + ROW_TOP, "up"),
+            (answer, "Answer to judge", cy - MAIN + ROW_TOP, "up"),
             (note, "Note on the file", cy - MAIN + ROW_TOP, "up"),
             (ext, f"Extension decided by {p.role_name(approver)}", cy + BELOW, "down"),
         ):
             box = canvas.boxes[ev.get("id", "")]
             end = lane.node("endEvent", label, _at(box.x, row, EVENT), f"{ev.get('id')}_end")
+            if route == "up":  # names above, clear of their neighbours'
+                canvas.label(end, Box(box.x - 14, row - 50, 64, 28))
             lane.flow(ev, end, route=route)
         deadline = None
         if stage.response_working_days is not None or stage.response_working_hours is not None:
@@ -322,6 +328,7 @@ def _boundary(lane: Lane, task: ET.Element, x: float, y: float, kind: str, inter
     names = {
         "reminder": "Reminder due",
         "note": "Case note",
+        "answer": "Answer received",
         "extension": "Extension requested",
         "deadline": "",
     }
@@ -330,6 +337,7 @@ def _boundary(lane: Lane, task: ET.Element, x: float, y: float, kind: str, inter
     places = {  # names beside their events, off the task's own name
         "reminder": Box(x - 14, y - 16, 64, 14),
         "note": Box(x - 14, y - 16, 64, 14),
+        "answer": Box(x - 14, y - 16, 64, 14),
         "extension": Box(x - 76, y + 30, 72, 28),
         "deadline": Box(x + 40, y + 22, 80, 28),
     }

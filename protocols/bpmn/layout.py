@@ -8,7 +8,7 @@ from xml.etree import ElementTree as ET
 
 from protocols.bpmn.fields import BPMNDI, DC, DI, b, q
 
-TASK = (180, 80)
+TASK = (200, 80)
 GATE_TASK = (120, 80)
 GATEWAY = (50, 50)
 EVENT = (36, 36)
