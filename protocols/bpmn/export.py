@@ -5,29 +5,26 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from protocols.bpmn.fields import BPMNDI, ESC, b, encode, esc, extension_elements, plain, q
+from protocols.bpmn.elements import (
+    BELOW,
+    MAIN,
+    MESSAGES,
+    POOL_LABEL,
+    ROW_TOP,
+    SUB_H,
+    at,
+    boundary,
+    deadline_timer,
+    doc,
+    groups,
+    message,
+    process_id,
+)
+from protocols.bpmn.fields import BPMNDI, ESC, XSI, b, encode, esc, extension_elements, plain, q
 from protocols.bpmn.layout import EVENT, GATE_TASK, GATEWAY, STEP, TASK, Box, Canvas, Lane
-from schemas.processes import DeemedAgreement, PracticeConcerns
+from protocols.bpmn.processes import draw_deemed, draw_practice
 from schemas.protocol import Protocol, Stage, Track
 
-POOL_LABEL = 30
-ROW_TOP = 60
-"""From a pool's top to the centre of the row above its main row."""
-MAIN = 200
-"""From a pool's top to the centre of its main row."""
-BELOW = 150
-"""From the main row's centre to the centre of the row below it."""
-SUB_H = 130
-
-MESSAGES = {
-    "answer": "Answer received",
-    "extension": "Extension requested",
-    "note": "Case note recorded",
-    "withdrawn": "Escalation withdrawn",
-    "closed": "Escalation closed",
-    "cafcass": "CAFCASS referral",
-    "bypass": "Bypass requested",
-}
 PROTOCOL_SKIP = {"tracks", "deemed_agreement", "practice_concerns"}
 TRACK_SKIP = {"stages", "entry_points", "name"}
 STAGE_SKIP = {
@@ -39,10 +36,6 @@ STAGE_SKIP = {
     "meeting",
     "note",
 }
-
-
-def process_id(track_key: str) -> str:
-    return f"track_{track_key}"
 
 
 def export_bpmn(protocol: Protocol, track: str | None = None) -> str:
@@ -82,7 +75,7 @@ def export_bpmn(protocol: Protocol, track: str | None = None) -> str:
         proc = _process(defs, diagram, "deemed_agreement", deemed.label)
         proc.set(esc("process"), "deemed_agreement")
         encode(proc, plain(deemed, {"label", "sent_to", "working_days"}))
-        height, width = _deemed(canvas, proc, deemed, top)
+        height, width = draw_deemed(canvas, proc, deemed, top)
         _pool(canvas, collab, proc, deemed.label, top, width, height)
         top += height + 40
     practice = protocol.practice_concerns
@@ -91,7 +84,7 @@ def export_bpmn(protocol: Protocol, track: str | None = None) -> str:
         proc.set(esc("process"), "practice_concerns")
         skip = {"label", "investigated_by", "working_days", "escalation_label", "escalates_to"}
         encode(proc, plain(practice, skip | {"escalation_working_days"}))
-        height, width = _practice(canvas, proc, practice, top)
+        height, width = draw_practice(canvas, proc, practice, top)
         _pool(canvas, collab, proc, practice.label, top, width, height)
     ET.indent(defs, space="  ")
     return ET.tostring(defs, encoding="unicode", xml_declaration=False).join(
@@ -130,53 +123,17 @@ def _ids(proc: ET.Element) -> set[str]:
     return {el.get("id", "") for el in proc.iter()}
 
 
-def _at(x: float, cy: float, size: tuple[int, int]) -> Box:
-    return Box(x, cy - size[1] / 2, size[0], size[1])
-
-
-def _timer(event: ET.Element, days: int | None, hours: int | None) -> None:
-    timer = ET.SubElement(event, b("timerEventDefinition"))
-    duration = ET.SubElement(
-        timer,
-        b("timeDuration"),
-        {q("http://www.w3.org/2001/XMLSchema-instance", "type"): "bpmn:tFormalExpression"},
-    )
-    duration.text = f"PT{hours}H" if hours is not None else f"P{days}D"
-    event.set(esc("calendar"), "working-hours" if hours is not None else "working-days")
-
-
-def _message(event: ET.Element, key: str) -> None:
-    ET.SubElement(event, b("messageEventDefinition"), {"messageRef": f"message_{key}"})
-
-
-def _groups(el: ET.Element, roles: list[str]) -> None:
-    """The roles a task is for, as Camunda's candidate groups (a role is a group of people)."""
-    ext = extension_elements(el)
-    ET.SubElement(
-        ext,
-        q("http://camunda.org/schema/zeebe/1.0", "assignmentDefinition"),
-        {"candidateGroups": ",".join(roles)},
-    )
-
-
-def _doc(el: ET.Element, text: str) -> None:
-    if text:
-        doc = ET.Element(b("documentation"))
-        doc.text = text
-        el.insert(0, doc)
-
-
 def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) -> tuple[float, float]:
     """Draw track ``t``'s ladder in ``proc``; returns the pool's (height, width)."""
     lane = Lane(canvas, proc, f"{t.key}_")
     cy = top + MAIN
     x: float = POOL_LABEL + 40
-    start = lane.node("startEvent", "Concern raised", _at(x, cy, EVENT), "start")
+    start = lane.node("startEvent", "Concern raised", at(x, cy, EVENT), "start")
     x += EVENT[0] + STEP
     entries = list(t.entry_points)
     entry_gw = None
     if entries:
-        entry_gw = lane.node("exclusiveGateway", "Where does it start?", _at(x, cy, GATEWAY), "entry")
+        entry_gw = lane.node("exclusiveGateway", "Where does it start?", at(x, cy, GATEWAY), "entry")
         lane.flow(start, entry_gw)
         x += GATEWAY[0] + STEP
     ladder: list[tuple[Stage, ET.Element, ET.Element | None, ET.Element]] = []
@@ -192,17 +149,17 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
                 incoming.append((entry_gw, _entry_name(e.categories, e.severities), None, "h", n))
         first: ET.Element | None = None
         if len(incoming) > 1:
-            first = lane.node("exclusiveGateway", "", _at(x, cy, GATEWAY), f"{stage.key}_join")
+            first = lane.node("exclusiveGateway", "", at(x, cy, GATEWAY), f"{stage.key}_join")
             x += GATEWAY[0] + STEP
         if stage.entry_gate is not None:
             gate = stage.entry_gate
             verb = "Consult" if gate.kind.value == "consultation" else "Agreement of"
             g = lane.node(
-                "task", f"{verb} {p.role_names(gate.with_roles)}", _at(x, cy, GATE_TASK), f"{stage.key}_gate"
+                "task", f"{verb} {p.role_names(gate.with_roles)}", at(x, cy, GATE_TASK), f"{stage.key}_gate"
             )
-            _doc(g, gate.note)
+            doc(g, gate.note)
             g.set(esc("gate"), gate.kind.value)
-            _groups(g, gate.with_roles)
+            groups(g, gate.with_roles)
             if first is not None:
                 lane.flow(first, g)
             first = first or g
@@ -210,10 +167,10 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
             x += GATE_TASK[0] + STEP
         else:
             prev_gate = None
-        task = lane.node("userTask", stage.name, _at(x, cy, TASK), stage.key)
-        _doc(task, stage.note)
+        task = lane.node("userTask", stage.name, at(x, cy, TASK), stage.key)
+        doc(task, stage.note)
         encode(task, plain(stage, STAGE_SKIP))
-        _groups(task, stage.to)
+        groups(task, stage.to)
         if prev_gate is not None:
             lane.flow(prev_gate, task)
         elif first is not None:
@@ -226,14 +183,14 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
         tbox = canvas.boxes[task.get("id", "")]
         x_after = tbox.right + STEP
         # non-interrupting: a reminder, answers and case notes above, extension requests below
-        reminder = _boundary(lane, task, tbox.x + 15, tbox.y - 18, "reminder", interrupting=False)
+        reminder = boundary(lane, task, tbox.x + 15, tbox.y - 18, "reminder", interrupting=False)
         _timer_reminder(reminder, p, t)
-        answer = _boundary(lane, task, tbox.x + 82, tbox.y - 18, "answer", interrupting=False)
-        _message(answer, "answer")
-        note = _boundary(lane, task, tbox.x + 149, tbox.y - 18, "note", interrupting=False)
-        _message(note, "note")
-        ext = _boundary(lane, task, tbox.x + 20, tbox.bottom - 18, "extension", interrupting=False)
-        _message(ext, "extension")
+        answer = boundary(lane, task, tbox.x + 82, tbox.y - 18, "answer", interrupting=False)
+        message(answer, "answer")
+        note = boundary(lane, task, tbox.x + 149, tbox.y - 18, "note", interrupting=False)
+        message(note, "note")
+        ext = boundary(lane, task, tbox.x + 20, tbox.bottom - 18, "extension", interrupting=False)
+        message(ext, "extension")
         ext.set(esc("approved_by"), approver)
         for ev, label, row, route in (
             (reminder, "Reminder sent", cy - MAIN + ROW_TOP, "up"),
@@ -242,30 +199,28 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
             (ext, f"Extension decided by {p.role_name(approver)}", cy + BELOW, "down"),
         ):
             box = canvas.boxes[ev.get("id", "")]
-            end = lane.node("endEvent", label, _at(box.x, row, EVENT), f"{ev.get('id')}_end")
+            end = lane.node("endEvent", label, at(box.x, row, EVENT), f"{ev.get('id')}_end")
             if route == "up":  # names above, clear of their neighbours'
                 canvas.label(end, Box(box.x - 14, row - 50, 64, 28))
             lane.flow(ev, end, route=route)
         deadline = None
         if stage.response_working_days is not None or stage.response_working_hours is not None:
-            deadline = _boundary(lane, task, tbox.x + 110, tbox.bottom - 18, "deadline", interrupting=True)
-            _timer(deadline, stage.response_working_days, stage.response_working_hours)
+            deadline = boundary(lane, task, tbox.x + 110, tbox.bottom - 18, "deadline", interrupting=True)
+            deadline_timer(deadline, stage.response_working_days, stage.response_working_hours)
             deadline.set("name", "No answer in time")
         last = task
         if stage.meeting:
             meet = lane.node(
-                "manualTask", "Meeting, recorded", _at(x_after, cy, GATE_TASK), f"{stage.key}_meeting"
+                "manualTask", "Meeting, recorded", at(x_after, cy, GATE_TASK), f"{stage.key}_meeting"
             )
             meet.set(esc("meeting"), "true")
             lane.flow(task, meet)
             last = meet
             x_after += GATE_TASK[0] + STEP
-        decide = lane.node(
-            "exclusiveGateway", "Resolved?", _at(x_after, cy, GATEWAY), f"{stage.key}_decision"
-        )
+        decide = lane.node("exclusiveGateway", "Resolved?", at(x_after, cy, GATEWAY), f"{stage.key}_decision")
         lane.flow(last, decide)
         resolved = lane.node(
-            "endEvent", "Resolved", _at(x_after + 7, cy - MAIN + ROW_TOP, EVENT), f"{stage.key}_resolved"
+            "endEvent", "Resolved", at(x_after + 7, cy - MAIN + ROW_TOP, EVENT), f"{stage.key}_resolved"
         )
         resolved.set(esc("outcome"), "resolved")
         lane.flow(decide, resolved, "resolved", "resolved", route="up")
@@ -282,7 +237,7 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
         end = lane.node(
             "endEvent",
             "Exhausted" if n == 0 else "Exhausted (no answer in time)",
-            _at(ex, row, EVENT),
+            at(ex, row, EVENT),
             f"exhausted_{n}",
         )
         end.set(esc("outcome"), "exhausted")
@@ -316,33 +271,9 @@ def _entry_flow(flow: ET.Element, entry: object, gw: ET.Element) -> None:
         expr = ET.SubElement(
             flow,
             b("conditionExpression"),
-            {q("http://www.w3.org/2001/XMLSchema-instance", "type"): "bpmn:tFormalExpression"},
+            {q(XSI, "type"): "bpmn:tFormalExpression"},
         )
         expr.text = flow.get("name", "")
-
-
-def _boundary(lane: Lane, task: ET.Element, x: float, y: float, kind: str, interrupting: bool) -> ET.Element:
-    attrs = {"attachedToRef": task.get("id", "")}
-    if not interrupting:
-        attrs["cancelActivity"] = "false"
-    names = {
-        "reminder": "Reminder due",
-        "note": "Case note",
-        "answer": "Answer received",
-        "extension": "Extension requested",
-        "deadline": "",
-    }
-    ev = lane.node("boundaryEvent", names[kind], Box(x, y, *EVENT), f"{task.get('id')}_{kind}", attrs)
-    ev.set(esc("event"), kind)
-    places = {  # names beside their events, off the task's own name
-        "reminder": Box(x - 14, y - 16, 64, 14),
-        "note": Box(x - 14, y - 16, 64, 14),
-        "answer": Box(x - 14, y - 16, 64, 14),
-        "extension": Box(x - 76, y + 30, 72, 28),
-        "deadline": Box(x + 40, y + 22, 80, 28),
-    }
-    lane.canvas.label(ev, places[kind])
-    return ev
 
 
 def _timer_reminder(event: ET.Element, p: Protocol, t: Track) -> None:
@@ -355,7 +286,7 @@ def _timer_reminder(event: ET.Element, p: Protocol, t: Track) -> None:
     text = ET.SubElement(
         timer,
         b("timeDuration"),
-        {q("http://www.w3.org/2001/XMLSchema-instance", "type"): "bpmn:tFormalExpression"},
+        {q(XSI, "type"): "bpmn:tFormalExpression"},
     )
     text.text = f"P{lead}D"
     event.set(esc("before_deadline"), "true")
@@ -403,137 +334,18 @@ def _event_subprocesses(canvas: Canvas, lane: Lane, p: Protocol, t: Track, y: fl
         inner = Lane(canvas, sub, f"{t.key}_{key}_")
         cy = y + SUB_H / 2
         attrs = {} if interrupting else {"isInterrupting": "false"}
-        start = inner.node("startEvent", MESSAGES[key], _at(x + 30, cy, EVENT), "start", attrs)
-        _message(start, key)
+        start = inner.node("startEvent", MESSAGES[key], at(x + 30, cy, EVENT), "start", attrs)
+        message(start, key)
         prev = start
         nx = x + 30 + EVENT[0] + 40
         if task_name:
-            task = inner.node("task", task_name, _at(nx, cy, GATE_TASK), "task")
-            _groups(task, roles)
+            task = inner.node("task", task_name, at(nx, cy, GATE_TASK), "task")
+            groups(task, roles)
             inner.flow(prev, task)
             prev = task
             nx += GATE_TASK[0] + 40
-        end = inner.node("endEvent", end_name, _at(nx, cy, EVENT), "end")
+        end = inner.node("endEvent", end_name, at(nx, cy, EVENT), "end")
         end.set(esc("outcome"), outcome)
         inner.flow(prev, end)
         x += width + 40
     return x
-
-
-def _simple_ladder(
-    canvas: Canvas,
-    proc: ET.Element,
-    top: float,
-    start_name: str,
-    steps: list[tuple[str, list[str], int | None, str]],
-) -> tuple[float, float]:
-    """A start, then for each (task name, roles, working days, key) a user task with its deadline and a
-    'Resolved?' gateway; the last step's 'not resolved' and timeouts end exhausted."""
-    lane = Lane(canvas, proc, f"{proc.get('id')}_")
-    cy = top + MAIN
-    x: float = POOL_LABEL + 40
-    prev: list[tuple[ET.Element, str, str]] = []
-    start = lane.node("startEvent", start_name, _at(x, cy, EVENT), "start")
-    prev.append((start, "", "h"))
-    x += EVENT[0] + STEP
-    for name, roles, days, key in steps:
-        target: ET.Element
-        if len(prev) > 1:
-            join = lane.node("exclusiveGateway", "", _at(x, cy, GATEWAY), f"{key}_join")
-            x += GATEWAY[0] + STEP
-            target = join
-        task = lane.node("userTask", name, _at(x, cy, TASK), key)
-        task.set(esc("step"), key)
-        _groups(task, roles)
-        if len(prev) > 1:
-            for source, label, route in prev:
-                lane.flow(source, join, label, route=route)
-            lane.flow(join, task)
-        else:
-            lane.flow(prev[0][0], task, prev[0][1], route=prev[0][2])
-        target = task
-        tbox = canvas.boxes[target.get("id", "")]
-        x = tbox.right + STEP
-        decide = lane.node("exclusiveGateway", "Resolved?", _at(x, cy, GATEWAY), f"{key}_decision")
-        lane.flow(task, decide)
-        done = lane.node("endEvent", "Resolved", _at(x + 7, top + ROW_TOP, EVENT), f"{key}_resolved")
-        done.set(esc("outcome"), "resolved")
-        lane.flow(decide, done, "resolved", "resolved", route="up")
-        x += GATEWAY[0] + STEP
-        prev = [(decide, "not resolved", "h")]
-        if days is not None:
-            timer = _boundary(lane, task, tbox.x + 110, tbox.bottom - 18, "deadline", interrupting=True)
-            timer.set("name", "No answer in time")
-            _timer(timer, days, None)
-            prev.append((timer, "", "under"))
-    for n, (source, label, route) in enumerate(prev):
-        box = canvas.boxes[source.get("id", "")]
-        row, ex = (cy, x) if route == "h" else (cy + BELOW, box.x)
-        end = lane.node(
-            "endEvent",
-            "Exhausted" if n == 0 else "Exhausted (no answer in time)",
-            _at(ex, row, EVENT),
-            f"exhausted_{n}",
-        )
-        end.set(esc("outcome"), "exhausted")
-        lane.flow(source, end, label, route="h" if route == "h" else "down")
-    for gw in proc.iter(b("exclusiveGateway")):
-        out = next(
-            (
-                f
-                for f in proc.iter(b("sequenceFlow"))
-                if f.get("sourceRef") == gw.get("id") and f.get("name") == "not resolved"
-            ),
-            None,
-        )
-        if out is not None:
-            gw.set("default", out.get("id", ""))
-    return cy + BELOW + 60 - top, x + EVENT[0] + 60
-
-
-def _deemed(canvas: Canvas, proc: ET.Element, d: DeemedAgreement, top: float) -> tuple[float, float]:
-    lane = Lane(canvas, proc, "deemed_")
-    cy = top + MAIN
-    x: float = POOL_LABEL + 40
-    start = lane.node("startEvent", "Review decisions sent", _at(x, cy, EVENT), "start")
-    x += EVENT[0] + STEP
-    task = lane.node("userTask", d.label, _at(x, cy, TASK), "decisions")
-    task.set(esc("step"), "decisions")
-    _groups(task, d.sent_to)
-    lane.flow(start, task)
-    tbox = canvas.boxes[task.get("id", "")]
-    timer = _boundary(lane, task, tbox.x + 110, tbox.bottom - 18, "deadline", interrupting=True)
-    timer.set("name", "No disagreement in time")
-    _timer(timer, d.working_days, None)
-    deemed = lane.node("endEvent", "Deemed agreed", _at(tbox.x + 110, cy + BELOW, EVENT), "deemed")
-    deemed.set(esc("outcome"), "deemed_agreed")
-    lane.flow(timer, deemed, route="down")
-    x = tbox.right + STEP
-    decide = lane.node("exclusiveGateway", "Agreed?", _at(x, cy, GATEWAY), "decision")
-    lane.flow(task, decide)
-    agreed = lane.node("endEvent", "Agreed", _at(x + 7, top + ROW_TOP, EVENT), "agreed")
-    agreed.set(esc("outcome"), "agreed")
-    lane.flow(decide, agreed, "agreed", "agreed", route="up")
-    x += GATEWAY[0] + STEP
-    call = lane.node(
-        "callActivity",
-        "Informal resolution",
-        _at(x, cy, TASK),
-        "resolution",
-        {"calledElement": process_id(d.resolution_track)},
-    )
-    default = lane.flow(decide, call, "disagreed")
-    decide.set("default", default.get("id", ""))
-    x += TASK[0] + STEP
-    end = lane.node("endEvent", "Escalation raised", _at(x, cy, EVENT), "raised")
-    end.set(esc("outcome"), "escalation_raised")
-    lane.flow(call, end)
-    return cy + BELOW + 60 - top, x + EVENT[0] + 60
-
-
-def _practice(canvas: Canvas, proc: ET.Element, c: PracticeConcerns, top: float) -> tuple[float, float]:
-    steps = [
-        (c.label, list(c.investigated_by), c.working_days, "investigation"),
-        (c.escalation_label, list(c.escalates_to), c.escalation_working_days, "escalation"),
-    ]
-    return _simple_ladder(canvas, proc, top, "Concern about practice raised", steps)
