@@ -367,6 +367,20 @@ async def test_replies_through_the_maildir_and_stdin(service: Service, tmp_path:
     notes = await timeline(svc, sent[7].escalation_id, EventKind.NOTE)
     assert len(notes) == 1 and "Thanks, will look into it." in notes[0]
     assert await timeline(svc, sent[8].escalation_id, EventKind.RESPONSE) == []
+    # The escalation's page shows each reply and what became of it: the answer, then the refused second.
+    first_reading = await svc.app.read(Caller(person=OFFICER, via="test"), sent[0].escalation_id)
+    assert first_reading.replies is not None
+    assert [(r.outcome, r.from_address) for r in first_reading.replies] == [
+        ("respond", MANAGER.email),
+        ("refused", MANAGER.email),
+    ]
+    assert first_reading.replies[0].outcome_words == "Recorded as the answer"
+    assert "already been answered" in first_reading.replies[1].reason
+    assert "One more thing: the date moved." in first_reading.replies[1].reply_text, "nothing is lost"
+    forged_reading = await svc.app.read(Caller(person=OFFICER, via="test"), sent[8].escalation_id)
+    assert forged_reading.replies is not None
+    assert "refused" in {r.outcome for r in forged_reading.replies}
+    assert all("unknown reply token" not in r.reason for r in forged_reading.replies), "no forgery shown"
     confirmed = confirmations(svc, sent[0].escalation_id)
     assert [d.rcpt_tos for d in confirmed] == [[MANAGER.email], [MANAGER.email]]  # the answer; the refusal
     assert any("recorded as your answer" in str(d.message["Subject"]) for d in confirmed)
