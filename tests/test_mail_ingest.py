@@ -583,3 +583,28 @@ async def test_replies_through_an_imap_mailbox(service: Service) -> None:
     assert answered == "The review is brought forward to Monday."
     reading = await svc.app.read(Caller(person=OFFICER, via="test"), sent[1].escalation_id)
     assert reading.view.pending_extension is not None and reading.view.pending_extension.until == later
+
+
+@pytestmark_async
+async def test_a_polling_ingester_shows_it_is_alive_and_stops_cleanly(
+    service: Service, tmp_path: Path
+) -> None:
+    """What compose's health check reads: the file touched after every poll."""
+    alive = tmp_path / "mail-ingest.alive"
+    maildir = Maildir(tmp_path / "quiet-inbox")  # created empty
+    command = [str(ESCALATE), "mail", "ingest", "--maildir", str(maildir.root), "--every", "0.2"]
+    poller = subprocess.Popen(
+        [*command, "--alive-file", str(alive)],
+        env=service.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        await until(alive.exists, "the alive file", timeout=120)
+        first = alive.stat().st_mtime_ns
+        await until(lambda: alive.stat().st_mtime_ns > first, "the alive file touched again", timeout=120)
+    finally:
+        poller.send_signal(signal.SIGTERM)
+        out, _ = poller.communicate(timeout=60)
+    assert poller.returncode == 0, out
