@@ -39,6 +39,7 @@ from app.access import Facts, Relation, candidate_actors, may_have_held, relatio
 from app.audit import AuditLog, Outcome
 from app.errors import AppError, BadInput, NotFound, Refused, Unavailable
 from app.identity import People, Person
+from app.inbound import InboundReply, replies_for
 from app.inputs import (
     Label,
     RaiseRequest,
@@ -105,6 +106,8 @@ class Reading(BaseModel):
     facts: Facts
     relation: Relation
     allowed: dict[str, Actor]
+    replies: list[InboundReply] | None = None
+    """Its e-mail replies and what became of each (None: the record store cannot be read now)."""
 
 
 WAITING_STATUS: dict[str, tuple[Status, ...]] = {
@@ -259,7 +262,8 @@ class Application:
             self._audit(caller, "read", escalation_id, exc)
             raise
         self._audit(caller, "read", escalation_id)
-        return Reading(view=view, facts=facts, relation=related, allowed=allowed)
+        replies = await asyncio.to_thread(replies_for, self.audit.engine, escalation_id)
+        return Reading(view=view, facts=facts, relation=related, allowed=allowed, replies=replies)
 
     def _audit(
         self,

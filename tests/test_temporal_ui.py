@@ -65,7 +65,7 @@ async def _summaries(handle: WorkflowHandle[Any, Any]) -> list[tuple[str, str]]:
 
 async def _details(handle: WorkflowHandle[Any, Any]) -> str:
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    return metadata.current_details
+    return str(metadata.current_details)
 
 
 async def _until_details(handle: WorkflowHandle[Any, Any], start: str, timeout: float = 60.0) -> str:

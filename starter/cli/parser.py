@@ -26,6 +26,7 @@ from starter.cli.acting import (
     cmd_views,
     cmd_withdraw,
 )
+from starter.cli.bpmn import add_commands as add_bpmn_commands
 from starter.cli.common import (
     CALENDAR_DAYS,
     DEFAULT_WAIT_S,
@@ -296,7 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("protocol", cmd_protocol_list, "authorities' protocols")
     psub = p.add_subparsers(
-        dest="protocol_command", metavar="list|show|check|upgrade", required=True, parser_class=CliParser
+        dest="protocol_command",
+        metavar="list|show|check|upgrade|bpmn|import",
+        required=True,
+        parser_class=CliParser,
     )
     psub.add_parser("list", help="every protocol").set_defaults(run=cmd_protocol_list)
     q = psub.add_parser("show", help="every field of one protocol, with the role keys commands take")
@@ -310,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file", type=Path)
     q.add_argument("--write", action="store_true", help="rewrite the file in place instead")
     q.set_defaults(run=cmd_protocol_upgrade)
+    add_bpmn_commands(psub, key)
 
     p = command("directory", cmd_directory_sync, "the staff directory the worker addresses notices from")
     dsub = p.add_subparsers(dest="directory_command", metavar="sync", required=True, parser_class=CliParser)

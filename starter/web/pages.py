@@ -138,6 +138,7 @@ async def _escalation_page(
         duties=views.duties(reading),
         covers=views.covers(reading),
         verdicts=views.verdicts(reading),
+        replies=reading.replies,
         forms=offered,
         failed=failed,
         values=values or {},
