@@ -321,7 +321,7 @@ class Application:
             facts, view, _ = await self._visible(caller, escalation_id)
             if view.status.is_closed and update_id is None:  # a retried update may find it closed by itself
                 raise Refused(
-                    f"The escalation is {view.status.value.replace('_', ' ')}; nothing more can be done."
+                    f"The escalation has ended ({view.status.value.replace('_', ' ')}); nothing more can be done."
                 )
             allowed = await self._allowed(caller.person, facts, role)
             candidates = [a for a in candidate_actors(caller.person, facts) if role in (None, a.role)]

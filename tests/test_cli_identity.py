@@ -13,11 +13,15 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db.base import make_engine
+from activities.db_records import DbRecordStore
+from activities.recording import OutboxNotifier
 from app.audit import AuditLog
 from starter.cli import EXIT_BAD_INPUT, EXIT_REFUSED
 from starter.cli.common import name_options
 from tests.cli_runner import ESCALATE, Cli
-from tests.workflow_harness import file_worker, unique_ref
+from tests.databases import migrated_engine
+from tests.workflow_harness import unique_ref
+from worker import build_worker
 from workflows.escalation import TASK_QUEUE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -46,13 +50,17 @@ def _raise_args(child: str) -> list[str]:
 async def cli(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Cli]:
     if not ESCALATE.exists():
         pytest.fail(f"{ESCALATE} is missing: install the project (pip install -e .) so the command exists")
-    async with file_worker(dev_server_env, TASK_QUEUE, tmp_path):
-        yield Cli(
-            dev_server_env.client.service_client.config.target_host,
-            tmp_path,
-            ESCALATION_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}",
-            ESCALATION_SERVICE_ACCOUNTS=ACCOUNTS,
-        )
+    url = f"sqlite:///{tmp_path / 'audit.db'}"  # the records and the audit log, as deployed
+    with migrated_engine(url) as engine:
+        records, notifier = DbRecordStore(engine), OutboxNotifier(tmp_path)
+        worker = build_worker(dev_server_env.client, TASK_QUEUE, records=records, notifier=notifier)
+        async with worker:
+            yield Cli(
+                dev_server_env.client.service_client.config.target_host,
+                tmp_path,
+                ESCALATION_DATABASE_URL=url,
+                ESCALATION_SERVICE_ACCOUNTS=ACCOUNTS,
+            )
 
 
 def _audit(tmp_path: Path) -> AuditLog:
