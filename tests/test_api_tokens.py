@@ -70,6 +70,7 @@ async def _raised(web: Application) -> str:
         "track": "iro",
         "category": "Quality of practice",
         "child_ref": unique_ref(),
+        "child_status": "looked_after",
         "team": "team-a",
         "summary": "The plan has drifted.",
         "impact_on_child": "Waiting for a placement.",
