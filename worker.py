@@ -45,9 +45,10 @@ from workflows.activation_order import ActivationOrderRunner
 from workflows.deemed_agreement import DeemedAgreementWorkflow
 from workflows.directory_sync import DirectorySyncWorkflow
 from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE, EscalationWorkflow
+from workflows.good_practice import GoodPracticeWorkflow
 from workflows.practice_concern import PracticeConcernWorkflow
 
-WORKFLOWS = (EscalationWorkflow, DeemedAgreementWorkflow, PracticeConcernWorkflow)
+WORKFLOWS = (EscalationWorkflow, DeemedAgreementWorkflow, PracticeConcernWorkflow, GoodPracticeWorkflow)
 """Every workflow type the worker runs: escalations and the protocol's other processes."""
 
 

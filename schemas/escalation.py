@@ -83,6 +83,8 @@ class Flag(StrEnum):
     """The raising officer's own deadline at a stage passed without the task recorded (see ``duties``)."""
     STEP_OVERDUE = "step_overdue"
     """A step the stage requires (such as telling the child and family) was not recorded in time."""
+    COLLECTIVE = "collective"
+    """A collective alert: one theme across several children or carers (never on a child's file)."""
 
 
 class EventKind(StrEnum):
@@ -137,6 +139,8 @@ class EventKind(StrEnum):
     """A covering officer acts for the raising officer from now on."""
     JUDGE_SATISFIED = "judge_satisfied"
     """One of a stage's joint judges accepted the answer; the others are still to."""
+    # recognition (workflows.good_practice): a note of its own, not an event of an escalation
+    GOOD_PRACTICE_NOTED = "good_practice_noted"
 
 
 # --- Actions (update and signal payloads) -------------------------------------------------------------
