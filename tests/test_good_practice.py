@@ -4,11 +4,14 @@ and a note taken end to end through its workflow to a real SMTP server, exactly 
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from sqlalchemy import Engine, func, select
 from temporalio.testing import WorkflowEnvironment
 
@@ -16,17 +19,25 @@ from activities.db.record_models import CaseNote, EscalationEvent, EscalationRec
 from activities.db_records import DbRecordStore
 from activities.directory import load_directory_file
 from activities.mail import SmtpNotifier
+from activities.recording import OutboxNotifier
 from activities.settings import SmtpSettings
+from app.service import Application
 from protocols import load_protocol
 from schemas.escalation import Actor
 from schemas.good_practice import GoodPracticeRequest, GoodPracticeResult
 from starter.escalations import DifferentRequest, NotInDirectory
 from starter.good_practice import note_id, note_once, prepare_note
+from tests.cli_runner import Cli
 from tests.databases import DIRECTORIES, migrated_engine
 from tests.smtp_server import Capture
+from tests.test_web import browser, sign_in, web
+from tests.workflow_harness import file_worker
 from worker import build_worker
+from workflows.escalation import TASK_QUEUE
 from workflows.rules import Refused
 from workflows.rules import good_practice as rules
+
+__all__ = ["web"]
 
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 NOTE = "gloucestershire-good-practice-0000000009"
@@ -224,3 +235,87 @@ def _email(directory: object, person_id: str) -> str:
     person = directory.person(person_id)  # type: ignore[attr-defined]
     assert person is not None
     return str(person.email)
+
+
+# --- the command line -------------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def cli(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Cli]:
+    async with file_worker(dev_server_env, TASK_QUEUE, tmp_path):
+        yield Cli(dev_server_env.client.service_client.config.target_host, tmp_path)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_command_notes_good_practice_once_and_says_what_is_wrong(cli: Cli, tmp_path: Path) -> None:
+    request_id = f"req-{uuid.uuid4().hex[:8]}"
+    note = (
+        "good-practice", "note", "--authority", "gloucestershire", "--as-id", "glo-iro-a", "--as-role", "iro",
+        "--about-id", "glo-social-worker-a", "--about-role", "social_worker", "--team", "team-a",
+        "--child-ref", "C4F2A9", "--what", "Careful life story work.", "--request-id", request_id,
+    )  # fmt: skip
+    out = await cli.ok(*note)
+    assert re.match(
+        r"noted gloucestershire-good-practice-\d{10}: sent to glo-social-worker-a, copying team_manager; on "
+        r"the child's file as 'CPC/IRO good practice highlight'",
+        out,
+    ), out
+    assert (await cli.ok(*note)).startswith("already noted ")
+    sent = OutboxNotifier(tmp_path).sent()
+    assert [(n.kind.value, n.to_roles, n.cc_roles) for n in sent if n.escalation_id in out] == [
+        ("good_practice_noted", ["raising_officer"], ["team_manager"])
+    ]
+    officer_note = (
+        "good-practice", "note", "--authority", "gloucestershire", "--as-id", "glo-social-worker-a",
+        "--as-role", "social_worker", "--about-id", "glo-iro-a", "--about-role", "iro",
+        "--what", "Thank you.",
+    )  # fmt: skip
+    assert "copying head_of_independent_reviewing_service (--request-id" in await cli.ok(*officer_note)
+    assert "has no good practice notes" in await cli.fails(
+        1, "good-practice", "note", "--authority", "dudley", "--as-id", "dud-iro-a", "--as-role", "iro",
+        "--about-id", "dud-social-worker-a", "--about-role", "social_worker", "--what", "x",
+    )  # fmt: skip
+    assert "--child-ref" in await cli.fails(
+        2, *note[:-2], "--child-ref", "no such ref!", "--request-id", "r2"
+    )
+
+
+# --- the web form ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_web_form_notes_good_practice_and_says_what_is_wrong(web: Application) -> None:
+    async with browser(web) as iro, browser(web) as manager:
+        csrf = await sign_in(iro, "gloucestershire/glo-iro-a")
+        form = (await iro.get("/good-practice")).text
+        assert "Note good practice" in form and "Whose good practice" in form
+        assert "(Social Worker)" in form and "How it made a difference to the child and family" in form
+        request_id = uuid.uuid4().hex
+        typed = {
+            "csrf_token": csrf,
+            "request_id": request_id,
+            "about_id": "glo-social-worker-a",
+            "team": "team-a",
+            "child_ref": "C4F2A9",
+            "what": "Kept <b>every</b> promise to the child.",
+        }
+        missing = await iro.post("/good-practice", data={**typed, "what": ""})
+        assert missing.status_code == 400 and "Enter the good practice" in missing.text
+        no_child = await iro.post("/good-practice", data={**typed, "child_ref": ""})
+        assert no_child.status_code == 400 and "give the child&#39;s case number" in no_child.text
+        assert "Kept &lt;b&gt;every&lt;/b&gt; promise" in no_child.text
+        sent = await iro.post("/good-practice", data=typed)
+        assert sent.status_code == 303, sent.text[-2000:]
+        shown = (await iro.get("/good-practice")).text
+        found = re.search(r"recorded as (gloucestershire-good-practice-\d{10}) and sent", shown)
+        assert found and "CPC/IRO good practice highlight" in shown
+        again = await iro.post("/good-practice", data=typed)  # the same form sent twice: one note
+        assert again.status_code == 303
+        assert found.group(1) in (await iro.get("/good-practice")).text
+
+        await sign_in(manager, "gloucestershire/glo-team-manager-a")
+        page = (await manager.get("/good-practice")).text  # staff note an officer's practice (6)
+        assert "(Independent Reviewing Officer)" in page and "(Social Worker)" not in page
+    async with browser(web) as elsewhere:
+        await sign_in(elsewhere, "dudley/dud-iro-a")
+        assert "has no good practice notes that you write" in (await elsewhere.get("/good-practice")).text

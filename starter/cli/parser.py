@@ -44,6 +44,7 @@ from starter.cli.common import (
     whole_number,
 )
 from starter.cli.directory import cmd_directory_sync
+from starter.cli.good_practice import add_commands as add_good_practice_commands
 from starter.cli.processes import add_commands as add_process_commands
 from starter.cli.protocol_v2 import cmd_protocol_upgrade
 from starter.cli.reading import LIST_SOURCES, cmd_actions, cmd_history, cmd_list, cmd_status
@@ -333,4 +334,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", type=Path, default=MAIL_DIR, help=f"where caught mail is (default {MAIL_DIR})")
     command("up", cmd_up, "run the whole service locally (escalate up --help)")
     add_process_commands(sub, command, conn, actor)
+    add_good_practice_commands(sub, command, conn, actor)
     return parser
