@@ -37,7 +37,7 @@ from activities.db.record_models import CaseNote, EscalationEvent, EscalationRec
 from activities.working_days import LONDON, long_date
 from protocols import ProtocolError, load_protocol
 from schemas.effects import RecordEventInput, RefusalInput
-from schemas.escalation import Concern, EventKind, TimelineEntry
+from schemas.escalation import Concern, EventKind, Flag, TimelineEntry
 from schemas.protocol import CASE_NOTE_TYPE_MAX, CaseNoteNaming
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "case_notes"
@@ -318,6 +318,8 @@ class DbRecordStore:
         entry = event.entry
         if entry.kind in NO_CASE_NOTE_KINDS or is_collective(event.child_ref, entry.data):
             return None
+        if Flag.COLLECTIVE.value in (state.flags or []):  # a collective alert: on no child's file
+            return None
         if entry.data.get("case_note") is False:  # about staff, not a child's care (a practice concern)
             return None
         note_type = case_note_type(
@@ -544,6 +546,8 @@ def _updated_state(
         state.flags = list(snap.flags)
         if snap.concern is not None:
             _keep_concern(state, snap.concern)
+        if snap.part_of is not None and state.part_of is None:
+            state.part_of = snap.part_of
     return state
 
 
