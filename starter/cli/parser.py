@@ -26,6 +26,7 @@ from starter.cli.acting import (
     cmd_views,
     cmd_withdraw,
 )
+from starter.cli.collective import add_commands as add_collective_commands
 from starter.cli.common import (
     CALENDAR_DAYS,
     DEFAULT_WAIT_S,
@@ -170,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consultation", metavar="TEXT", help="what was discussed and concluded", type=free_text)
     p.add_argument(
         "--consultation-agreed", action="store_true", help="the role consulted agreed (an agreement gate)"
+    )
+    p.add_argument(
+        "--part-of", metavar="ID", help="the collective alert this escalation belongs to", type=key
     )
 
     p = command("respond", cmd_respond, "answer the concern (the stage's recipient)", ident, actor, conn)
@@ -335,4 +339,5 @@ def build_parser() -> argparse.ArgumentParser:
     command("up", cmd_up, "run the whole service locally (escalate up --help)")
     add_process_commands(sub, command, conn, actor)
     add_good_practice_commands(sub, command, conn, actor)
+    add_collective_commands(sub, command, conn)
     return parser

@@ -29,15 +29,21 @@ def check_collective(raise_: RaiseConcern, track: Track, target: int, now: datet
         return None
     rule = p.collective_alerts
     if rule is None:
-        raise Refused(f"the {p.authority} protocol has no collective alerts (its 'collective_alerts' section)")
+        raise Refused(
+            f"the {p.authority} protocol has no collective alerts (its 'collective_alerts' section)"
+        )
     if raise_.part_of is not None:
         raise Refused("a collective alert belongs to no other collective alert: leave part_of out")
     if raise_.child_ref != COLLECTIVE_REF:
-        raise Refused(f"a collective alert is about several children: its child reference is {COLLECTIVE_REF}")
+        raise Refused(
+            f"a collective alert is about several children: its child reference is {COLLECTIVE_REF}"
+        )
     if raise_.officer.role not in rule.raised_by:
         raise Refused(f"collective alerts are led by {p.role_names(rule.raised_by)}")
     if c.consulted_with not in rule.consult:
-        raise Refused(f"the level of a collective alert is chosen after consulting {p.role_names(rule.consult)}")
+        raise Refused(
+            f"the level of a collective alert is chosen after consulting {p.role_names(rule.consult)}"
+        )
     if c.consulted_on > london_today(now):
         raise Refused("the consultation's date is in the future: give the day it was held")
     if len(c.subjects) > rule.max_subjects:

@@ -18,6 +18,7 @@ from schemas.escalation import (
 )
 from schemas.protocol import RAISING_OFFICER, GateKind
 from schemas.wording import with_article
+from workflows.rules._collective import check_collective, collective_data
 from workflows.rules._core import (
     Decision,
     Refused,
@@ -31,7 +32,6 @@ from workflows.rules._core import (
     london_today,
     track_of,
 )
-from workflows.rules._collective import check_collective, collective_data
 from workflows.rules._cover import check_external_contacts
 from workflows.rules._duties import at_midnight, is_timed, open_duties, stage_request
 from workflows.rules._track_rules import bypass_rule, check_child, start_of, total_days
