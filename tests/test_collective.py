@@ -5,6 +5,7 @@ name the collective alert they belong to (``escalations.part_of``)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,12 +20,15 @@ from temporalio.testing import WorkflowEnvironment
 from activities.db.record_models import EscalationRecord
 from activities.db_records import DbRecordStore
 from activities.recording import OutboxNotifier
+from app.service import Application
 from protocols import load_protocol
 from schemas.escalation import COLLECTIVE_REF, Actor, Collective, EventKind, Flag, RaiseConcern, Status
 from tests.cli_runner import Cli
 from tests.databases import DIRECTORIES, migrated_engine
 from tests.driver import make_raise
+from tests.test_web import PEOPLE, browser, sign_in
 from tests.workflow_harness import file_worker, running, unique_ref
+from worker import build_worker
 from workflows import rules
 from workflows.escalation import TASK_QUEUE
 
@@ -192,3 +196,83 @@ async def test_the_command_raises_a_collective_alert_and_links_a_childs_escalati
     )
     at = raise_.index("C0102")
     assert "--subject" in await cli.fails(2, *raise_[:at], "no such ref!", *raise_[at + 1 :])
+
+
+# --- the web pages -----------------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def recorded_web(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Application]:
+    """The application on the record store its worker writes to (the collective alert's page reads it)."""
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    with migrated_engine(url, directories=DIRECTORIES) as engine:
+        queue = f"test-{uuid.uuid4().hex[:8]}"
+        worker = build_worker(
+            dev_server_env.client, queue, records=DbRecordStore(engine), notifier=OutboxNotifier(tmp_path)
+        )
+        async with worker:
+            app = await Application.start(client=dev_server_env.client, people=PEOPLE, database_url=url)
+            app.task_queue = queue
+            yield app
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_web_raises_a_collective_alert_whose_page_lists_its_childrens_escalations(
+    recorded_web: Application,
+) -> None:
+    async with browser(recorded_web) as iro:
+        csrf = await sign_in(iro, "waltham-forest/wf-iro-a")
+        form = (await iro.get("/collective")).text
+        assert "Raise a collective alert" in form and "Who you consulted on the level to raise it at" in form
+        assert "Child&#39;s case number" not in form
+        typed = {
+            "csrf_token": csrf,
+            "request_id": str(uuid.uuid4()),
+            "track": "iro",
+            "category": load_protocol("waltham-forest").track("iro").categories[0],
+            "child_status": "looked_after",
+            "team": "team-a",
+            "start_at_stage": "stage-2",
+            "theme": "Late <b>care plans</b>",
+            "subjects": "C0101\nC0102\n",
+            "qa_consulted_with": "qa_practice_manager",
+            "qa_consulted_on": date.today().isoformat(),
+            "qa_consultation": "Agreed: the team manager.",
+            "summary": "Care plans are late after moves.",
+            "impact_on_child": "Drift for several children.",
+            "requested_action": "A plan for each child.",
+        }
+        missing = await iro.post("/collective", data={**typed, "theme": "", "summary": ""})
+        assert missing.status_code == 400
+        assert "Enter the theme the children or carers share" in missing.text
+        assert "Enter summary of the concern" in missing.text
+        one = await iro.post("/collective", data={**typed, "subjects": "C0101"})
+        assert one.status_code == 400 and "The children&#39;s or carers&#39; references" in one.text
+        raised = await iro.post("/collective", data=typed)
+        assert raised.status_code == 303, raised.text[-2000:]
+        alert = raised.headers["location"].removeprefix("/escalations/")
+        assert re.fullmatch(r"waltham-forest-COLLECTIVE-\d{10}", alert)
+        page = (await iro.get(raised.headers["location"])).text
+        assert "Late &lt;b&gt;care plans&lt;/b&gt;" in page and "C0101, C0102" in page
+        assert "Escalations for single children" in page and "None yet" in page
+
+        child = {
+            **{k: typed[k] for k in ("csrf_token", "track", "category", "child_status", "team")},
+            "request_id": str(uuid.uuid4()),
+            "child_ref": "C0101",
+            "summary": "Her plan is late.",
+            "impact_on_child": "Drift.",
+            "requested_action": "A plan.",
+            "part_of": alert,
+            "step": "confirm",
+        }
+        wrong = await iro.post("/raise", data={**child, "part_of": "wigan-COLLECTIVE-0000000001"})
+        assert wrong.status_code == 400 and "must be a collective alert&#39;s id" in wrong.text
+        linked = await iro.post("/raise", data=child)
+        assert linked.status_code == 303, linked.text[-2000:]
+        child_id = linked.headers["location"].removeprefix("/escalations/")
+        assert alert in (await iro.get(linked.headers["location"])).text
+        give_up = asyncio.get_running_loop().time() + 30
+        while child_id not in (page := (await iro.get(f"/escalations/{alert}")).text):
+            assert asyncio.get_running_loop().time() < give_up, page[-2000:]
+            await asyncio.sleep(0.2)
