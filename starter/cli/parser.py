@@ -44,6 +44,7 @@ from starter.cli.common import (
     wait_seconds,
     whole_number,
 )
+from starter.cli.digest import add_commands as add_digest_commands
 from starter.cli.directory import cmd_directory_sync
 from starter.cli.good_practice import add_commands as add_good_practice_commands
 from starter.cli.processes import add_commands as add_process_commands
@@ -340,4 +341,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_process_commands(sub, command, conn, actor)
     add_good_practice_commands(sub, command, conn, actor)
     add_collective_commands(sub, command, conn)
+    add_digest_commands(sub, command, conn)
     return parser
