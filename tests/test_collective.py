@@ -133,7 +133,9 @@ async def test_a_collective_alert_is_recorded_flagged_on_no_file_and_its_childre
     alert = collective(
         escalation_id=f"waltham-forest-COLLECTIVE-{uuid.uuid4().int % 10**10:010d}", team="team-a"
     )
-    async with running(time_skipping_env, alert, tmp_path, records=records, notifier=notifier) as run:
+    async with running(
+        time_skipping_env, alert, tmp_path, records=records, notifier=notifier, record_as="collective-alert"
+    ) as run:
         await run.eventually(lambda v: v.deadline_date is not None and not v.busy)
         await run.skip_past_deadline()
         moved = await run.eventually(lambda v: v.stage == "stage-3" or v.status is Status.ESCALATION_DUE)

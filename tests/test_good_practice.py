@@ -31,7 +31,7 @@ from tests.cli_runner import Cli
 from tests.databases import DIRECTORIES, migrated_engine
 from tests.smtp_server import Capture
 from tests.test_web import browser, sign_in, web
-from tests.workflow_harness import file_worker
+from tests.workflow_harness import file_worker, replay
 from worker import build_worker
 from workflows.escalation import TASK_QUEUE
 from workflows.rules import Refused
@@ -214,6 +214,7 @@ async def test_a_note_is_recorded_and_mailed_once_through_its_workflow(
         with pytest.raises(DifferentRequest, match="other content"):
             other = prepare_note(request(what="Something else entirely."), request_id, directory)
             await note_once(time_skipping_env.client, other, queue)
+    await replay(await first.handle.fetch_history(), record_as="good-practice-note")
     assert isinstance(result, GoodPracticeResult) and result.note_id == note.note_id
     assert (first.existing, again.existing) == (False, True)
     mails = capture.deliveries[before:]
