@@ -33,10 +33,19 @@ def prepare_note(
     request: GoodPracticeRequest, request_id: str, directory: Directory | None = None
 ) -> GoodPracticeNote:
     """The workflow input; ``rules.Refused`` if the protocol does not allow it, ``BadInput`` (its
-    ``NotInDirectory``) if the directory cannot say who writes, who is noted or who is copied."""
+    ``NotInDirectory``) if the directory cannot say who writes, who is noted or who is copied. Without a
+    team, the noted person's team is taken from the directory when they hold their role for one team."""
     protocol = load_protocol(request.authority)
-    note = rules.note_for(protocol, request, note_id(request.authority, request_id))
     directory = directory or authority_directory(request.authority)
+    if request.team is None:  # their managers are their team's: the directory knows it when it is one
+        teams = {
+            a.team
+            for a in directory.assignments
+            if a.person == request.about.id and a.role == request.about.role and a.team is not None
+        }
+        if len(teams) == 1:
+            request = request.model_copy(update={"team": teams.pop()})
+    note = rules.note_for(protocol, request, note_id(request.authority, request_id))
     _holds(protocol, directory, request.by, "--as-id")
     _holds(protocol, directory, request.about, "--about-id")
     _reachable(protocol, directory, request.team, note.cc, f"the {note.label.lower()} cannot be copied")

@@ -244,6 +244,14 @@ async def test_the_web_raises_a_collective_alert_whose_page_lists_its_childrens_
             "impact_on_child": "Drift for several children.",
             "requested_action": "A plan for each child.",
         }
+        token = (await iro.get("/api/me")).json()["csrf_token"]
+        body = {k: v for k, v in typed.items() if k != "csrf_token"}
+        api = await iro.post(
+            "/api/collective",
+            json={**body, "request_id": str(uuid.uuid4()), "subjects": ["C0201", "C0202"]},
+            headers={"X-CSRF-Token": token},
+        )
+        assert api.status_code == 201 and api.json()["escalation_id"].startswith("waltham-forest-COLLECTIVE-")
         missing = await iro.post("/collective", data={**typed, "theme": "", "summary": ""})
         assert missing.status_code == 400
         assert "Enter the theme the children or carers share" in missing.text

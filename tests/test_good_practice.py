@@ -141,6 +141,8 @@ def test_the_directory_must_know_who_is_noted() -> None:
         == note_id("gloucestershire", "r1")
         != note_id("gloucestershire", "r2")
     )
+    # Without a team, the practitioner's own (their managers are copied): the directory knows it.
+    assert prepare_note(request(team=None), "r3", directory).request.team == "team-a"
 
 
 # --- the record store ------------------------------------------------------------------------------------
@@ -313,6 +315,15 @@ async def test_the_web_form_notes_good_practice_and_says_what_is_wrong(web: Appl
         again = await iro.post("/good-practice", data=typed)  # the same form sent twice: one note
         assert again.status_code == 303
         assert found.group(1) in (await iro.get("/good-practice")).text
+
+        token = (await iro.get("/api/me")).json()["csrf_token"]
+        body = {k: v for k, v in typed.items() if k != "csrf_token"} | {"request_id": uuid.uuid4().hex}
+        assert (await iro.post("/api/good-practice", json=body)).status_code == 403  # no CSRF token
+        bad = await iro.post("/api/good-practice", json={**body, "what": ""}, headers={"X-CSRF-Token": token})
+        assert bad.status_code == 422 and "what" in bad.json()["fields"]
+        made = await iro.post("/api/good-practice", json=body, headers={"X-CSRF-Token": token})
+        assert made.status_code == 201 and made.json()["case_note_type"] == "CPC/IRO good practice highlight"
+        assert re.fullmatch(r"gloucestershire-good-practice-\d{10}", made.json()["note_id"])
 
         await sign_in(manager, "gloucestershire/glo-team-manager-a")
         page = (await manager.get("/good-practice")).text  # staff note an officer's practice (6)

@@ -56,6 +56,8 @@ def create_app(application: Application, settings: WebSettings) -> FastAPI:
     web.include_router(protocol.router)
     web.include_router(api.router)
     web.include_router(protocol.api_router)
+    web.include_router(good_practice.api_router)
+    web.include_router(collective.api_router)
     web.mount("/static", StaticFiles(directory=str(pages_static())), name="static")
 
     @web.get("/healthz", include_in_schema=False)

@@ -5,21 +5,23 @@ application layer's (``app.collective``) and the protocol's ``collective_alerts`
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.collective import raise_collective
 from app.errors import AppError, BadInput, Refused
 from app.identity import Person
 from starter.web import forms
+from starter.web.api import SignedIn
 from starter.web.forms import DATE_HINT, Field
 from starter.web.pages import application, caller, failure_page, sign_in_first, typed_form
 from starter.web.raising import raise_fields
 from starter.web.render import page, person_of
 
 router = APIRouter()
+api_router = APIRouter(prefix="/api", tags=["collective alerts"])
 
 LABELS = {
     "theme": "The theme the children or carers share",
@@ -114,3 +116,13 @@ async def collective_submit(request: Request) -> Response:
         return failure_page(request, person, exc, back="/collective")
     request.session["flash"] = f"The collective alert was raised as {escalation_id}."
     return RedirectResponse(f"/escalations/{escalation_id}", status_code=303)
+
+
+@api_router.post("/collective", status_code=201)
+async def collective_api(
+    request: Request, fields: Annotated[dict[str, Any], Body()], person: SignedIn
+) -> dict[str, str]:
+    """Raise a collective alert (fields as the raise form's without ``child_ref``, and ``theme``,
+    ``subjects`` (a list), ``qa_consulted_with``, ``qa_consulted_on``, ``qa_consultation``)."""
+    escalation_id = await raise_collective(application(request), caller(request, person), fields, str)
+    return {"escalation_id": escalation_id}

@@ -5,19 +5,21 @@ application layer's (``app.good_practice``) and the protocol's ``good_practice``
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.errors import AppError, BadInput, Refused
 from app.good_practice import note_good_practice, writable_about
 from app.identity import Person
+from starter.web.api import SignedIn
 from starter.web.forms import Field
 from starter.web.pages import application, caller, failure_page, sign_in_first, typed_form
 from starter.web.render import page, person_of
 
 router = APIRouter()
+api_router = APIRouter(prefix="/api", tags=["good practice"])
 
 LABELS = {
     "about_id": "Whose good practice",
@@ -115,3 +117,13 @@ async def good_practice_submit(request: Request) -> Response:
     where = f" It goes on the child's file as “{note.case_note_type}”." if note.case_note_type else ""
     request.session["flash"] = f"Your {note.label.lower()} was recorded as {note.note_id} and sent.{where}"
     return RedirectResponse("/good-practice", status_code=303)
+
+
+@api_router.post("/good-practice", status_code=201)
+async def note_api(
+    request: Request, fields: Annotated[dict[str, Any], Body()], person: SignedIn
+) -> dict[str, str | None]:
+    """Note good practice (fields as the form's: ``about_id``, ``what``, ``impact``, ``team``,
+    ``child_ref``, ``category``; ``request_id`` makes a retry safe)."""
+    note = await note_good_practice(application(request), caller(request, person), fields)
+    return {"note_id": note.note_id, "case_note_type": note.case_note_type}
