@@ -22,7 +22,16 @@ from activities.db_records import DbRecordStore
 from activities.recording import OutboxNotifier
 from app.service import Application
 from protocols import load_protocol
-from schemas.escalation import COLLECTIVE_REF, Actor, Collective, EventKind, Flag, RaiseConcern, Status
+from schemas.escalation import (
+    COLLECTIVE_REF,
+    Actor,
+    Collective,
+    EventKind,
+    Flag,
+    RaiseConcern,
+    ReferToCafcass,
+    Status,
+)
 from tests.cli_runner import Cli
 from tests.databases import DIRECTORIES, migrated_engine
 from tests.driver import make_raise
@@ -68,6 +77,9 @@ def test_a_collective_alert_starts_at_the_chosen_level_without_a_bypass_and_is_f
     assert raised.data["consulted_with"] == "qa_practice_manager"
     view = rules.view(s, NOW)
     assert view.collective == QA_TALK and Flag.COLLECTIVE in view.flags
+    assert "refer_to_cafcass" not in rules.available_actions(s, IRO)
+    with pytest.raises(rules.Refused, match="refer a child's own escalation"):
+        rules.check(s, ReferToCafcass(actor=IRO, reason="Drift for all of them."), NOW)
 
 
 def test_an_escalation_for_one_child_names_its_collective_alert() -> None:
