@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from activities.db.record_models import EscalationRecord
 from app.access import relation_now
-from app.errors import BadInput
+from app.errors import AppError, BadInput
 from app.inputs import Label, problems
 from app.service import Application, Caller
 from schemas.escalation import COLLECTIVE_REF, Collective
@@ -64,7 +64,7 @@ async def raise_collective(
             await app.raise_concern(caller, rest, label, dry_run=True)
         except BadInput as exc:
             errors = {**exc.fields, **errors}
-        except Exception:
+        except AppError:  # refused or unavailable: the collective part's errors come first
             pass
         raise BadInput(errors)
     return await app.raise_concern(caller, rest, label, dry_run=dry_run, collective=collective)

@@ -1,8 +1,8 @@
 """Noting good practice through the application layer: the signed-in person, checked against the
 directory and the protocol's ``good_practice`` section, bounded input, audited.
 
-The person writes in the first role the directory gives them (for the team, or authority-wide) that the
-protocol lets write a note about the person noted; the note is started through ``starter.good_practice``
+The person writes in the first role the directory gives them (for any team) that the protocol lets write a
+note about the person noted; the note is started through ``starter.good_practice``
 (idempotent on the form's request id).
 """
 
@@ -103,7 +103,7 @@ def _note(caller: Caller, form: GoodPracticeForm, about: Actor, label: Label) ->
     for the last role tried if none may."""
     person = caller.person
     reason = "The staff directory gives you no role that notes good practice."
-    for role in person.roles_for(form.team):
+    for role in dict.fromkeys(h.role for h in person.holdings):  # the team is the noted person's
         try:
             request = GoodPracticeRequest(
                 authority=person.authority,

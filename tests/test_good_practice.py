@@ -30,7 +30,7 @@ from starter.good_practice import note_id, note_once, prepare_note
 from tests.cli_runner import Cli
 from tests.databases import DIRECTORIES, migrated_engine
 from tests.smtp_server import Capture
-from tests.test_web import browser, sign_in, web
+from tests.test_web import browser, csrf_of, sign_in, web
 from tests.workflow_harness import file_worker, replay
 from worker import build_worker
 from workflows.escalation import TASK_QUEUE
@@ -328,6 +328,16 @@ async def test_the_web_form_notes_good_practice_and_says_what_is_wrong(web: Appl
         await sign_in(manager, "gloucestershire/glo-team-manager-a")
         page = (await manager.get("/good-practice")).text  # staff note an officer's practice (6)
         assert "(Independent Reviewing Officer)" in page and "(Social Worker)" not in page
+        thanks = {
+            "csrf_token": csrf_of(page),
+            "request_id": uuid.uuid4().hex,
+            "about_id": "glo-iro-a",
+            "what": "A review that the family said was the first they understood.",
+        }
+        sent = await manager.post("/good-practice", data=thanks)  # no team, no child: never on a file
+        assert sent.status_code == 303, sent.text[-2000:]
+        shown = (await manager.get("/good-practice")).text
+        assert "was recorded as gloucestershire-good-practice-" in shown and "It goes on the" not in shown
     async with browser(web) as elsewhere:
         await sign_in(elsewhere, "dudley/dud-iro-a")
         assert "has no good practice notes that you write" in (await elsewhere.get("/good-practice")).text
