@@ -4,6 +4,7 @@ input, as the signed-in officer, idempotent on its request id."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from temporalio.service import RPCError
@@ -21,14 +22,16 @@ from app.inputs import (
 )
 from protocols import ProtocolError, load_protocol
 from schemas.escalation import (
+    COLLECTIVE_REF,
     Actor,
     Bypass,
+    Collective,
     Concern,
     EscalationView,
     RaiseConcern,
     Status,
 )
-from schemas.protocol import Protocol
+from schemas.protocol import EntryPoint, Protocol
 from starter.escalations import BadInput as RaiseBadInput
 from starter.escalations import Raised, prepare, raise_once
 from workflows import rules
@@ -54,12 +57,19 @@ class Raising(ApplicationCore):
         return load_protocol(person.authority)
 
     async def raise_concern(
-        self, caller: Caller, fields: dict[str, Any], label: Label = str, *, dry_run: bool = False
+        self,
+        caller: Caller,
+        fields: dict[str, Any],
+        label: Label = str,
+        *,
+        dry_run: bool = False,
+        collective: Collective | None = None,
     ) -> str:
         """Raise a concern from the raise form's fields; the escalation id (the same on a retry).
 
         ``dry_run``: check everything raising checks (bounds, the protocol's rules, the directory) and
-        start nothing (a form's "check your answers"); it returns the id the escalation would have."""
+        start nothing (a form's "check your answers"); it returns the id the escalation would have.
+        ``collective``: raise a collective alert (``app.collective``), at the level chosen with QA."""
         person = caller.person
         event = "raise_check" if dry_run else "raise"
         try:
@@ -76,8 +86,19 @@ class Raising(ApplicationCore):
                 )
             protocol = self.protocol_of(person)
             statuses_known(form, protocol, label)
+            if form.part_of is not None and not re.fullmatch(
+                rf"{protocol.key}-{COLLECTIVE_REF}-\d{{4,}}", form.part_of
+            ):
+                raise BadInput(
+                    {
+                        "part_of": f"{label('part_of')} must be a collective alert's id, like "
+                        f"{protocol.key}-{COLLECTIVE_REF}-0123456789"
+                    }
+                )
             track = protocol.track(form.track)
             start, entry = rules.start_index(track, form.category, form.severity, form.start_at_stage)
+            if collective is not None:  # the level chosen with QA: not a bypass
+                entry = entry or EntryPoint(stage=track.stages[start].key)
             officer = Actor(id=person.id, role=role)
             bypass = None
             if form.start_at_stage and entry is None:  # a bypass at the start, not an entry point
@@ -111,6 +132,8 @@ class Raising(ApplicationCore):
                 severity=form.severity,
                 consultations=consultation_at_raise(form, track.stages[start], officer, label),
                 external_contacts=form.external_contacts,
+                collective=collective,
+                part_of=form.part_of,
             )
             if dry_run:
                 return raise_.escalation_id

@@ -32,6 +32,7 @@ from schemas.bounds import LEGACY
 from schemas.escalation import (
     Actor,
     Bypass,
+    Collective,
     Concern,
     EscalationOutcome,
     ExternalContact,
@@ -89,6 +90,8 @@ def prepare(
     directory: Directory | None = None,
     sequence: int | None = None,
     request_id: str | None = None,
+    collective: Collective | None = None,
+    part_of: str | None = None,
 ) -> RaiseConcern:
     """Build the workflow input with a snapshot of the authority's protocol; raise ``rules.Refused``.
 
@@ -127,9 +130,12 @@ def prepare(
         child_status=child_status,
         severity=severity,
         external_contacts=external_contacts or [],
+        collective=collective,
+        part_of=part_of,
     )
     try:
-        raise_.protocol.child_ref.check(child_ref)
+        if collective is None:  # a collective alert's reference is COLLECTIVE, whatever the case numbers
+            raise_.protocol.child_ref.check(child_ref)
     except ValueError as exc:
         raise rules.Refused(str(exc)) from None
     rules.start(raise_, datetime.now(UTC))  # the same check the workflow makes; nothing is kept

@@ -674,6 +674,7 @@ def _snapshot(s: EscalationState) -> EscalationSnapshot:
         stage_label=stage.label,
         case_note_type=s.protocol.stage_note_type(stage, s.officer.role),
         concern=s.concern,
+        part_of=s.part_of,
     )
 
 

@@ -31,7 +31,7 @@ from schemas.escalation import (
     SetTimescale,
     Withdraw,
 )
-from schemas.protocol import Protocol, Track
+from schemas.protocol import EntryPoint, Protocol, Track
 from schemas.wording import with_article
 from starter.cli.common import (
     EXIT_UNAVAILABLE,
@@ -54,6 +54,10 @@ from workflows import rules
 MAX_ATTENDEES = 50
 MAX_CONSULTED = 20
 _RAISE_OPTIONS = {
+    "part_of": "--part-of",
+    "collective.theme": "--theme",
+    "collective.subjects": "--subject",
+    "collective.consultation": "--qa-consultation",
     "start_bypass.to_stage": "--start-at-stage",
     "start_bypass.reason": "--bypass-reason",
     "external_contacts": "--external-contact",
@@ -206,6 +210,8 @@ async def cmd_raise(args: argparse.Namespace) -> int:
         start, entry = rules.start_index(track, category, args.severity, args.start_at_stage)
     except rules.Refused as exc:
         raise CliError(f"--start-at-stage: {name_options(exc.reason, _RAISE_OPTIONS)}") from None
+    if getattr(args, "collective", None) is not None:  # the level chosen with QA: not a bypass
+        entry = entry or EntryPoint(stage=track.stages[start].key)
     if entry is None and not args.bypass_reason:
         raise CliError(
             f"--start-at-stage {args.start_at_stage} is a bypass at the start (not an entry point for this "
@@ -253,6 +259,8 @@ async def cmd_raise(args: argparse.Namespace) -> int:
             start_bypass=start_bypass,
             consultations=consultations,
             external_contacts=[_external_contact(text) for text in args.external_contact or []],
+            collective=getattr(args, "collective", None),  # escalate collective raise
+            part_of=getattr(args, "part_of", None),
         )
     except ProtocolError as exc:
         raise CliError(str(exc)) from None

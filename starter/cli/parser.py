@@ -27,6 +27,7 @@ from starter.cli.acting import (
     cmd_withdraw,
 )
 from starter.cli.bpmn import add_commands as add_bpmn_commands
+from starter.cli.collective import add_commands as add_collective_commands
 from starter.cli.common import (
     CALENDAR_DAYS,
     DEFAULT_WAIT_S,
@@ -44,7 +45,9 @@ from starter.cli.common import (
     wait_seconds,
     whole_number,
 )
+from starter.cli.digest import add_commands as add_digest_commands
 from starter.cli.directory import cmd_directory_sync
+from starter.cli.good_practice import add_commands as add_good_practice_commands
 from starter.cli.processes import add_commands as add_process_commands
 from starter.cli.protocol_v2 import cmd_protocol_upgrade
 from starter.cli.reading import LIST_SOURCES, cmd_actions, cmd_history, cmd_list, cmd_status
@@ -178,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consultation", metavar="TEXT", help="what was discussed and concluded", type=free_text)
     p.add_argument(
         "--consultation-agreed", action="store_true", help="the role consulted agreed (an agreement gate)"
+    )
+    p.add_argument(
+        "--part-of", metavar="ID", help="the collective alert this escalation belongs to", type=key
     )
 
     p = command("respond", cmd_respond, "answer the concern (the stage's recipient)", ident, actor, conn)
@@ -346,4 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", type=Path, default=MAIL_DIR, help=f"where caught mail is (default {MAIL_DIR})")
     command("up", cmd_up, "run the whole service locally (escalate up --help)")
     add_process_commands(sub, command, conn, actor)
+    add_good_practice_commands(sub, command, conn, actor)
+    add_collective_commands(sub, command, conn)
+    add_digest_commands(sub, command, conn)
     return parser

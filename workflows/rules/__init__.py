@@ -231,4 +231,6 @@ def view(state: EscalationState, now: datetime) -> EscalationView:
         child_status=state.child_status,
         severity=state.severity,
         duties=list(state.duties),
+        collective=state.collective,
+        part_of=state.part_of,
     )
