@@ -38,6 +38,18 @@ STAGE_SKIP = {
 }
 
 
+def _for_tracks(protocol: Protocol, tracks: list[Track]) -> Protocol:
+    """The protocol as far as ``tracks`` go: collective alerts led only by the officers of those tracks
+    (none, when no such officer leads one), so that one track's diagram imports on its own."""
+    collective = protocol.collective_alerts
+    if collective is None or len(tracks) == len(protocol.tracks):
+        return protocol
+    officers = {role for t in tracks for role in t.officer_roles}
+    leads = [role for role in collective.raised_by if role in officers]
+    kept = collective.model_copy(update={"raised_by": leads}) if leads else None
+    return protocol.model_copy(update={"collective_alerts": kept})
+
+
 def export_bpmn(protocol: Protocol, track: str | None = None) -> str:
     """BPMN 2.0 XML for every track of ``protocol`` and its other processes, or for ``track`` alone."""
     tracks = [protocol.track(track)] if track else list(protocol.tracks)
@@ -52,7 +64,7 @@ def export_bpmn(protocol: Protocol, track: str | None = None) -> str:
     )
     collab = ET.SubElement(defs, b("collaboration"), {"id": "collaboration"})
     settings = ET.SubElement(extension_elements(collab), esc("protocol"))
-    encode(settings, plain(protocol, PROTOCOL_SKIP))
+    encode(settings, plain(_for_tracks(protocol, tracks), PROTOCOL_SKIP))
     for key, name in MESSAGES.items():
         ET.SubElement(defs, b("message"), {"id": f"message_{key}", "name": name})
     diagram = ET.SubElement(defs, q(BPMNDI, "BPMNDiagram"), {"id": "diagram"})
