@@ -117,7 +117,7 @@ def current_details(state: EscalationState, now: datetime) -> str:
         )
     if state.problems:
         lines.append(f"- Problems: {len(state.problems)} (see the state query)")
-    return "\n".join(lines)
+    return "\n\n".join([lines[0], "\n".join(lines[1:])]) if len(lines) > 1 else lines[0]  # Markdown list
 
 
 def timer_summary(state: EscalationState, wake: datetime) -> str:
