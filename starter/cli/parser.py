@@ -51,6 +51,7 @@ from starter.cli.good_practice import add_commands as add_good_practice_commands
 from starter.cli.processes import add_commands as add_process_commands
 from starter.cli.protocol_v2 import cmd_protocol_upgrade
 from starter.cli.reading import LIST_SOURCES, cmd_actions, cmd_history, cmd_list, cmd_status
+from starter.cli.report import add_report_command
 from starter.cli.tools import (
     cmd_calendar_add,
     cmd_mail,
@@ -355,4 +356,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_good_practice_commands(sub, command, conn, actor)
     add_collective_commands(sub, command, conn)
     add_digest_commands(sub, command, conn)
+    add_report_command(sub)
     return parser
