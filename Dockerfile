@@ -33,6 +33,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends npm \
     && npm ci --omit=dev --no-audit --no-fund --loglevel=error \
     && test -f node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.css \
+    && test -f node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js \
     && rm -rf /var/lib/apt/lists/*
 
 # ---- runtime --------------------------------------------------------------------------------------------
@@ -67,6 +68,8 @@ COPY schemas ./schemas
 COPY starter ./starter
 COPY workflows ./workflows
 COPY --from=build /src/node_modules/govuk-frontend/dist ./node_modules/govuk-frontend/dist
+COPY --from=build /src/node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js ./node_modules/bpmn-js/dist/
+COPY --from=build /src/node_modules/bpmn-js/dist/assets/diagram-js.css /src/node_modules/bpmn-js/dist/assets/bpmn-js.css ./node_modules/bpmn-js/dist/assets/
 
 USER escalation:escalation
 

@@ -32,9 +32,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The suite waits on real servers (Temporal, PostgreSQL, SMTP, chromium) far more than it computes:
-# TEST_WORKERS=4 runs it in 4 processes (pytest-xdist; each starts its own servers on free ports), about
-# 4 minutes against 14. One process is the default until a hang seen once with 4 is understood.
-TEST_WORKERS ?= 0
+# it runs in 4 processes (pytest-xdist; each starts its own servers on free ports), about 4 minutes against
+# 14 in one (TEST_WORKERS=0).
+TEST_WORKERS ?= 4
 
 test: venv assets
 	$(VPY) -m pytest -q -n $(TEST_WORKERS)

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine, make_url
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -29,6 +30,7 @@ from activities.case_notes import Drain, FileCaseNoteAdapter
 from activities.db import migrate
 from activities.db.base import make_engine
 from activities.db_records import DbRecordStore
+from activities.digest import DigestActivities
 from activities.directory import sync_directories
 from activities.directory_sync import DirectorySyncActivities
 from activities.escalation_activities import EscalationActivities
@@ -40,14 +42,17 @@ from schemas.escalation import Actor, Concern, EscalationOutcome, RaiseConcern, 
 from starter.clean_exit import run_then_exit
 from starter.codec import PayloadKeyError
 from starter.connection import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, connect, temporal_address
+from starter.digest import ensure_digest_schedule
 from starter.worker_options import CACHED_WORKFLOWS, add_arguments, apply_settings
 from workflows.activation_order import ActivationOrderRunner
 from workflows.deemed_agreement import DeemedAgreementWorkflow
+from workflows.digest import WeeklyDigestWorkflow
 from workflows.directory_sync import DirectorySyncWorkflow
 from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE, EscalationWorkflow
+from workflows.good_practice import GoodPracticeWorkflow
 from workflows.practice_concern import PracticeConcernWorkflow
 
-WORKFLOWS = (EscalationWorkflow, DeemedAgreementWorkflow, PracticeConcernWorkflow)
+WORKFLOWS = (EscalationWorkflow, DeemedAgreementWorkflow, PracticeConcernWorkflow, GoodPracticeWorkflow)
 """Every workflow type the worker runs: escalations and the protocol's other processes."""
 
 
@@ -57,6 +62,16 @@ def prepare_database(settings: Settings) -> Engine:
     engine = make_engine(settings.database_url)
     sync_directories(engine, settings.directory_dir)
     return engine
+
+
+async def ensure_schedules(client: Client, task_queue: str) -> None:
+    """The weekly digest's schedule, made once (a server that refuses schedules is told of, not fatal)."""
+    try:
+        await ensure_digest_schedule(client, task_queue)
+    except RPCError as exc:
+        print(
+            f"worker: the weekly digest's schedule cannot be made: {exc.message}", file=sys.stderr, flush=True
+        )
 
 
 EXIT_UNAVAILABLE = 3
@@ -114,6 +129,8 @@ def build_worker(
     if engine is not None:  # the directory lives in the database: it can be synced while running
         workflows.append(DirectorySyncWorkflow)
         functions += DirectorySyncActivities(engine, settings.directory_dir).all()
+        workflows.append(WeeklyDigestWorkflow)  # reads the record store's escalations table
+        functions += DigestActivities(engine, settings.smtp).all()
     return sized_worker(client, task_queue, functions, max_cached_workflows, workflows=workflows)
 
 
@@ -245,6 +262,7 @@ async def serve(args: argparse.Namespace) -> int:
         settings=settings,
         max_cached_workflows=args.cached_workflows,
     )
+    await ensure_schedules(client, args.task_queue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Handlers first, then the ready line: whoever waits for the line may stop the worker at once.

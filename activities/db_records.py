@@ -37,7 +37,7 @@ from activities.db.record_models import CaseNote, EscalationEvent, EscalationRec
 from activities.working_days import LONDON, long_date
 from protocols import ProtocolError, load_protocol
 from schemas.effects import RecordEventInput, RefusalInput
-from schemas.escalation import Concern, EventKind, TimelineEntry
+from schemas.escalation import Concern, EventKind, Flag, TimelineEntry
 from schemas.protocol import CASE_NOTE_TYPE_MAX, CaseNoteNaming
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "case_notes"
@@ -49,6 +49,10 @@ NO_CASE_NOTE_KINDS = frozenset(
     {EventKind.TOLD_IN_ADVANCE, EventKind.REMINDER, EventKind.ESCALATION_DUE_REMINDER}
 )
 """Events that only tell someone something: they go in the event log but not on the child's file."""
+
+STANDALONE_KINDS = frozenset({EventKind.GOOD_PRACTICE_NOTED})
+"""Events that are not part of an escalation (a good practice note, ``workflows.good_practice``): the event
+row and its case note are written, and no ``escalations`` state row (they are counted from the events)."""
 
 
 class InvalidRecord(ValueError):
@@ -255,25 +259,11 @@ class DbRecordStore:
         with self._sessions.begin() as session:
             if _exists(session, EscalationEvent, event.escalation_id, event.run_id, entry.seq):
                 return False
+            if entry.kind in STANDALONE_KINDS:
+                return self._append_standalone(session, event, name)
             state = session.get(EscalationRecord, (event.escalation_id, event.run_id), with_for_update=True)
             now = datetime.now(UTC)
-            row = EscalationEvent(
-                escalation_id=event.escalation_id,
-                seq=entry.seq,
-                run_id=event.run_id,
-                authority=event.authority,
-                child_ref=event.child_ref,
-                track=event.track,
-                stage=event.stage,
-                status=event.status.value,
-                kind=entry.kind.value,
-                at=entry.at,
-                actor_id=entry.actor.id if entry.actor else None,
-                actor_role=entry.actor.role if entry.actor else None,
-                text=entry.text,
-                data=entry.model_dump(mode="json")["data"],
-                recorded_at=now,
-            )
+            row = _event_row(event, now)
             _check_row(row, name)
             state = _updated_state(state, event, now, name)
             _check_row(state, name)
@@ -286,9 +276,49 @@ class DbRecordStore:
             session.flush()
         return True
 
+    def _append_standalone(self, session: Session, event: RecordEventInput, name: str) -> bool:
+        """An event of its own (``STANDALONE_KINDS``): its row and, unless it says not, its case note."""
+        entry = event.entry
+        now = datetime.now(UTC)
+        row = _event_row(event, now)
+        _check_row(row, name)
+        session.add(row)
+        if entry.data.get("case_note") is not False and not is_collective(event.child_ref, entry.data):
+            explicit = entry.data.get("case_note_type")
+            note_type = explicit.strip() if isinstance(explicit, str) and explicit.strip() else ""
+            note_type = note_type or _good_practice_type(event.authority)
+            context = {
+                "note_type": note_type,
+                "escalation_id": event.escalation_id,
+                "child_ref": event.child_ref,
+                "at": entry.at,
+                "actor_id": entry.actor.id if entry.actor else None,
+                "actor_role": entry.actor.role if entry.actor else None,
+                "text": entry.text,
+                "data": entry.model_dump(mode="json")["data"],
+            }
+            note = CaseNote(
+                escalation_id=event.escalation_id,
+                run_id=event.run_id,
+                seq=entry.seq,
+                authority=event.authority,
+                child_ref=event.child_ref,
+                note_type=note_type[:CASE_NOTE_TYPE_MAX],
+                body=render_case_note(entry.kind.value, context),
+                status="pending",
+                attempts=0,
+                created_at=now,
+            )
+            _check_row(note, name)
+            session.add(note)
+        session.flush()
+        return True
+
     def _case_note(self, event: RecordEventInput, state: EscalationRecord, now: datetime) -> CaseNote | None:
         entry = event.entry
         if entry.kind in NO_CASE_NOTE_KINDS or is_collective(event.child_ref, entry.data):
+            return None
+        if Flag.COLLECTIVE.value in (state.flags or []):  # a collective alert: on no child's file
             return None
         if entry.data.get("case_note") is False:  # about staff, not a child's care (a practice concern)
             return None
@@ -445,6 +475,27 @@ def _exists(
     return session.scalar(query.limit(1)) is not None
 
 
+def _event_row(event: RecordEventInput, now: datetime) -> EscalationEvent:
+    entry = event.entry
+    return EscalationEvent(
+        escalation_id=event.escalation_id,
+        seq=entry.seq,
+        run_id=event.run_id,
+        authority=event.authority,
+        child_ref=event.child_ref,
+        track=event.track,
+        stage=event.stage,
+        status=event.status.value,
+        kind=entry.kind.value,
+        at=entry.at,
+        actor_id=entry.actor.id if entry.actor else None,
+        actor_role=entry.actor.role if entry.actor else None,
+        text=entry.text,
+        data=entry.model_dump(mode="json")["data"],
+        recorded_at=now,
+    )
+
+
 def _updated_state(
     state: EscalationRecord | None, event: RecordEventInput, now: datetime, name: str
 ) -> EscalationRecord:
@@ -495,6 +546,8 @@ def _updated_state(
         state.flags = list(snap.flags)
         if snap.concern is not None:
             _keep_concern(state, snap.concern)
+        if snap.part_of is not None and state.part_of is None:
+            state.part_of = snap.part_of
     return state
 
 
@@ -530,6 +583,7 @@ def _refused(name: str, exc: IntegrityError | DataError) -> InvalidRecord:
 __all__ = [
     "COLLECTIVE_CHILD_REF",
     "NO_CASE_NOTE_KINDS",
+    "STANDALONE_KINDS",
     "DbRecordStore",
     "InvalidRecord",
     "case_note_type",

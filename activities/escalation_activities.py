@@ -80,12 +80,18 @@ def _heartbeating() -> Iterator[None]:
                 return
 
     thread = threading.Thread(target=beat, name="activity-heartbeat", daemon=True)
-    thread.start()
+    # Shielded: the SDK cancels a threaded activity by raising an exception in its thread
+    # (PyThreadState_SetAsyncExc by thread id). On CPython 3.11 a thread being started carries its
+    # starter's id until it runs, so that exception also lands in the new thread, which then dies before
+    # it says it has started, and ``start`` waits for it for ever (tests/test_activity_errors.py shows it).
     try:
+        with activity.shield_thread_cancel_exception():
+            thread.start()
         yield
     finally:
         done.set()
-        thread.join()
+        if thread.ident is not None:
+            thread.join()
 
 
 @activity.defn(name="plan_schedule")

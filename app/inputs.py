@@ -119,6 +119,9 @@ class RaiseRequest(BaseModel):
     external_contacts: list[ExternalContact] = Field(default_factory=list, max_length=20)
     timescale_working_days: int | None = Field(default=None, ge=0, le=60)
     timescale_reason: Text | None = None
+    part_of: str | None = Field(
+        default=None, max_length=128, description="The collective alert it is part of."
+    )
 
 
 def raise_request(fields: Mapping[str, Any], label: Label) -> RaiseRequest:

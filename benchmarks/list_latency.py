@@ -78,7 +78,7 @@ def _time_command(address: str, *args: str) -> tuple[float, int]:
     started = time.perf_counter()
     done = subprocess.run(
         [str(ESCALATE), *args],
-        env={**env, "TEMPORAL_ADDRESS": address},
+        env={**env, "TEMPORAL_ADDRESS": address, "ESCALATE_AS_ID": OFFICER.id},  # who lists: the officer
         capture_output=True,
         text=True,
         check=False,

@@ -206,7 +206,8 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         print(f"case notes delivered at {rate:.1f}/s over that window ({now_delivered - before} notes)")
 
         # 4. the escalate command
-        env = dict(os.environ, TEMPORAL_ADDRESS=server.address)
+        # The command acts as a directory person: the officer who raised them all sees them all.
+        env = dict(os.environ, TEMPORAL_ADDRESS=server.address, ESCALATE_AS_ID=person(AUTHORITY, "iro").id)
         escalate = str(Path(py).parent / "escalate")
         baseline, _ = timed_runs([escalate, "--help"], 5, env, 60)
         bare_python, _ = timed_runs([py, "-c", "pass"], 5, env, 60)

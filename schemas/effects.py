@@ -100,6 +100,9 @@ class EscalationSnapshot(_Model):
     concern: Concern | None = Field(
         default=None, description="The concern as raised (None in histories from before it was passed)."
     )
+    part_of: str | None = Field(
+        default=None, description="The collective alert the escalation belongs to, if it names one."
+    )
 
 
 class RecordEventInput(_Model):

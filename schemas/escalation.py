@@ -83,6 +83,8 @@ class Flag(StrEnum):
     """The raising officer's own deadline at a stage passed without the task recorded (see ``duties``)."""
     STEP_OVERDUE = "step_overdue"
     """A step the stage requires (such as telling the child and family) was not recorded in time."""
+    COLLECTIVE = "collective"
+    """A collective alert: one theme across several children or carers (never on a child's file)."""
 
 
 class EventKind(StrEnum):
@@ -137,6 +139,8 @@ class EventKind(StrEnum):
     """A covering officer acts for the raising officer from now on."""
     JUDGE_SATISFIED = "judge_satisfied"
     """One of a stage's joint judges accepted the answer; the others are still to."""
+    # recognition (workflows.good_practice): a note of its own, not an event of an escalation
+    GOOD_PRACTICE_NOTED = "good_practice_noted"
 
 
 # --- Actions (update and signal payloads) -------------------------------------------------------------
@@ -382,6 +386,26 @@ class ExternalContact(_Model):
     organisation: ShortText | None = Field(default=None, description="Their agency, shown in the record.")
 
 
+COLLECTIVE_REF = "COLLECTIVE"
+"""The child reference of a collective alert: about several children, so on no child's file."""
+COLLECTIVE_SUBJECTS_MAX = 50
+"""The most children or carers one collective alert may name (the protocol may allow fewer)."""
+ESCALATION_ID = r"^[a-z0-9-]+-[A-Za-z0-9]+-\d{4,}$"
+
+
+class Collective(_Model):
+    """A collective alert (seed 001 section 4): a theme across several children, young people or foster
+    carers, led by the raising officer, at a level chosen after consulting the QA practice manager."""
+
+    theme: ShortText = Field(description="The theme the children or carers share.")
+    subjects: Annotated[list[Ref], bound(at_most(COLLECTIVE_SUBJECTS_MAX, "children or carers"))] = Field(
+        min_length=2, description="The children's (or foster carers') opaque references."
+    )
+    consulted_with: Key = Field(description="The role consulted on the level (the QA practice manager).")
+    consulted_on: BoundedDate = Field(description="The day they were consulted.")
+    consultation: Text = Field(description="What was concluded: the level, and who leads.")
+
+
 class RaiseConcern(_Model):
     """Input of ``EscalationWorkflow``: the concern and a snapshot of the protocol it runs under.
 
@@ -410,6 +434,14 @@ class RaiseConcern(_Model):
     external_contacts: Annotated[list[ExternalContact], bound(at_most(LIST_MAX, "contacts"))] = Field(
         default_factory=list,
         description="The holders of the protocol's external roles that the track's stages address.",
+    )
+    collective: Collective | None = Field(
+        default=None, description="A collective alert: about several children, on none of their files."
+    )
+    part_of: str | None = Field(
+        default=None,
+        pattern=ESCALATION_ID,
+        description="The collective alert this escalation for one child belongs to, if any.",
     )
     history_events_before_continuing: int = Field(
         default=10_000, ge=200, description="Continue as new once the history holds this many events."
@@ -597,6 +629,8 @@ class EscalationState(_Model):
     officers_before: list[Actor] = Field(
         default_factory=list, description="Officers who held the escalation before the current one."
     )
+    collective: Collective | None = Field(default=None, description="Set for a collective alert.")
+    part_of: str | None = Field(default=None, description="The collective alert it belongs to, if any.")
 
 
 # --- Query results --------------------------------------------------------------------------------------
@@ -642,6 +676,8 @@ class EscalationView(_Model):
     duties: list[Duty] = Field(
         default_factory=list, description="The officer's deadlines and required steps, done or not."
     )
+    collective: Collective | None = Field(default=None, description="Set for a collective alert.")
+    part_of: str | None = Field(default=None, description="The collective alert it belongs to, if any.")
 
 
 class ActionResult(_Model):

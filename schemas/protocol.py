@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.duties import MAX_WORKING_HOURS, OfficerDeadline, RequiredStep, WorkingHours, duty_problems
+from schemas.practice_notes import CollectiveAlerts, GoodPracticeNotes, WeeklyDigest, section_problems
 from schemas.processes import DeemedAgreement, PracticeConcerns, process_problems
 from schemas.wording import with_article
 
@@ -385,6 +386,15 @@ class Protocol(_Strict):
     practice_concerns: PracticeConcerns | None = Field(
         default=None, description="Concerns about an officer's own practice."
     )
+    good_practice: GoodPracticeNotes | None = Field(
+        default=None, description="Good practice notes (compliments); null: the protocol has none."
+    )
+    collective_alerts: CollectiveAlerts | None = Field(
+        default=None, description="Collective alerts: one theme across several children; null: none."
+    )
+    digest: WeeklyDigest | None = Field(
+        default=None, description="A weekly mail of outstanding alerts; null: none is sent."
+    )
     # --- protocol language v2 (schema_version 2) ---
     child_statuses: dict[Slug, str] = Field(
         default_factory=dict, description="The child's statuses a concern may have: key -> display name."
@@ -447,6 +457,10 @@ class Protocol(_Strict):
         problems += v2_problems(self, known)
         tracks = {t.key: (list(t.officer_roles), list(t.categories)) for t in self.tracks}
         problems += process_problems(self.deemed_agreement, self.practice_concerns, known, tracks)
+        officers = {r for t in self.tracks for r in t.officer_roles}
+        problems += section_problems(
+            self.good_practice, self.collective_alerts, self.digest, set(self.roles), officers
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -27,7 +27,7 @@ def temporal_namespace(given: str | None = None) -> str:
     return given or os.environ.get("TEMPORAL_NAMESPACE", DEFAULT_NAMESPACE)
 
 
-async def connect(address: str | None = None, namespace: str | None = None) -> Client:
+async def connect(address: str | None = None, namespace: str | None = None, *, lazy: bool = False) -> Client:
     """Connect to ``address`` (or ``TEMPORAL_ADDRESS``) in ``namespace`` (or ``TEMPORAL_NAMESPACE``).
 
     Raises ``starter.codec.PayloadKeyError`` (one line, naming ``ESCALATION_PAYLOAD_KEYS``) before
@@ -35,5 +35,8 @@ async def connect(address: str | None = None, namespace: str | None = None) -> C
     """
     CODEC.keyring  # noqa: B018 - read the keys now: refuse before anything is sent
     return await Client.connect(
-        temporal_address(address), namespace=temporal_namespace(namespace), data_converter=DATA_CONVERTER
+        temporal_address(address),
+        namespace=temporal_namespace(namespace),
+        data_converter=DATA_CONVERTER,
+        lazy=lazy,
     )

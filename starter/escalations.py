@@ -32,6 +32,7 @@ from schemas.bounds import LEGACY
 from schemas.escalation import (
     Actor,
     Bypass,
+    Collective,
     Concern,
     EscalationOutcome,
     ExternalContact,
@@ -41,7 +42,7 @@ from schemas.escalation import (
     escalation_id_for,
 )
 from schemas.protocol import RAISING_OFFICER
-from workflows import rules
+from workflows import rules, summaries
 from workflows import search_attributes as indexed
 from workflows.escalation import TASK_QUEUE, WORKFLOW_TYPE
 
@@ -89,6 +90,8 @@ def prepare(
     directory: Directory | None = None,
     sequence: int | None = None,
     request_id: str | None = None,
+    collective: Collective | None = None,
+    part_of: str | None = None,
 ) -> RaiseConcern:
     """Build the workflow input with a snapshot of the authority's protocol; raise ``rules.Refused``.
 
@@ -127,9 +130,12 @@ def prepare(
         child_status=child_status,
         severity=severity,
         external_contacts=external_contacts or [],
+        collective=collective,
+        part_of=part_of,
     )
     try:
-        raise_.protocol.child_ref.check(child_ref)
+        if collective is None:  # a collective alert's reference is COLLECTIVE, whatever the case numbers
+            raise_.protocol.child_ref.check(child_ref)
     except ValueError as exc:
         raise rules.Refused(str(exc)) from None
     rules.start(raise_, datetime.now(UTC))  # the same check the workflow makes; nothing is kept
@@ -254,6 +260,8 @@ async def raise_once(client: Client, raise_: RaiseConcern, task_queue: str = TAS
             search_attributes=attributes,
             result_type=EscalationOutcome,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=summaries.static_summary(raise_),
+            static_details=summaries.static_details(raise_),
         )
     except WorkflowAlreadyStartedError:
         existing = client.get_workflow_handle(raise_.escalation_id, result_type=EscalationOutcome)

@@ -230,7 +230,12 @@ async def main(with_sample_data: bool = False, ports: Ports | None = None) -> in
     ports = ports or Ports()
     try:
         from activities.settings import Settings
-        from worker import build_worker, deliver_case_notes, prepare_database  # the repository root's
+        from worker import (  # the repository root's
+            build_worker,
+            deliver_case_notes,
+            ensure_schedules,
+            prepare_database,
+        )
     except ImportError as exc:
         _say(f"cannot import build_worker from worker.py ({exc}); run from the repository root")
         return 1
@@ -305,6 +310,7 @@ async def main(with_sample_data: bool = False, ports: Ports | None = None) -> in
         settings = Settings()
         engine = prepare_database(settings)
         worker = build_worker(client, task_queue=TASK_QUEUE, engine=engine, settings=settings)
+        await ensure_schedules(client, TASK_QUEUE)  # the weekly digest
         notes_task = asyncio.create_task(
             deliver_case_notes(engine, settings.data_dir / "case-notes", stop), name="case-notes"
         )

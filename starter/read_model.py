@@ -25,7 +25,7 @@ returns: Temporal's SQL visibility stores (the dev server's SQLite, PostgreSQL) 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
 from pathlib import Path
@@ -273,15 +273,16 @@ async def list_escalations(
     return Listing(rows=sorted(rows.values(), key=sort_key), unindexed=unindexed)
 
 
-def records_statement(wanted: ListFilter, now: datetime) -> Executable:
-    """The record store's query for ``wanted``: filters, the newest run of each id, and the list's order."""
+def records_statement(wanted: ListFilter, now: datetime, *, facts: bool = False) -> Executable:
+    """The record store's query for ``wanted``: filters, the newest run of each id, and the list's order;
+    with ``facts``, also each escalation's team, service area and raising officer (``RowFacts``)."""
     from sqlalchemy import String, and_, exists, or_, select
     from sqlalchemy.orm import aliased
 
     from activities.db.record_models import EscalationRecord as Record
 
     newer = aliased(Record)
-    statement = select(
+    columns: list[Any] = [
         Record.escalation_id,
         Record.authority,
         Record.track,
@@ -289,7 +290,10 @@ def records_statement(wanted: ListFilter, now: datetime) -> Executable:
         Record.status,
         Record.deadline,
         Record.flags,
-    ).where(
+    ]
+    if facts:
+        columns += [Record.team, Record.service_area, Record.raised_by_id, Record.raised_by_role]
+    statement = select(*columns).where(
         ~exists().where(
             and_(newer.escalation_id == Record.escalation_id, newer.updated_at > Record.updated_at)
         )
@@ -308,33 +312,117 @@ def records_statement(wanted: ListFilter, now: datetime) -> Executable:
     return statement.order_by(Record.deadline.is_(None), Record.deadline, Record.escalation_id)
 
 
+def check_record_store(url: str) -> None:
+    """``RecordStoreUnavailable`` when ``url`` is an SQLite file that does not exist (a list never creates
+    an empty store to read it)."""
+    from sqlalchemy import make_url
+
+    parsed = make_url(url)
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file and file != ":memory:" and not Path(file).is_file():
+        raise RecordStoreUnavailable(f"no record store at {parsed.render_as_string(hide_password=True)}")
+
+
+def _execute(url: str, statements: Sequence[Executable]) -> list[list[Any]]:
+    """Every statement's rows, on one connection; ``RecordStoreUnavailable`` naming the store otherwise."""
+    from sqlalchemy import create_engine, make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    check_record_store(url)
+    parsed = make_url(url)
+    engine = create_engine(parsed)
+    try:
+        with engine.connect() as connection:
+            return [list(connection.execute(statement).all()) for statement in statements]
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        shown = parsed.render_as_string(hide_password=True)
+        raise RecordStoreUnavailable(f"cannot read the record store {shown}: {reason}") from None
+    finally:
+        engine.dispose()
+
+
 def list_from_records(url: str, wanted: ListFilter, now: datetime) -> Listing:
     """The escalations ``wanted`` asks for from the record store's ``escalations`` table, sorted in SQL.
 
     Raises ``RecordStoreUnavailable`` (naming the store) when it cannot be read.
     """
-    from sqlalchemy import create_engine, make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    parsed = make_url(url)
-    shown = parsed.render_as_string(hide_password=True)
-    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
-    if file and file != ":memory:" and not Path(file).is_file():  # never create an empty store to list it
-        raise RecordStoreUnavailable(f"no record store at {shown}")
-    engine = create_engine(parsed)
-    try:
-        with engine.connect() as connection:
-            result = connection.execute(records_statement(wanted, now)).all()
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise RecordStoreUnavailable(f"cannot read the record store {shown}: {reason}") from None
-    finally:
-        engine.dispose()
+    [result] = _execute(url, [records_statement(wanted, now)])
     rows: dict[str, EscalationRow] = {}
     for escalation_id, authority, track, stage, status, deadline, flags in result:
         if escalation_id not in rows and status in _STATUSES:
             rows[escalation_id] = _row(escalation_id, authority, track, stage, status, deadline, flags, now)
     return Listing(rows=list(rows.values()), unindexed=0)
+
+
+class RowFacts(BaseModel):
+    """What the record store says of an escalation beyond its row: enough to decide who may see it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    team: str | None
+    service_area: str | None
+    raised_by_id: str
+    raised_by_role: str
+
+
+class Involvement(BaseModel):
+    """A person's past part in an escalation, from its events: whether they acted in it, the stages it
+    entered, and the covering officer it was last handed to."""
+
+    acted: bool = False
+    entered: set[str] = Field(default_factory=set)
+    covering_officer: str | None = None
+
+
+def records_with_facts(url: str, wanted: ListFilter, now: datetime) -> list[tuple[EscalationRow, RowFacts]]:
+    """``list_from_records``'s rows, each with its ``RowFacts`` (one query)."""
+    [result] = _execute(url, [records_statement(wanted, now, facts=True)])
+    found: dict[str, tuple[EscalationRow, RowFacts]] = {}
+    for escalation_id, authority, track, stage, status, deadline, flags, *more in result:
+        if escalation_id in found or status not in _STATUSES:
+            continue
+        row = _row(escalation_id, authority, track, stage, status, deadline, flags, now)
+        team, service_area, raised_by_id, raised_by_role = more
+        found[escalation_id] = (
+            row,
+            RowFacts(
+                team=team, service_area=service_area, raised_by_id=raised_by_id, raised_by_role=raised_by_role
+            ),
+        )
+    return list(found.values())
+
+
+INVOLVEMENT_KINDS = ("raised", "sent_to_stage", "officer_replaced")
+CHUNK = 500
+"""Escalation ids per ``IN`` list (SQLite allows 32,766 parameters; PostgreSQL far more)."""
+
+
+def involvement(url: str, escalation_ids: Sequence[str], person_id: str) -> dict[str, Involvement]:
+    """Each escalation's ``Involvement`` of ``person_id``, from the event log (one query per 500 ids)."""
+    from sqlalchemy import or_, select
+
+    from activities.db.record_models import EscalationEvent as Event
+
+    ids = list(dict.fromkeys(escalation_ids))
+    statements = [
+        select(Event.escalation_id, Event.kind, Event.stage, Event.actor_id, Event.data)
+        .where(Event.escalation_id.in_(ids[i : i + CHUNK]))
+        .where(or_(Event.actor_id == person_id, Event.kind.in_(INVOLVEMENT_KINDS)))
+        .order_by(Event.escalation_id, Event.at, Event.seq)
+        for i in range(0, len(ids), CHUNK)
+    ]
+    found: dict[str, Involvement] = {i: Involvement() for i in ids}
+    for result in _execute(url, statements) if statements else []:
+        for escalation_id, kind, stage, actor_id, data in result:
+            seen = found[escalation_id]
+            seen.acted = seen.acted or actor_id == person_id
+            if kind in ("raised", "sent_to_stage"):
+                seen.entered.add(stage)
+            elif kind == "officer_replaced" and isinstance(data, dict):
+                new = data.get("to")
+                seen.covering_officer = str(new.get("id")) if isinstance(new, dict) else None
+    return found
 
 
 class RecordStoreUnavailable(Exception):
@@ -346,12 +434,17 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "UNINDEXED_QUERY",
     "EscalationRow",
+    "Involvement",
     "ListFilter",
     "Listing",
     "RecordStoreUnavailable",
+    "RowFacts",
+    "check_record_store",
+    "involvement",
     "list_escalations",
     "list_from_records",
     "records_statement",
+    "records_with_facts",
     "row_of",
     "sort_key",
     "visibility_query",

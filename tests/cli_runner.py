@@ -27,9 +27,11 @@ class Result:
 class Cli:
     """Runs ``escalate`` against one Temporal server."""
 
-    def __init__(self, address: str, cwd: Path) -> None:
+    def __init__(self, address: str, cwd: Path, **env: str) -> None:
         self.address = address
         self.cwd = cwd
+        self.env = env
+        """Set for every call (who acts, e.g. ``ESCALATE_AS_ID``); a call's own ``env`` wins."""
 
     async def run(self, *args: str, **env: str) -> Result:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
@@ -37,7 +39,7 @@ class Cli:
             str(ESCALATE),
             *args,
             cwd=self.cwd,
-            env={**clean, "TEMPORAL_ADDRESS": self.address, **env},
+            env={**clean, "TEMPORAL_ADDRESS": self.address, **self.env, **env},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -64,6 +66,6 @@ class Cli:
         assert len(lines) == 1, f"a failure is one line, not a traceback: {result}"
         return lines[0]
 
-    async def state(self, escalation_id: str) -> dict[str, Any]:
-        view: dict[str, Any] = json.loads(await self.ok("status", escalation_id, "--json"))
+    async def state(self, escalation_id: str, **env: str) -> dict[str, Any]:
+        view: dict[str, Any] = json.loads(await self.ok("status", escalation_id, "--json", **env))
         return view

@@ -8,18 +8,21 @@ And text with NUL characters is written (as U+FFFD), never a failure of the esca
 
 from __future__ import annotations
 
+import random
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from activities.db.base import make_engine
 from activities.db_records import DbRecordStore
-from activities.escalation_activities import INVALID_INPUT, EscalationActivities
+from activities.escalation_activities import INVALID_INPUT, EscalationActivities, _heartbeating
 from activities.mail import ProtocolUnavailable
 from protocols import ProtocolError
 from tests.databases import DIRECTORIES, migrated_engine
@@ -124,3 +127,32 @@ def test_a_protocol_file_that_does_not_load_on_this_worker_is_retried(
     kind, error = outcome(activities_on(engine, port, protocols=broken).send_notification, stage_sent())
     assert kind == "retryable" and isinstance(error, ProtocolUnavailable)
     assert capture.deliveries == []
+
+
+def test_cancelling_an_activity_as_it_starts_heartbeating_never_hangs_it() -> None:
+    """The SDK cancels a threaded activity by raising in its thread (by thread id). On CPython 3.11 a
+    thread being started still carries its starter's id, so an unshielded cancellation could kill the
+    heartbeat thread before it ran and leave the activity waiting for it for ever (seen under load)."""
+
+    def heartbeat_forever() -> None:
+        while True:
+            with _heartbeating():
+                pass
+
+    for attempt in range(300):
+        env = ActivityEnvironment()
+        ended = threading.Event()
+
+        def run(env: ActivityEnvironment = env, ended: threading.Event = ended) -> None:
+            try:
+                env.run(heartbeat_forever)
+            except CancelledError:
+                ended.set()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        time.sleep(random.Random(attempt).uniform(0, 0.003))
+        env.cancel()
+        # Cancelled, it ends at once; only a thread that never started can hold it for a minute.
+        assert ended.wait(60), f"attempt {attempt}: the activity hung starting its heartbeat thread"
+        thread.join()

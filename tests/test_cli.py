@@ -93,6 +93,7 @@ def _raise_args(authority: str, track: str, category: str, child: str, officer: 
 async def test_a_whole_escalation_through_the_command(cli: Cli, dev_server_env: WorkflowEnvironment) -> None:
     child = unique_ref()
     iro = {"ESCALATE_AS_ID": "glo-iro-a", "ESCALATE_AS_ROLE": "iro"}
+    cli.env = dict(iro)  # who reads (status, history, list): the officer who raised it
     out = await cli.ok(
         *_raise_args("gloucestershire", "iro-cp", "4", child, "glo-iro-a", "iro"), "--sequence", "1"
     )
@@ -228,6 +229,7 @@ async def test_a_whole_escalation_through_the_command(cli: Cli, dev_server_env: 
 async def test_gates_meetings_and_cafcass_through_the_command(cli: Cli) -> None:
     child = unique_ref()
     iro = {"ESCALATE_AS_ID": "wig-iro-a", "ESCALATE_AS_ROLE": "iro"}
+    cli.env = dict(iro)
     await cli.ok(*_raise_args("wigan", "iro", "1", child, "wig-iro-a", "iro"), "--sequence", "1")
     escalation_id = f"wigan-{child}-0001"
     await cli.ok("escalate", escalation_id, "--reason", "No answer addresses the drift.", **iro)
@@ -304,6 +306,7 @@ async def test_gates_meetings_and_cafcass_through_the_command(cli: Cli) -> None:
 
 async def test_a_retried_raise_returns_the_same_escalation_and_withdraw(cli: Cli) -> None:
     child = unique_ref()
+    cli.env = {"ESCALATE_AS_ID": "dud-iro-a"}
     args = _raise_args("dudley", "iro-cp", "1", child, "dud-iro-a", "iro")
     first = await cli.ok(*args, "--request-id", f"form-{child}")
     escalation_id = first.split()[1].rstrip(":")
@@ -337,6 +340,7 @@ async def test_a_retried_raise_returns_the_same_escalation_and_withdraw(cli: Cli
 
 async def test_bad_input_gets_one_line_and_changes_nothing(cli: Cli, tmp_path: Path) -> None:
     child = unique_ref()
+    cli.env = {"ESCALATE_AS_ID": "wig-iro-a"}
     reason = await cli.fails(EXIT_BAD_INPUT, *_raise_args("atlantis", "iro", "1", child, "x", "iro"))
     assert "unknown authority 'atlantis'" in reason
     reason = await cli.fails(EXIT_BAD_INPUT, "status", f"wigan-{child}-0001")
@@ -346,7 +350,7 @@ async def test_bad_input_gets_one_line_and_changes_nothing(cli: Cli, tmp_path: P
         "respond",
         f"wigan-{child}-0001",
         "--as-id",
-        "a",
+        "wig-team-manager-a",
         "--as-role",
         "team_manager",
         "--answer",
@@ -355,8 +359,10 @@ async def test_bad_input_gets_one_line_and_changes_nothing(cli: Cli, tmp_path: P
     assert "unknown escalation" in reason
     reason = await cli.fails(EXIT_BAD_INPUT, "calendar", "add-working-days", "18/12/2026", "5")
     assert "write YYYY-MM-DD" in reason
-    reason = await cli.fails(EXIT_BAD_INPUT, "respond", f"wigan-{child}-0001", "--answer", "x")
-    assert "--as-id and --as-role" in reason
+    reason = await cli.fails(
+        EXIT_BAD_INPUT, "respond", f"wigan-{child}-0001", "--answer", "x", ESCALATE_AS_ID=""
+    )
+    assert "say who acts: --as-id" in reason
 
     broken = tmp_path / "broken.yaml"
     broken.write_text("key: broken\nauthority: Nowhere\ntracks: []\n")
@@ -387,7 +393,7 @@ async def test_calendar_and_protocols_need_no_server(tmp_path: Path) -> None:
     }
     shown = await cli.ok("protocol", "show", "waltham-forest")
     assert "track cp:" in shown and "track iro:" in shown
-    reason = await cli.fails(3, "status", "wigan-X-0001", "--wait", "5")
+    reason = await cli.fails(3, "status", "wigan-X-0001", "--wait", "5", ESCALATE_AS_ID="wig-iro-a")
     assert reason.startswith("cannot reach Temporal at 127.0.0.1:1")
 
 

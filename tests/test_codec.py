@@ -187,6 +187,7 @@ def test_the_development_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_worker_and_cli_refuse_without_a_key(command: list[str], tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("ESCALATION_PAYLOAD_KEYS", "ESCALATION_DATA_DIR")}
     env["PYTHONPATH"] = str(ROOT)
+    env["ESCALATE_AS_ID"] = "wig-iro-a"  # the command acts as a directory person
     if command[0] == "worker.py":
         command = [str(ROOT / "worker.py"), *command[1:]]
     done = subprocess.run(

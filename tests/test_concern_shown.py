@@ -172,6 +172,7 @@ async def test_raise_with_views_then_status_json_and_history_show_the_whole_conc
     match = re.match(rf"raised (gloucestershire-{child}-\d+):", out)
     assert match, out
     escalation_id = match.group(1)
+    cli.env = {"ESCALATE_AS_ID": "glo-iro-a"}  # the officer who raised it reads it
     status = await cli.ok("status", escalation_id)
     _shows_all(status, "escalate status")
     as_json = json.loads(await cli.ok("status", escalation_id, "--json"))

@@ -23,9 +23,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-LONG_RUNNING = {"postgresql", "temporal", "temporal-ui", "worker", "web", "mailpit"}
+LONG_RUNNING = {"postgresql", "temporal", "temporal-ui", "worker", "web", "mailpit", "mail-ingest"}
 ONE_SHOT = {"temporal-admin-tools", "temporal-create-namespace", "migrate"}
-APP_SERVICES = {"migrate", "worker", "web"}
+APP_SERVICES = {"migrate", "worker", "web", "mail-ingest"}
 
 # Files whose environment variables the deployment must provide (or document) in .env.example.
 SETTINGS_SOURCES = [
@@ -219,6 +219,11 @@ def test_dependencies_wait_for_the_right_conditions(services: dict[str, dict[str
             "migrate": "service_completed_successfully",
         },
         "mailpit": {},
+        "mail-ingest": {
+            "temporal": "service_healthy",
+            "temporal-create-namespace": "service_completed_successfully",
+            "migrate": "service_completed_successfully",
+        },
     }
     for name, service in services.items():
         depends = service.get("depends_on") or {}
@@ -374,8 +379,9 @@ def test_named_volumes_are_declared_and_used(
 
 def test_dev_only_and_future_services_are_behind_profiles(services: dict[str, dict[str, Any]]) -> None:
     assert services["mailpit"].get("profiles") == ["dev"]
+    assert services["mail-ingest"].get("profiles") == ["mail"], "replies need the council's own mailbox"
     for name, service in services.items():
-        if name != "mailpit":
+        if name not in ("mailpit", "mail-ingest"):
             assert not service.get("profiles"), f"{name} must start by default"
     assert "web" in services  # the web app starts by default, like the worker
 
@@ -467,3 +473,28 @@ def test_the_web_app_is_served_as_the_application_role_with_its_settings(
     check = " ".join(web["healthcheck"]["test"])
     assert "/healthz" in check and "$" not in check
     compile(web["healthcheck"]["test"][3], "web-healthcheck", "exec")
+
+
+def test_the_mail_ingester_runs_the_real_command_and_its_health_check_reads_what_it_touches(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from starter.mail_ingest.cli import parser
+
+    ingest = services["mail-ingest"]
+    # Each ${NAME:-default} as its default, each ${NAME:?...} as a made-up value.
+    command = [
+        re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", re.sub(r"\$\{[A-Z_]+:\?[^}]*\}", "x.example.org", part))
+        for part in ingest["command"]
+    ]
+    assert command[:3] == ["escalate", "mail", "ingest"]
+    args = parser().parse_args(command[3:])
+    assert args.imap and args.imap_user and args.alive_file is not None and not args.once
+    check = ingest["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"] and "$" not in check[3]
+    compile(check[3], "mail-ingest-healthcheck", "exec")
+    assert f"'{args.alive_file}'" in check[3], "the health check reads the file the ingester touches"
+    env = _environment(ingest)
+    assert _referenced(env["ESCALATION_DATABASE_URL"]) == _referenced(
+        _environment(services["worker"])["ESCALATION_DATABASE_URL"]
+    ), "as the worker's role, never the owner"
+    assert {"ESCALATION_IMAP_PASSWORD", "ESCALATION_PAYLOAD_KEYS", "ESCALATION_SMTP_HOST"} <= set(env)

@@ -367,6 +367,20 @@ async def test_replies_through_the_maildir_and_stdin(service: Service, tmp_path:
     notes = await timeline(svc, sent[7].escalation_id, EventKind.NOTE)
     assert len(notes) == 1 and "Thanks, will look into it." in notes[0]
     assert await timeline(svc, sent[8].escalation_id, EventKind.RESPONSE) == []
+    # The escalation's page shows each reply and what became of it: the answer, then the refused second.
+    first_reading = await svc.app.read(Caller(person=OFFICER, via="test"), sent[0].escalation_id)
+    assert first_reading.replies is not None
+    assert [(r.outcome, r.from_address) for r in first_reading.replies] == [
+        ("respond", MANAGER.email),
+        ("refused", MANAGER.email),
+    ]
+    assert first_reading.replies[0].outcome_words == "Recorded as the answer"
+    assert "already been answered" in first_reading.replies[1].reason
+    assert "One more thing: the date moved." in first_reading.replies[1].reply_text, "nothing is lost"
+    forged_reading = await svc.app.read(Caller(person=OFFICER, via="test"), sent[8].escalation_id)
+    assert forged_reading.replies is not None
+    assert "refused" in {r.outcome for r in forged_reading.replies}
+    assert all("unknown reply token" not in r.reason for r in forged_reading.replies), "no forgery shown"
     confirmed = confirmations(svc, sent[0].escalation_id)
     assert [d.rcpt_tos for d in confirmed] == [[MANAGER.email], [MANAGER.email]]  # the answer; the refusal
     assert any("recorded as your answer" in str(d.message["Subject"]) for d in confirmed)
@@ -569,3 +583,28 @@ async def test_replies_through_an_imap_mailbox(service: Service) -> None:
     assert answered == "The review is brought forward to Monday."
     reading = await svc.app.read(Caller(person=OFFICER, via="test"), sent[1].escalation_id)
     assert reading.view.pending_extension is not None and reading.view.pending_extension.until == later
+
+
+@pytestmark_async
+async def test_a_polling_ingester_shows_it_is_alive_and_stops_cleanly(
+    service: Service, tmp_path: Path
+) -> None:
+    """What compose's health check reads: the file touched after every poll."""
+    alive = tmp_path / "mail-ingest.alive"
+    maildir = Maildir(tmp_path / "quiet-inbox")  # created empty
+    command = [str(ESCALATE), "mail", "ingest", "--maildir", str(maildir.root), "--every", "0.2"]
+    poller = subprocess.Popen(
+        [*command, "--alive-file", str(alive)],
+        env=service.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        await until(alive.exists, "the alive file", timeout=120)
+        first = alive.stat().st_mtime_ns
+        await until(lambda: alive.stat().st_mtime_ns > first, "the alive file touched again", timeout=120)
+    finally:
+        poller.send_signal(signal.SIGTERM)
+        out, _ = poller.communicate(timeout=60)
+    assert poller.returncode == 0, out

@@ -63,7 +63,7 @@ async def test_decisions_sent_then_disagreed_open_an_escalation_the_command_read
     linked = re.search(r"opened as (\S+) \(closed", done)
     assert linked, done
     escalation = linked.group(1)
-    shown = await cli.ok("status", escalation)
+    shown = await cli.ok("status", escalation, *IRO)  # the IRO who sent the decisions raised it
     assert "Contact is not safe yet." in shown and "stage:      1/5 Informal resolution" in shown
     history = await cli.ok("decisions", "history", process)
     assert "decisions_disagreed" in history and escalation in history

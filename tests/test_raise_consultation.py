@@ -70,7 +70,7 @@ async def test_raise_at_a_gated_stage_without_the_consultation_is_refused_naming
     tmp_path: Path,
 ) -> None:
     cli = Cli("127.0.0.1:1", tmp_path)  # nothing listens there: refused before connecting
-    reason = await cli.fails(EXIT_REFUSED, *RAISE)
+    reason = await cli.fails(EXIT_BAD_INPUT, *RAISE)  # options missing: bad input, nothing sent
     assert len(reason.strip().splitlines()) == 1
     assert "Stage 2" in reason and "agreement with IRO Team Manager" in reason
     for option in ("--consulted-with", "--consulted-on", "--consultation", "--consultation-agreed"):

@@ -207,27 +207,47 @@ async def test_list_filters_and_sorts_in_visibility_with_no_worker(
     assert not (await list_escalations(counted, ListFilter(overdue=True), datetime.now(UTC))).rows
     assert counter.queries == [], "listing makes no workflow query"
 
+    # The command lists what its person may see (their own authority's), as a table, soonest deadline first.
     cli = _cli(indexed_server, tmp_path)
-    result = await cli.run("list", "--wait", "5", ESCALATION_DATABASE_URL="")  # visibility, not records
+    cli.env = {"ESCALATE_AS_ID": IRO.id, "ESCALATION_DATABASE_URL": ""}  # visibility, not records
+    result = await cli.run("list", "--wait", "5")
     assert result.code == 0, result
     assert "1 escalation started before the search attributes were registered" in result.err
-    lines = result.out.splitlines()
+    header, *lines = result.out.splitlines()
+    assert header.split() == ["ESCALATION", "STATUS", "STAGE", "DUE", "LEFT", "FLAGS"]
     ids = [line.split()[0] for line in lines]
-    running = sorted([wigan[2].escalation_id, glos.escalation_id])
-    stopped = sorted([answered.id, withdrawn.id])
-    assert ids == running + stopped, "running deadlines first (here the same day: by id), then the rest"
+    assert ids == [wigan[2].escalation_id, *sorted([answered.id, withdrawn.id])], (
+        "deadlines first, then the rest"
+    )
+    assert glos.escalation_id not in result.out, "another authority's escalation is not shown"
+    starts = {header.index(column) for column in ("STATUS", "STAGE", "DUE", "LEFT", "FLAGS")}
+    for line in lines:
+        assert all(line[i - 2 : i] == "  " and line[i] != " " for i in starts), f"aligned: {line!r}"
     by_id = dict(zip(ids, lines, strict=True))
-    assert "  awaiting_response  1/5 stage-1  due " in by_id[wigan[2].escalation_id]
-    assert by_id[wigan[2].escalation_id].endswith(due), "the same deadline and count as the workflow's"
-    assert by_id[answered.id].endswith("awaiting_decision  1/5 stage-1  no deadline running")
-    assert "  withdrawn  " in by_id[withdrawn.id]
+    assert by_id[wigan[2].escalation_id].split()[1:6] == [
+        "awaiting_response",
+        "1/5",
+        "stage-1",
+        view.deadline_date.isoformat(),
+        str(view.working_days_left),
+    ], "the same deadline and count as the workflow's"
+    assert by_id[answered.id].split()[1:5] == ["awaiting_decision", "1/5", "stage-1", "-"]
+    assert by_id[withdrawn.id].split()[1] == "withdrawn"
+    del due
 
     open_wigan = await cli.run("list", "--authority", "wigan", "--open", "--wait", "5")
-    assert [line.split()[0] for line in open_wigan.out.splitlines()] == [wigan[2].escalation_id, answered.id]
+    assert [line.split()[0] for line in open_wigan.out.splitlines()[1:]] == [
+        wigan[2].escalation_id,
+        answered.id,
+    ]
     decided = await cli.run("list", "--status", "awaiting_decision", "--stage", "stage-1", "--wait", "5")
-    assert decided.code == 0 and [line.split()[0] for line in decided.out.splitlines()] == [answered.id]
+    assert decided.code == 0 and [line.split()[0] for line in decided.out.splitlines()[1:]] == [answered.id]
     none = await cli.run("list", "--overdue", "--wait", "5")
     assert none.code == 0 and none.out.strip() == "no escalations match", none
+    theirs = await cli.run("list", "--wait", "5", ESCALATE_AS_ID="glo-iro-a")
+    assert [line.split()[0] for line in theirs.out.splitlines()[1:]] == [glos.escalation_id], theirs
+    elsewhere = await cli.run("list", "--authority", "gloucestershire", "--wait", "5")
+    assert elsewhere.code == 2 and "sees only wigan's escalations" in elsewhere.err, elsewhere
 
 
 async def test_without_registered_attributes_the_list_reads_each_state_and_says_so(
@@ -246,10 +266,12 @@ async def test_without_registered_attributes_the_list_reads_each_state_and_says_
             )
 
         await _until(listed, "the escalation is in visibility")
-        result = await _cli(bare_server, tmp_path).run("list")
+        result = await _cli(bare_server, tmp_path).run("list", ESCALATE_AS_ID=IRO.id)
     assert result.code == 0, result
     assert "no escalation search attributes registered" in result.err
-    assert result.out.startswith(f"{handle.id}  awaiting_response  1/5 stage-1  due "), result
+    assert result.out.splitlines()[1].split()[:4] == [handle.id, "awaiting_response", "1/5", "stage-1"], (
+        result
+    )
 
 
 def _lines(listing: Listing) -> list[tuple[object, ...]]:
@@ -308,6 +330,7 @@ async def test_the_record_store_lists_the_same_rows_as_visibility_filtered_and_s
     assert not list_from_records(db_url, ListFilter(overdue=True), datetime.now(UTC)).rows
 
     cli = _cli(indexed_server, tmp_path)
+    cli.env = {"ESCALATE_AS_ID": IRO.id}
     from_records = await cli.ok("list", "--database-url", db_url)
     from_visibility = await cli.ok(
         "list", "--source", "visibility", "--wait", "5", ESCALATION_DATABASE_URL=""
@@ -321,10 +344,11 @@ async def test_the_list_reads_the_record_store_when_it_has_the_database_and_says
 ) -> None:
     assert DEFAULT_DATABASE_URL == RECORDS_DEFAULT, "the list looks where the worker writes"
     cli = Cli("127.0.0.1:1", tmp_path)  # nothing answers there: a list from the records needs no Temporal
+    cli.env = {"ESCALATE_AS_ID": IRO.id}
     missing = await cli.run("list", "--database-url", f"sqlite:///{tmp_path / 'none.db'}")
     assert missing.code == 2 and "no record store at" in missing.err, missing
     assert not (tmp_path / "none.db").exists(), "listing never creates a store"
-    nothing = await _run_escalate(tmp_path, "list", "--source", "records")
+    nothing = await _run_escalate(tmp_path, "list", "--source", "records", "--as-id", IRO.id)
     assert nothing.code == 2 and "--database-url or ESCALATION_DATABASE_URL" in nothing.err, nothing
     with pytest.raises(RecordStoreUnavailable, match="cannot read the record store"):
         empty = tmp_path / "empty.db"
@@ -334,7 +358,7 @@ async def test_the_list_reads_the_record_store_when_it_has_the_database_and_says
     # The embedded stack: its default store in the working directory, no Temporal address given.
     with migrated_engine(f"sqlite:///{tmp_path / RECORDS_DEFAULT.removeprefix('sqlite:///')}"):
         pass
-    embedded = await _run_escalate(tmp_path, "list")
+    embedded = await _run_escalate(tmp_path, "list", "--as-id", IRO.id)
     assert embedded.code == 0 and embedded.out.strip() == "no escalations match", embedded
     elsewhere = await cli.run("list", "--wait", "1", ESCALATION_DATABASE_URL="")  # an address: visibility
     assert elsewhere.code == 3 and "cannot reach Temporal" in elsewhere.err, elsewhere

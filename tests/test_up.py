@@ -192,3 +192,41 @@ def _post(url: str, body: bytes) -> bytes:
     request = urllib.request.Request(url, data=body, method="POST", headers={"X-Namespace": "default"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return cast(bytes, response.read())
+
+
+async def test_a_reply_to_a_caught_mail_becomes_the_response(tmp_path: Path) -> None:
+    """The README's walk-through: a stage mail is caught, its recipient replies, the ingester inside
+    ``escalate up`` makes the reply the escalation's response."""
+    from starter.mail_catcher import caught, read_caught
+    from starter.mail_ingest.local import reply_to_caught
+
+    ports = Ports()
+    escalation_id = "gloucestershire-SAMPLE01-0001"
+    service = Service(tmp_path, ports, "--with-sample-data")
+    try:
+        await service.wait_for("sample ", count=len(SAMPLES))
+        folder = tmp_path / ".data" / "mail"
+        files = caught(folder)
+        numbers = [
+            n
+            for n, path in enumerate(files, start=1)
+            if (m := read_caught(path))["X-Escalation-Id"] == escalation_id
+            and m["X-Escalation-Event"] == "sent_to_stage"
+            and "+" in str(m.get("Reply-To") or "")
+            and str(m["X-Envelope-To"]) in str(m["To"])  # the stage's recipient's copy, not the one copied in
+        ]
+        assert numbers, f"no stage mail of {escalation_id} caught among {len(files)}"
+        answer = "The review is booked for Tuesday and the plan is updated."
+        await asyncio.to_thread(reply_to_caught, numbers[-1], answer, folder, port=ports.smtp)
+        client = await connect(f"127.0.0.1:{ports.temporal}")
+        handle = client.get_workflow_handle(escalation_id)
+        give_up = asyncio.get_running_loop().time() + 90
+        while True:
+            view = await handle.query(EscalationWorkflow.state)
+            if view.status is Status.AWAITING_DECISION or asyncio.get_running_loop().time() > give_up:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        assert await service.stop() == 0, "".join(service.lines)
+    assert view.status is Status.AWAITING_DECISION, view.status
+    assert any(answer in e.text for e in view.timeline), "the reply's own text is the response"

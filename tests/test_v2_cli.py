@@ -12,7 +12,7 @@ from starter.cli import _main as escalate
 
 RAISE = [
     "raise", "--authority", "waltham-forest-fwi", "--track", "cp", "--category", "1", "--child-ref", "C4F2A9",
-    "--officer-id", "x", "--officer-role", "cp_coordinator",
+    "--officer-id", "wff-cp-coordinator-a", "--officer-role", "cp_coordinator",
     "--summary", "s", "--impact", "i", "--request", "r",
     "--address", "127.0.0.1:1",
 ]  # fmt: skip

@@ -68,8 +68,8 @@ with workflow.unsafe.imports_passed_through():
         EscalationView,
         RaiseConcern,
     )
-    from schemas.schedule import Schedule, ScheduleRequest, ScheduleRequests, Schedules
-    from workflows import boundary, rules
+    from schemas.schedule import Schedule, ScheduleRequests, Schedules
+    from workflows import boundary, rules, summaries
     from workflows import search_attributes as indexed
 
 TASK_QUEUE = "escalations"
@@ -306,7 +306,9 @@ class EscalationWorkflow:
             if delay > timedelta(0):
                 try:
                     await workflow.wait_condition(
-                        lambda: self._version != seen, timeout=delay, timeout_summary="next deadline"
+                        lambda: self._version != seen,
+                        timeout=delay,
+                        timeout_summary=summaries.timer_summary(self.state_model, wake),
                     )
                     return
                 except TimeoutError:
@@ -352,7 +354,7 @@ class EscalationWorkflow:
             self._timer = self._timer_at = None  # fired: the next turn finds its deadline due
 
     async def _sleep_until(self, wake: Any) -> None:
-        await workflow.sleep(wake - workflow.now(), summary="next deadline")
+        await workflow.sleep(wake - workflow.now(), summary=summaries.timer_summary(self.state_model, wake))
 
     async def _carry_out(self, decision: rules.Decision, *, refusable: bool = False) -> None:
         """Adopt the decided state, then carry out its effects in order (caller holds the lock).
@@ -391,11 +393,11 @@ class EscalationWorkflow:
     async def _carry_out_lean(self, decision: rules.Decision, *, refusable: bool) -> None:
         """``_carry_out`` in two activities at most: the deadlines, then every record and notice in order."""
         self._mark_acted()
-        requests = [e.request for e in decision.effects if isinstance(e, PlanSchedule)]
+        planned = [e for e in decision.effects if isinstance(e, PlanSchedule)]
         placed: list[Schedule] = []
-        if requests:
+        if planned:
             try:
-                placed = await self._plan_all(requests)
+                placed = await self._plan_all(planned)
             except ActivityError as failed:
                 reason = f"a deadline cannot be placed: {failure_reason(failed)}"
                 if refusable:
@@ -426,7 +428,11 @@ class EscalationWorkflow:
             await self._carry_out_reporting(items, notices)
         elif items:
             try:
-                await self._activity("carry_out_effects", EffectBatch(items=items))
+                await self._activity(
+                    "carry_out_effects",
+                    EffectBatch(items=items),
+                    summary=summaries.batch_summary(self.state_model.protocol, items),
+                )
             except ActivityError as failed:
                 self._problem(f"records and notices failed and will not be retried: {failure_reason(failed)}")
         self._update_search_attributes()
@@ -441,6 +447,7 @@ class EscalationWorkflow:
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=ACTIVITY_RETRY,
+                summary=summaries.batch_summary(self.state_model.protocol, items),
             )
         except ActivityError as failed:
             self._mark_acted()
@@ -483,15 +490,15 @@ class EscalationWorkflow:
             return
         await self._carry_out_lean(rules.redeliver(self.state_model, workflow.now()), refusable=False)
 
-    async def _plan_all(self, requests: list[ScheduleRequest]) -> list[Schedule]:
+    async def _plan_all(self, planned: list[PlanSchedule]) -> list[Schedule]:
         placed = await workflow.execute_activity(
             "plan_schedules",
-            ScheduleRequests(requests=requests),
+            ScheduleRequests(requests=[p.request for p in planned]),
             result_type=Schedules,
             start_to_close_timeout=PLAN_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=ACTIVITY_RETRY,
-            summary="deadlines",
+            summary=summaries.schedules_summary([p.purpose for p in planned]),
         )
         self._mark_acted()
         return list(Schedules.model_validate(placed).schedules)
@@ -515,6 +522,8 @@ class EscalationWorkflow:
         self._state = rules.with_problem(self.state_model, text)
 
     def _update_search_attributes(self) -> None:
+        """Keep the search attributes and the Temporal UI's current details in step with the state."""
+        workflow.set_current_details(summaries.current_details(self.state_model, workflow.now()))
         if not self._indexed:
             return
         now = indexed.current(self.state_model)
@@ -540,9 +549,16 @@ class EscalationWorkflow:
         s = self.state_model
         run_id = workflow.info().first_execution_run_id or workflow.info().run_id
         if isinstance(effect, Record):
-            await self._activity("record_event", _record_input(s, effect, run_id))
+            await self._activity(
+                "record_event", _record_input(s, effect, run_id), summary=f"record {effect.entry.kind}"
+            )
         elif isinstance(effect, Notify):
-            await self._activity("send_notification", _notification(s, effect, run_id))
+            notice = _notification(s, effect, run_id)
+            await self._activity(
+                "send_notification",
+                notice,
+                summary=summaries.batch_summary(s.protocol, [EffectItem(notify=notice)]),
+            )
         elif isinstance(effect, RecordRefusal):
             await self._activity(
                 "record_refusal",
@@ -557,13 +573,14 @@ class EscalationWorkflow:
             schedule = placed or await self._plan(effect)
             await self._carry_out(rules.on_scheduled(self.state_model, effect, schedule, workflow.now()))
 
-    async def _activity(self, name: str, arg: Any) -> None:
+    async def _activity(self, name: str, arg: Any, summary: str | None = None) -> None:
         await workflow.execute_activity(
             name,
             arg,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             heartbeat_timeout=HEARTBEAT_TIMEOUT if self._bounded else None,
             retry_policy=ACTIVITY_RETRY,
+            summary=summary,
         )
         self._mark_acted()
 
@@ -657,6 +674,7 @@ def _snapshot(s: EscalationState) -> EscalationSnapshot:
         stage_label=stage.label,
         case_note_type=s.protocol.stage_note_type(stage, s.officer.role),
         concern=s.concern,
+        part_of=s.part_of,
     )
 
 

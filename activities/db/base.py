@@ -28,7 +28,8 @@ class Base(DeclarativeBase):
 
 
 def database_url() -> str:
-    return os.environ.get("ESCALATION_DATABASE_URL", DEFAULT_DATABASE_URL)
+    """``ESCALATION_DATABASE_URL``, or the embedded stack's SQLite file when it is unset or empty."""
+    return os.environ.get("ESCALATION_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
 def make_engine(url: str | None = None) -> Engine:

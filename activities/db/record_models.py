@@ -113,6 +113,7 @@ class EscalationRecord(Base):
     __table_args__ = (
         Index("ix_escalations_authority_status", "authority", "status"),
         Index("ix_escalations_child_ref", "child_ref"),
+        Index("ix_escalations_part_of", "part_of"),
     )
 
     escalation_id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -143,6 +144,8 @@ class EscalationRecord(Base):
     requested_action: Mapped[str | None] = mapped_column(Text)
     child_views: Mapped[str | None] = mapped_column(Text)
     parents_views: Mapped[str | None] = mapped_column(Text)
+    # The collective alert this escalation belongs to (revision 0008; NULL: none).
+    part_of: Mapped[str | None] = mapped_column(String(128))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now, server_default=func.now())
 
 

@@ -10,12 +10,15 @@ Every action a person can take maps to one of ``EscalationWorkflow``'s updates, 
         --answer ...
     escalate status gloucestershire-C4F2A9-0001 [--json]
 
-Acting commands take the actor as ``--as-id``/``--as-role`` (defaults ``ESCALATE_AS_ID`` and
-``ESCALATE_AS_ROLE``); ``--address``/``--namespace`` (defaults ``TEMPORAL_ADDRESS``/``TEMPORAL_NAMESPACE``)
-name the server. Dates are YYYY-MM-DD; a malformed date or a past date is refused before anything is sent.
+Every command on an escalation goes through the application layer (``app/``) as a person in the staff
+directory (``--as-id``/``ESCALATE_AS_ID``; ``--as-role``/``ESCALATE_AS_ROLE`` only picks among their
+roles) or a declared service account (``ESCALATE_SERVICE_ACCOUNT``), and is audited; ``--address``/
+``--namespace`` (defaults ``TEMPORAL_ADDRESS``/``TEMPORAL_NAMESPACE``) name the server. Dates are
+YYYY-MM-DD; a malformed date or a past date is refused before anything is sent.
 
 Exit status: 0 done (one line says the outcome); 1 refused by the escalation's rules (``refused: <reason>``
-on stderr); 2 bad input (unknown authority or escalation, malformed file or date, ...), nothing changed;
+on stderr); 2 bad input (unknown person, role, authority or escalation, a missing option, malformed
+file or date, ...), nothing changed;
 3 the service is unreachable or no worker answered in time (an escalation that stays busy with its last
 change for all of ``--wait`` included: a busy refusal is retried until then).
 """
@@ -30,10 +33,7 @@ from typing import NoReturn
 from starter.clean_exit import run_then_exit
 from starter.cli.common import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNAVAILABLE, CliError
 from starter.cli.parser import build_parser
-from starter.cli.service import BUSY
-
-EXIT_CLOSED_PIPE = 128 + 13
-"""As a process that SIGPIPE stopped: what a shell reports for a pipeline cut short."""
+from workflows.escalation import BUSY
 
 __all__ = ["BUSY", "EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_UNAVAILABLE", "CliError", "build_parser", "main"]
 
@@ -46,9 +46,10 @@ async def _main(argv: Sequence[str]) -> int:
     except CliError as exc:
         print(exc.line(), file=sys.stderr)
         return exc.code
-    except BrokenPipeError:  # the reader stopped reading (`escalate list | head`): stop quietly too
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush into
-        return EXIT_CLOSED_PIPE
+    except BrokenPipeError:  # the reader stopped reading (`escalate list | head -1`): it has what it
+        # wanted, so this is done: no message and exit 0 (stdout goes nowhere, so the final flush is quiet)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

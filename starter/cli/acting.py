@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import uuid
-from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import WorkflowHandle
-from temporalio.service import RPCError
 
+from app.errors import AppError, BadInput, Unavailable
 from protocols import ProtocolError, load_protocol
 from schemas.escalation import (
     Accept,
@@ -22,7 +19,6 @@ from schemas.escalation import (
     Concern,
     DecideExtension,
     Escalate,
-    EscalationView,
     ExternalContact,
     RecordConsultation,
     RecordMeeting,
@@ -33,10 +29,9 @@ from schemas.escalation import (
     RequestExtension,
     Respond,
     SetTimescale,
-    Status,
     Withdraw,
 )
-from schemas.protocol import Protocol, Track
+from schemas.protocol import EntryPoint, Protocol, Track
 from schemas.wording import with_article
 from starter.cli.common import (
     EXIT_UNAVAILABLE,
@@ -45,16 +40,24 @@ from starter.cli.common import (
     build,
     describe_validation,
     long_day,
+    name_options,
     refused,
+    rule_refusal,
     words,
 )
-from starter.cli.service import act, actor_of, connect_client, read_state
-from starter.escalations import BadInput, prepare, raise_once
+from starter.cli.identity import acting, cli_error, open_app
+from starter.cli.service import act, actor_of
+from starter.escalations import BadInput as PrepareBadInput
+from starter.escalations import prepare
 from workflows import rules
 
 MAX_ATTENDEES = 50
 MAX_CONSULTED = 20
 _RAISE_OPTIONS = {
+    "part_of": "--part-of",
+    "collective.theme": "--theme",
+    "collective.subjects": "--subject",
+    "collective.consultation": "--qa-consultation",
     "start_bypass.to_stage": "--start-at-stage",
     "start_bypass.reason": "--bypass-reason",
     "external_contacts": "--external-contact",
@@ -126,7 +129,7 @@ def _consultations_at_raise(
         if gate is None:
             return []
         agreed = " and --consultation-agreed" if gate.kind.value == "agreement" else ""
-        raise refused(
+        raise CliError(  # options missing: bad input (exit 2), nothing sent
             f"{stage.name} needs {with_article(gate.kind.value)} with {protocol.role_names(gate.with_roles)} "
             f"before it: give --consulted-with ROLE ({', '.join(gate.with_roles)}), --consulted-on DATE and "
             f"--consultation TEXT{agreed}"
@@ -157,18 +160,6 @@ def _consultations_at_raise(
     return [consultation]
 
 
-async def _settled(args: argparse.Namespace, handle: WorkflowHandle[Any, Any], timed: bool) -> EscalationView:
-    """The state once the first stage is sent (its deadline placed), or whatever there is after a while."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + min(args.wait, 15.0)
-    while True:
-        view = await read_state(args, handle)
-        ready = not view.busy and (view.deadline_date is not None or not timed)
-        if ready or view.status is not Status.AWAITING_RESPONSE or loop.time() > give_up:
-            return view
-        await asyncio.sleep(0.1)
-
-
 def _child_and_severity(args: argparse.Namespace, protocol: Protocol) -> None:
     """``--child-status`` is required where the protocol declares statuses, and must be one of them;
     ``--severity`` must be one the protocol declares."""
@@ -188,19 +179,39 @@ def _child_and_severity(args: argparse.Namespace, protocol: Protocol) -> None:
             )
 
 
+def _officer(args: argparse.Namespace, protocol: Protocol) -> Actor:
+    """The raising officer: the person ``--officer-id`` names, in ``--officer-role`` or else the one role
+    the directory gives them that raises on one of the protocol's tracks."""
+    who = acting(args, raising=True)
+    person = who.caller.person
+    if person.authority != protocol.key:
+        raise CliError(f"--authority: {person.id} is in {person.authority}'s directory, not {protocol.key}'s")
+    role = who.role
+    if role is None:
+        raising = {r for t in protocol.tracks for r in t.officer_roles}
+        fitting = [r for r in dict.fromkeys(h.role for h in person.holdings) if r in raising]
+        if len(fitting) != 1:
+            held = ", ".join(dict.fromkeys(h.role for h in person.holdings)) or "none"
+            raise CliError(f"--officer-role: say which role {person.id} raises in (theirs: {held})")
+        role = fitting[0]
+    return build(Actor, {"id": "--officer-id", "role": "--officer-role"}, id=person.id, role=role)
+
+
 async def cmd_raise(args: argparse.Namespace) -> int:
-    officer = actor_of(args, raising=True)
     try:
-        protocol = load_protocol(args.authority)
+        protocol = load_protocol(args.authority or acting(args, raising=True).caller.person.authority)
     except ProtocolError as exc:
         raise CliError(str(exc)) from None
+    officer = _officer(args, protocol)
     track = _track_for(protocol, args.track, officer.role)
     _child_and_severity(args, protocol)
     category = _category(track, args.category)
     try:
         start, entry = rules.start_index(track, category, args.severity, args.start_at_stage)
     except rules.Refused as exc:
-        raise CliError(f"--start-at-stage: {exc.reason}") from None
+        raise CliError(f"--start-at-stage: {name_options(exc.reason, _RAISE_OPTIONS)}") from None
+    if getattr(args, "collective", None) is not None:  # the level chosen with QA: not a bypass
+        entry = entry or EntryPoint(stage=track.stages[start].key)
     if entry is None and not args.bypass_reason:
         raise CliError(
             f"--start-at-stage {args.start_at_stage} is a bypass at the start (not an entry point for this "
@@ -232,7 +243,7 @@ async def cmd_raise(args: argparse.Namespace) -> int:
     request_id = None if args.sequence is not None else args.request_id or str(uuid.uuid4())
     try:
         raise_ = prepare(
-            authority=args.authority,
+            authority=protocol.key,
             track=track.key,
             category=category,
             child_ref=args.child_ref,
@@ -248,34 +259,42 @@ async def cmd_raise(args: argparse.Namespace) -> int:
             start_bypass=start_bypass,
             consultations=consultations,
             external_contacts=[_external_contact(text) for text in args.external_contact or []],
+            collective=getattr(args, "collective", None),  # escalate collective raise
+            part_of=getattr(args, "part_of", None),
         )
     except ProtocolError as exc:
         raise CliError(str(exc)) from None
     except ValidationError as exc:
         raise CliError(describe_validation(exc, _RAISE_OPTIONS)) from None
-    except BadInput as exc:  # the team or officer is not in the directory, a bad request id
+    except PrepareBadInput as exc:  # the team or officer is not in the directory, a bad request id
         raise CliError(exc.reason) from None
     except rules.Refused as exc:
-        raise refused(exc.reason) from None
+        raise rule_refusal(exc.reason, {**_RAISE_OPTIONS, **_CONSULTATION_OPTIONS}) from None
     # Said on every failure from here: the raise may have gone through, and this retries it safely.
     retry = f"--request-id {request_id}" if request_id else f"--sequence {args.sequence}"
-    client = await connect_client(args)
+    app = await open_app(args)
+    caller = acting(args, raising=True).caller
     try:
-        raised = await raise_once(client, raise_)
-    except BadInput as exc:  # this request id (or sequence) already raised another concern
-        raise CliError(exc.reason) from None
-    except RPCError as exc:
+        raised = await app.raise_prepared(caller, raise_)
+    except Unavailable as exc:
         raise CliError(
-            f"cannot start {raise_.escalation_id}: {exc.message}; retry with {retry} (it will not raise "
-            "the concern twice)",
+            f"cannot start {raise_.escalation_id}: {exc.message} Retry with {retry} (it will not raise the "
+            "concern twice)",
             EXIT_UNAVAILABLE,
         ) from None
+    except BadInput as exc:  # this request id (or sequence) already raised another concern
+        raise CliError(next(iter(exc.fields.values()), exc.message)) from None
+    except AppError as exc:
+        raise cli_error(exc, {**_RAISE_OPTIONS, **_CONSULTATION_OPTIONS}) from None
     stage = track.stages[start]
+    timed = stage.response_working_days is not None
     try:
-        view = await _settled(args, raised.handle, timed=stage.response_working_days is not None)
-    except CliError as exc:
+        view = await app.settled(caller, raise_.escalation_id, timed, min(args.wait, 15.0))
+    except AppError as exc:
+        failure = cli_error(exc)
         raise CliError(
-            f"{exc.message} (escalation {raise_.escalation_id} was started; {retry} returns it)", exc.code
+            f"{failure.message} (escalation {raise_.escalation_id} was started; {retry} returns it)",
+            failure.code,
         ) from None
     name = protocol.role_name
     due = f"; due {long_day(view.deadline_date)}" if view.deadline_date else ""

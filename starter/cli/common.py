@@ -201,6 +201,42 @@ OPTION_FOR = {
 """Where an option's name is not the model field's, with dashes for underscores."""
 
 
+FIELD_WORD = re.compile(r"\b([a-z]+(?:_[a-z]+)+)\b")
+GIVE_OPTION = re.compile(r"\bgive --[a-z]")
+
+
+def _option_fields() -> frozenset[str]:
+    """Every field a command fills from an option (the actions' and the raise's), with an underscore:
+    the words of a rule's reason that are field names, never English."""
+    from app.inputs import ACTION_MODELS
+    from schemas.escalation import RaiseConcern
+
+    names = {n for m in ACTION_MODELS.values() for n in m.model_fields}
+    names |= set(RaiseConcern.model_fields) | {"bypass_reason", "impact_on_child", "requested_action"}
+    return frozenset(n for n in names if "_" in n) - {"escalation_id"}
+
+
+def name_options(reason: str, options: Mapping[str, str] | None = None) -> str:
+    """A rule's reason with each field name it mentions (``discussed_with``) as its command-line option
+    (``--discussed-with``); ``options`` where a command's option is named otherwise."""
+    names = {**OPTION_FOR, **(options or {})}
+    fields = _option_fields()
+
+    def option(found: re.Match[str]) -> str:
+        word = found.group(1)
+        if word not in fields:
+            return word
+        return names.get(word) or "--" + word.replace("_", "-")
+
+    return FIELD_WORD.sub(option, reason.replace("(agreed: true or false)", "(--agreed or --not-agreed)"))
+
+
+def rule_refusal(reason: str, options: Mapping[str, str] | None = None) -> CliError:
+    """A rule's refusal naming options; one that asks for an option not given is bad input (exit 2)."""
+    text = name_options(reason, options)
+    return CliError(text) if GIVE_OPTION.search(text) else refused(text)
+
+
 def _problem(err: Mapping[str, Any]) -> str:
     """What is wrong with one value and how to put it right, in words for the person at the keyboard."""
     ctx = err.get("ctx") or {}

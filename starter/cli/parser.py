@@ -26,6 +26,8 @@ from starter.cli.acting import (
     cmd_views,
     cmd_withdraw,
 )
+from starter.cli.bpmn import add_commands as add_bpmn_commands
+from starter.cli.collective import add_commands as add_collective_commands
 from starter.cli.common import (
     CALENDAR_DAYS,
     DEFAULT_WAIT_S,
@@ -43,7 +45,9 @@ from starter.cli.common import (
     wait_seconds,
     whole_number,
 )
+from starter.cli.digest import add_commands as add_digest_commands
 from starter.cli.directory import cmd_directory_sync
+from starter.cli.good_practice import add_commands as add_good_practice_commands
 from starter.cli.processes import add_commands as add_process_commands
 from starter.cli.protocol_v2 import cmd_protocol_upgrade
 from starter.cli.reading import LIST_SOURCES, cmd_actions, cmd_history, cmd_list, cmd_status
@@ -82,8 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for an answer (1 to 300; default 30)",
     )
     actor = CliParser(add_help=False)
-    actor.add_argument("--as-id", help="your staff reference (default ESCALATE_AS_ID)", type=key)
-    actor.add_argument("--as-role", help="the role you act in (default ESCALATE_AS_ROLE)", type=key)
+    actor.add_argument(
+        "--as-id", help="your staff reference in the directory (default ESCALATE_AS_ID)", type=key
+    )
+    actor.add_argument(
+        "--as-role",
+        help="which of your directory roles to act in (default ESCALATE_AS_ROLE; else the one that may)",
+        type=key,
+    )
     ident = CliParser(add_help=False)
     ident.add_argument("id", help="escalation id, e.g. wigan-C4F2A9-0003", type=escalation_id)
 
@@ -100,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("raise", cmd_raise, "raise a concern: start an escalation", conn)
-    p.add_argument("--authority", required=True, help="protocol key, e.g. gloucestershire", type=key)
+    p.add_argument(
+        "--authority", help="protocol key, e.g. gloucestershire (default: the officer's own)", type=key
+    )
     p.add_argument(
         "--track", help="track key (default: the one track the officer's role raises on)", type=key
     )
@@ -170,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--consultation", metavar="TEXT", help="what was discussed and concluded", type=free_text)
     p.add_argument(
         "--consultation-agreed", action="store_true", help="the role consulted agreed (an agreement gate)"
+    )
+    p.add_argument(
+        "--part-of", metavar="ID", help="the collective alert this escalation belongs to", type=key
     )
 
     p = command("respond", cmd_respond, "answer the concern (the stage's recipient)", ident, actor, conn)
@@ -274,11 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--note", default="", type=free_text)
 
-    p = command("status", cmd_status, "where an escalation stands", ident, conn)
+    p = command("status", cmd_status, "where an escalation stands", ident, actor, conn)
     p.add_argument("--json", action="store_true", help="the whole state as JSON")
-    command("history", cmd_history, "the timeline, one line per event", ident, conn)
+    command("history", cmd_history, "the timeline, one line per event", ident, actor, conn)
     command("actions", cmd_actions, "what you may do now", ident, actor, conn)
-    p = command("list", cmd_list, "list escalations", conn)
+    p = command("list", cmd_list, "list the escalations you may see, soonest deadline first", actor, conn)
     p.add_argument("--authority", type=key)
     p.add_argument("--stage", help="stage key", type=key)
     p.add_argument("--status", help="e.g. awaiting_response", type=key)
@@ -289,7 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("protocol", cmd_protocol_list, "authorities' protocols")
     psub = p.add_subparsers(
-        dest="protocol_command", metavar="list|show|check|upgrade", required=True, parser_class=CliParser
+        dest="protocol_command",
+        metavar="list|show|check|upgrade|bpmn|import",
+        required=True,
+        parser_class=CliParser,
     )
     psub.add_parser("list", help="every protocol").set_defaults(run=cmd_protocol_list)
     q = psub.add_parser("show", help="every field of one protocol, with the role keys commands take")
@@ -303,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("file", type=Path)
     q.add_argument("--write", action="store_true", help="rewrite the file in place instead")
     q.set_defaults(run=cmd_protocol_upgrade)
+    add_bpmn_commands(psub, key)
 
     p = command("directory", cmd_directory_sync, "the staff directory the worker addresses notices from")
     dsub = p.add_subparsers(dest="directory_command", metavar="sync", required=True, parser_class=CliParser)
@@ -334,5 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", type=Path, default=MAIL_DIR, help=f"where caught mail is (default {MAIL_DIR})")
     command("up", cmd_up, "run the whole service locally (escalate up --help)")
     add_process_commands(sub, command, conn, actor)
+    add_good_practice_commands(sub, command, conn, actor)
+    add_collective_commands(sub, command, conn)
+    add_digest_commands(sub, command, conn)
     add_report_command(sub)
     return parser

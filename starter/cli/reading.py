@@ -8,24 +8,19 @@ database, else Temporal's visibility) and needs no worker.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
-
-from protocols import available_protocols
+from app.errors import AppError
+from app.service import Reading
 from schemas.escalation import (
     EscalationView,
     EventKind,
-    Flag,
     Status,
 )
 from starter.cli.common import (
-    EXIT_UNAVAILABLE,
     LAST_EVENTS,
     CliError,
     event_line,
@@ -34,17 +29,13 @@ from starter.cli.common import (
     role_names,
     words,
 )
-from starter.cli.service import actor_of, connect_client, read_state, run_query
-from starter.escalations import search_attributes_registered
+from starter.cli.identity import acting, cli_error, open_app
 from starter.read_model import (
-    BASE_QUERY,
     DEFAULT_DATABASE_URL,
     EscalationRow,
     ListFilter,
-    Listing,
     RecordStoreUnavailable,
-    list_escalations,
-    list_from_records,
+    check_record_store,
 )
 
 
@@ -118,23 +109,18 @@ def concern_lines(view: EscalationView) -> list[str]:
     return lines
 
 
-def _list_line(view: EscalationView) -> str:
-    due = (
-        f"due {view.deadline_date.isoformat()} ({view.working_days_left} wd left)"
-        if view.deadline_date
-        else "no deadline running"
-    )
-    shown = [f.value for f in view.flags] + ([view.stalled] if view.stalled else [])
-    flags = f"  [{', '.join(shown)}]" if shown else ""
-    return (
-        f"{view.escalation_id}  {view.status.value}  {view.stage_number}/{view.stage_count} {view.stage}  "
-        f"{due}{flags}"
-    )
+async def _reading(args: argparse.Namespace) -> Reading:
+    """The escalation as this person may see it (the application layer decides, and audits the read)."""
+    who = acting(args)
+    app = await open_app(args)
+    try:
+        return await app.read(who.caller, args.id)
+    except AppError as exc:
+        raise cli_error(exc) from None
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    client = await connect_client(args)
-    view = await read_state(args, client.get_workflow_handle(args.id))
+    view = (await _reading(args)).view
     if args.json:
         print(view.model_dump_json(indent=2))
     else:
@@ -143,8 +129,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
-    client = await connect_client(args)
-    view = await read_state(args, client.get_workflow_handle(args.id))
+    view = (await _reading(args)).view
     print("\n".join(concern_lines(view)))
     for entry in view.timeline:
         print(event_line(entry))
@@ -161,29 +146,43 @@ _COMMAND_FOR = {
 
 
 async def cmd_actions(args: argparse.Namespace) -> int:
-    actor = actor_of(args)
-    client = await connect_client(args)
-    handle = client.get_workflow_handle(args.id)
-    allowed = await run_query(args, handle, "available_actions", actor, result_type=list[str])
+    reading = await _reading(args)
+    who = acting(args)
+    allowed = [k for k, actor in reading.allowed.items() if who.role in (None, actor.role)]
     commands = [_COMMAND_FOR.get(kind, kind.replace("_", "-")) for kind in allowed]
-    print(f"{actor.id} ({actor.role}) may: {', '.join(commands) or 'nothing now'}")
+    roles = who.role or "/".join(dict.fromkeys(a.role for a in reading.allowed.values())) or "no role here"
+    print(f"{who.caller.person.id} ({roles}) may: {', '.join(commands) or 'nothing now'}")
     return 0
 
 
-def list_line(row: EscalationRow) -> str:
-    """One escalation on one line, from the read model (the same line as ever)."""
-    due = (
-        f"due {row.deadline_date.isoformat()} ({row.working_days_left} wd left)"
-        if row.deadline_date
-        else "no deadline running"
+COLUMNS = ("ESCALATION", "STATUS", "STAGE", "DUE", "LEFT", "FLAGS")
+
+
+def list_rows(rows: list[EscalationRow]) -> list[str]:
+    """A header and one aligned line per escalation, soonest deadline first (none running last)."""
+    ordered = sorted(
+        rows, key=lambda r: (r.deadline_date is None, r.deadline_date or date.max, r.escalation_id)
     )
-    flags = f"  [{', '.join(row.flags)}]" if row.flags else ""
-    place = f"{row.stage_number or '?'}/{row.stage_count or '?'}"
-    return f"{row.escalation_id}  {row.status.value}  {place} {row.stage}  {due}{flags}"
+    cells = [list(COLUMNS)] + [
+        [
+            row.escalation_id,
+            row.status.value,
+            f"{row.stage_number or '?'}/{row.stage_count or '?'} {row.stage}",
+            row.deadline_date.isoformat() if row.deadline_date else "-",
+            f"{row.working_days_left} wd" if row.working_days_left is not None else "-",
+            ", ".join(row.flags) or "-",
+        ]
+        for row in ordered
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1]
+        for line in cells
+    ]
 
 
 NO_ATTRIBUTES = (
-    "note: this namespace has no escalation search attributes registered, so each escalation's state is "
+    "note: this namespace has no escalation search attributes registered, so each escalation's state was "
     "read in turn (slow, and needs a worker): register them (docs/deploy.md) for a fast list"
 )
 
@@ -196,6 +195,15 @@ def _unindexed_note(count: int) -> str:
     )
 
 
+def _unreadable_note(count: int) -> str:
+    some = "1 escalation" if count == 1 else f"{count} escalations"
+    return (
+        f"note: {some} could not be read just now (no worker answered), so whether you may see "
+        f"{'it' if count == 1 else 'them'} is not known and {'it is' if count == 1 else 'they are'} not "
+        "listed: try again shortly"
+    )
+
+
 LIST_SOURCES = ("auto", "records", "visibility")
 
 
@@ -205,8 +213,8 @@ def list_source(args: argparse.Namespace) -> str | None:
     ``--source records`` needs a URL (``--database-url``, ``ESCALATION_DATABASE_URL``, or the embedded
     stack's default SQLite file). ``auto`` reads the record store when a URL is given, or when no Temporal
     address is given either and the embedded stack's default store is in the working directory (where
-    ``escalate up`` keeps it): one SQL query, sorted in the database, fast at any size. Otherwise it reads
-    visibility, which needs no database credentials (see ``starter.read_model``).
+    ``escalate up`` keeps it): two SQL queries, filtered and sorted in the database, fast at any size.
+    Otherwise it reads visibility, which needs no database credentials (see ``starter.read_model``).
     """
     given = getattr(args, "database_url", None) or os.environ.get("ESCALATION_DATABASE_URL") or None
     source = getattr(args, "source", "auto")
@@ -226,88 +234,53 @@ def list_source(args: argparse.Namespace) -> str | None:
     return DEFAULT_DATABASE_URL if local and embedded.is_file() else None
 
 
-def _list_filter(args: argparse.Namespace) -> ListFilter:
-    if args.authority and args.authority not in available_protocols():
-        raise CliError(f"unknown authority {args.authority!r}; known: {', '.join(available_protocols())}")
+async def cmd_list(args: argparse.Namespace) -> int:
+    who = acting(args)
+    person = who.caller.person
+    if args.authority and args.authority != person.authority:
+        raise CliError(f"--authority: {person.id} sees only {person.authority}'s escalations")
     if args.status and args.status not in {s.value for s in Status}:
-        raise CliError(f"unknown status {args.status!r}; one of: {', '.join(s.value for s in Status)}")
-    return ListFilter(
-        authority=args.authority,
+        raise CliError(
+            f"--status: unknown status {args.status!r}; one of: {', '.join(s.value for s in Status)}"
+        )
+    wanted = ListFilter(
+        authority=person.authority,
         stage=args.stage,
         status=Status(args.status) if args.status else None,
         overdue=args.overdue,
         open_only=args.open,
     )
-
-
-def _print_listing(listing: Listing) -> None:
-    print("\n".join(list_line(row) for row in listing.rows) if listing.rows else "no escalations match")
-    if listing.unindexed:
-        print(_unindexed_note(listing.unindexed), file=sys.stderr)
-
-
-async def cmd_list(args: argparse.Namespace) -> int:
-    wanted = _list_filter(args)
     url = list_source(args)
     if url is not None:
         try:
-            _print_listing(list_from_records(url, wanted, datetime.now(UTC)))
-            return 0
+            check_record_store(url)
         except RecordStoreUnavailable as exc:
             raise CliError(f"{exc}; `--source visibility` lists from Temporal instead") from None
-    client = await connect_client(args)
+    app = await open_app(args, lazy=url is not None)  # the records need no Temporal
+    try:
+        listing = await app.escalations(who.caller, wanted=wanted, with_waiting=False, records_url=url)
+    except AppError as exc:
+        raise cli_error(exc) from None
     now = datetime.now(UTC)
-    try:
-        listing = await list_escalations(client, wanted, now, rpc_timeout=timedelta(seconds=args.wait))
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.INVALID_ARGUMENT and not await search_attributes_registered(client):
-            print(NO_ATTRIBUTES, file=sys.stderr)
-            return await _list_by_scan(args, client, wanted, now)
-        raise CliError(f"cannot list escalations: {exc.message}", EXIT_UNAVAILABLE) from None
-    _print_listing(listing)
-    return 0
-
-
-def _is_overdue(view: EscalationView, now: datetime) -> bool:
-    return Flag.OVERDUE in view.flags or (view.deadline is not None and view.deadline < now)
-
-
-async def _list_by_scan(args: argparse.Namespace, client: Client, wanted: ListFilter, now: datetime) -> int:
-    """The fallback without attributes: one ``state`` query per escalation (needs a worker)."""
-    query = BASE_QUERY
-    if wanted.open_only or (wanted.status and not wanted.status.is_closed):
-        query += " AND ExecutionStatus = 'Running'"  # an escalation's workflow ends when it closes
-    ids: list[str] = []
-    try:
-        async for execution in client.list_workflows(query, rpc_timeout=timedelta(seconds=args.wait)):
-            if execution.id not in ids and (
-                not wanted.authority or execution.id.startswith(wanted.authority + "-")
-            ):
-                ids.append(execution.id)
-    except RPCError as exc:
-        raise CliError(f"cannot list escalations: {exc.message}", EXIT_UNAVAILABLE) from None
-    limit = asyncio.Semaphore(16)
-
-    async def read(escalation_id: str) -> EscalationView | None:
-        async with limit:
-            try:
-                return await read_state(args, client.get_workflow_handle(escalation_id))
-            except CliError as exc:
-                print(f"{escalation_id}: state unavailable: {exc.message}", file=sys.stderr)
-                return None
-
-    views = [v for v in await asyncio.gather(*(read(i) for i in ids)) if v is not None]
-    shown = [
-        v
-        for v in views
-        if (not wanted.authority or v.authority == wanted.authority)
-        and (not wanted.stage or v.stage == wanted.stage)
-        and (not wanted.status or v.status == wanted.status)
-        and (not wanted.open_only or not v.status.is_closed)
-        and (not wanted.overdue or _is_overdue(v, now))
+    rows = [
+        item.row
+        for item in listing.items
+        if (not args.stage or item.row.stage == args.stage)
+        and (not args.status or item.row.status.value == args.status)
+        and (not args.overdue or _overdue(item.row, now))
     ]
-    for view in sorted(shown, key=lambda v: (v.deadline is None, v.deadline or now, v.escalation_id)):
-        print(_list_line(view))
-    if not shown:
+    if rows:
+        print("\n".join(list_rows(rows)))
+    elif not listing.unreadable:
         print("no escalations match")
+    if listing.scanned:
+        print(NO_ATTRIBUTES, file=sys.stderr)
+    if listing.unindexed:
+        print(_unindexed_note(listing.unindexed), file=sys.stderr)
+    if listing.unreadable:
+        print(_unreadable_note(listing.unreadable), file=sys.stderr)
     return 0
+
+
+def _overdue(row: EscalationRow, now: datetime) -> bool:
+    return "overdue" in row.flags or (row.deadline is not None and row.deadline < now)

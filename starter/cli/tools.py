@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import stat
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -99,6 +100,7 @@ def protocol_lines(p: Protocol) -> list[str]:
         + (", ".join(f"{who([r])} by {who([c])}" for r, c in p.cover.items()) or "none"),
         f"a covering officer may be given by: the raising officer; {who(p.officer_cover_by)}",
         f"external roles (named by e-mail address at raise): {who(p.external_roles)}",
+        *_recognition(p, who),
     ]
     if p.notes:
         out.append("notes:")
@@ -240,3 +242,38 @@ async def cmd_mail(args: argparse.Namespace) -> int:
 async def cmd_up(args: argparse.Namespace) -> int:
     """Reached only with options before ``up``: ``main`` hands ``escalate up ...`` to ``starter.local``."""
     raise CliError("`up` takes no connection options: run `escalate up [--with-sample-data]`")
+
+
+def _recognition(p: Protocol, who: Callable[[list[str]], str]) -> list[str]:
+    """Good practice notes, collective alerts and the weekly digest, or that the protocol has none."""
+    out = []
+    g = p.good_practice
+    if g is None:
+        out.append("good practice notes: none")
+    else:
+        out.append(
+            f"good practice notes ({g.label}): by {who(g.noted_by)} about {who(g.about)}; "
+            f"copied to {who(g.cc)}; on the child's file: {_yes(g.on_file)}"
+        )
+        o = g.about_officers
+        if o is not None:
+            out.append(
+                f"  about an officer ({who(o.officer_roles)}): by "
+                f"{who(o.noted_by) if o.noted_by else 'anyone'}; copied to {who(o.cc)}; "
+                "never on a child's file"
+            )
+    c = p.collective_alerts
+    out.append(
+        "collective alerts: none"
+        if c is None
+        else f"collective alerts: led by {who(c.raised_by)} after consulting {who(c.consult)}; at most "
+        f"{c.max_subjects} children or carers; never on a child's file"
+    )
+    d = p.digest
+    out.append(
+        "weekly digest: none"
+        if d is None
+        else f"weekly digest (ISO weekday {d.weekday}): to each holder of outstanding alerts: "
+        f"{_yes(d.holders)}; every one to: {who(d.everything_to)}"
+    )
+    return out

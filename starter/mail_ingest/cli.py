@@ -52,6 +52,12 @@ def parser() -> argparse.ArgumentParser:
         default=2.0,
         help="with --maildir or --imap: seconds between polls (default 2)",
     )
+    p.add_argument(
+        "--alive-file",
+        type=Path,
+        metavar="PATH",
+        help="with --maildir or --imap: touched after every poll, for a health check to read its age",
+    )
     p.add_argument("--address", help="Temporal server (default TEMPORAL_ADDRESS or 127.0.0.1:7233)")
     p.add_argument("--namespace", help="Temporal namespace (default TEMPORAL_NAMESPACE or default)")
     return p
@@ -125,7 +131,7 @@ async def main(args: argparse.Namespace) -> int:
         return EX_TEMPFAIL if await source.run_once(processor) else 0
     where = f"{args.maildir}/new" if args.maildir else f"IMAP {args.imap} {args.imap_folder}"
     _say(f"reading replies from {where} every {args.every:g} s; Ctrl-C to stop")
-    await source.poll(processor, stop, args.every)
+    await source.poll(processor, stop, args.every, alive=args.alive_file)
     return 0
 
 

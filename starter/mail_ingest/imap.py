@@ -16,6 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from imap_tools import AND, BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted, MailMessageFlags
@@ -103,12 +104,19 @@ class ImapInbox:
                 await asyncio.to_thread(box.logout)
 
     async def poll(
-        self, processor: ReplyProcessor, stop: asyncio.Event, every: float = 30.0, say: Say = _say
+        self,
+        processor: ReplyProcessor,
+        stop: asyncio.Event,
+        every: float = 30.0,
+        say: Say = _say,
+        alive: Path | None = None,
     ) -> None:
         """``run_once`` every ``every`` seconds (longer, up to ten minutes, while messages wait for retry)."""
         wait = every
         while not stop.is_set():
             left = await self.run_once(processor, say)
+            if alive is not None:  # for a health check: the loop still goes round
+                alive.touch()
             wait = min(wait * 2, 600.0) if left else every
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)

@@ -91,12 +91,19 @@ class Maildir:
         return 0
 
     async def poll(
-        self, processor: ReplyProcessor, stop: asyncio.Event, every: float = 2.0, say: Say = _say
+        self,
+        processor: ReplyProcessor,
+        stop: asyncio.Event,
+        every: float = 2.0,
+        say: Say = _say,
+        alive: Path | None = None,
     ) -> None:
         """``run_once`` every ``every`` seconds (longer, up to a minute, while messages wait for retry)."""
         wait = every
         while not stop.is_set():
             left = await self.run_once(processor, say)
+            if alive is not None:  # for a health check: the loop still goes round
+                alive.touch()
             wait = min(wait * 2, 60.0) if left else every
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)

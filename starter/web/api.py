@@ -1,7 +1,10 @@
 """The JSON API under ``/api/``: what the pages do, with the same authorisation (the application layer's).
 
 Signed in with the session cookie; every unsafe request also carries the session's CSRF token in the
-``X-CSRF-Token`` header (``GET /api/me`` gives it). Refusals are 4xx with the rule's reason: 401 not
+``X-CSRF-Token`` header (``GET /api/me`` gives it). Or, for scripts, ``Authorization: Bearer <token>``: a
+token configured for a declared service account (``app.service_accounts``; no cookie, so no CSRF token),
+compared in constant time, each request audited as a sign-in, and the account limited to what it is
+declared for. Refusals are 4xx with the rule's reason: 401 not
 signed in, 403 refused (``message``), 404 not found (the same for an escalation the person may not see),
 422 bad input (``fields``: what is wrong with each), 503 unavailable. Nothing internal is ever returned.
 """
@@ -15,8 +18,11 @@ from fastapi.responses import JSONResponse
 
 from app.errors import AppError, BadInput, NotFound, NotSignedIn, Refused, Unavailable
 from app.identity import Person
+from app.service import Caller
+from app.service_accounts import ServiceAccountError, account_for_token
 from schemas.escalation import ActionResult, EscalationView
-from starter.web.pages import ESCALATION_ID, application, caller
+from starter.web.pages import ESCALATION_ID, application
+from starter.web.pages import caller as page_caller
 from starter.web.render import person_of
 from starter.web.security import CSRF_HEADER, csrf_ok, csrf_token
 
@@ -27,10 +33,32 @@ def error_response(exc: AppError) -> JSONResponse:
     body: dict[str, Any] = {"error": type(exc).__name__, "message": exc.message}
     if isinstance(exc, BadInput):
         body["fields"] = exc.fields
-    return JSONResponse(body, status_code=STATUS.get(type(exc), 400))
+    challenge = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotSignedIn) else None
+    return JSONResponse(body, status_code=STATUS.get(type(exc), 400), headers=challenge)
+
+
+BEARER = "bearer "
+
+
+def _bearer(request: Request, header: str) -> Person:
+    """The declared service account a bearer token is for (audited either way); ``NotSignedIn`` else."""
+    app = application(request)
+    client = request.client.host if request.client else None
+    try:
+        account = account_for_token(header[len(BEARER) :].strip())
+    except (NotSignedIn, ServiceAccountError) as exc:
+        app.sign_in_refused(f"bearer token: {exc}", "api:service", client)
+        raise NotSignedIn("The bearer token is not one this service knows.") from None
+    person = account.person()
+    request.state.api_caller = Caller(person=person, via="api:service", client=client, may=account.may)
+    app.signed_in(person, "api:service", client, "bearer token")
+    return person
 
 
 def signed_in(request: Request) -> Person:
+    header = request.headers.get("authorization", "")
+    if header[: len(BEARER)].lower() == BEARER:
+        return _bearer(request, header)
     person = person_of(request)
     if person is None:
         raise NotSignedIn("Sign in first.")
@@ -42,6 +70,14 @@ def signed_in(request: Request) -> Person:
 
 
 SignedIn = Annotated[Person, Depends(signed_in)]
+
+
+def caller(request: Request, person: Person) -> Caller:
+    """Who the application layer sees: the token's service account, or the signed-in person."""
+    found: Caller | None = getattr(request.state, "api_caller", None)
+    return found if found is not None else page_caller(request, person)
+
+
 router = APIRouter(prefix="/api", tags=["escalations"])
 
 
@@ -53,7 +89,7 @@ async def me(request: Request, person: SignedIn) -> dict[str, Any]:
         "id": person.id,
         "name": person.name,
         "roles": [{"role": h.role, "team": h.team} for h in person.holdings],
-        "csrf_token": csrf_token(request),
+        "csrf_token": None if getattr(request.state, "api_caller", None) else csrf_token(request),
     }
 
 

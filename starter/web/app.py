@@ -18,7 +18,19 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from app.errors import AppError
 from app.service import Application
-from starter.web import api, assets, auth, dashboard, pages, protocol, raising, reports
+from starter.web import (
+    api,
+    assets,
+    auth,
+    collective,
+    dashboard,
+    diagram,
+    good_practice,
+    pages,
+    protocol,
+    raising,
+    reports,
+)
 from starter.web.render import page, person_of
 from starter.web.security import CSRF_FIELD, RateLimit, SecurityHeaders, csrf_ok
 from starter.web.settings import WebSettings
@@ -51,11 +63,16 @@ def create_app(application: Application, settings: WebSettings) -> FastAPI:
     web.include_router(auth.router, dependencies=[Depends(form_csrf)])
     web.include_router(pages.router, dependencies=[Depends(form_csrf)])
     web.include_router(raising.router, dependencies=[Depends(form_csrf)])
+    web.include_router(good_practice.router, dependencies=[Depends(form_csrf)])
+    web.include_router(collective.router, dependencies=[Depends(form_csrf)])
     web.include_router(protocol.router)
+    web.include_router(diagram.router)
     web.include_router(dashboard.router)
     web.include_router(reports.router)
     web.include_router(api.router)
     web.include_router(protocol.api_router)
+    web.include_router(good_practice.api_router)
+    web.include_router(collective.api_router)
     web.mount("/static", StaticFiles(directory=str(pages_static())), name="static")
 
     @web.get("/healthz", include_in_schema=False)

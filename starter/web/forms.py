@@ -78,6 +78,7 @@ LABELS: dict[str, str] = {
     "consulted_on": "Date of the consultation",
     "consultation": "What was discussed and concluded",
     "consultation_agreed": "They agreed to the escalation",
+    "part_of": "The collective alert it belongs to",
     "timescale_working_days": "A shorter time to answer, in working days",
     "timescale_reason": "Why the answer is needed sooner",
     "external_contacts": "Contacts outside the council",

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from app.collective import linked_escalations
 from app.errors import AppError, BadInput, NotFound, NotSignedIn, Refused, Unavailable
 from app.identity import Person
 from app.service import Application, Caller
@@ -125,6 +126,10 @@ async def _escalation_page(
         errors = {"form": " ".join(dict.fromkeys(errors.values()))}
         failed = ""
     words, css = views.STATUS_WORDS[reading.view.status]
+    summary = views.summary(reading)
+    if reading.view.collective is not None:  # the escalations for single children that belong to it
+        linked = await linked_escalations(application(request), caller(request, person), escalation_id)
+        summary.append(views.row("Escalations for single children", ", ".join(linked) or "None yet"))
     return page(
         request,
         "escalation.html",
@@ -132,12 +137,13 @@ async def _escalation_page(
         view=reading.view,
         status=words,
         status_class=css,
-        summary=views.summary(reading),
+        summary=summary,
         concern=views.concern(reading.view),
         timeline=views.timeline(reading),
         duties=views.duties(reading),
         covers=views.covers(reading),
         verdicts=views.verdicts(reading),
+        replies=reading.replies,
         forms=offered,
         failed=failed,
         values=values or {},

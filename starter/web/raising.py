@@ -153,6 +153,17 @@ def raise_fields(app: Application, person: Person) -> list[Field]:
             ),
             Field("timescale_reason", label("timescale_reason"), optional=True),
         ]
+    if protocol.collective_alerts is not None:
+        fields.append(
+            Field(
+                "part_of",
+                label("part_of"),
+                "text",
+                "Only if this child is one of a collective alert's: its id, like "
+                f"{protocol.key}-COLLECTIVE-0123456789",
+                optional=True,
+            )
+        )
     return fields
 
 

@@ -86,6 +86,10 @@ def _row(key: str, value: str) -> dict[str, Any]:
     return {"key": {"text": key}, "value": {"text": value}}
 
 
+row = _row
+"""One summary list row (text, escaped by the template)."""
+
+
 def summary(reading: Reading) -> list[dict[str, Any]]:
     view, facts = reading.view, reading.facts
     role = facts.protocol.role_name
@@ -124,6 +128,18 @@ def summary(reading: Reading) -> list[dict[str, Any]]:
         rows.append(_row("Request for more time", f"Until {long_day(p.until)}: {p.reason}"))
     if view.flags:
         rows.append(_row("Flags", ", ".join(f.value.replace("_", " ") for f in view.flags)))
+    if view.collective:  # a collective alert (seed 001 section 4)
+        c = view.collective
+        rows += [
+            _row("Collective alert", c.theme),
+            _row("Children or carers", ", ".join(c.subjects)),
+            _row(
+                "Level agreed with",
+                f"{role(c.consulted_with)} on {long_day(c.consulted_on)}: {c.consultation}",
+            ),
+        ]
+    if view.part_of:
+        rows.append(_row("Part of the collective alert", view.part_of))
     return rows
 
 

@@ -60,6 +60,7 @@ from workflows.rules._clock import (
     next_wakeup,
     on_scheduled,
     on_timer,
+    wakeups,
 )
 from workflows.rules._core import (
     LONDON,
@@ -116,6 +117,7 @@ __all__ = [
     "total_days",
     "track_of",
     "view",
+    "wakeups",
     "with_problem",
 ]
 
@@ -229,4 +231,6 @@ def view(state: EscalationState, now: datetime) -> EscalationView:
         child_status=state.child_status,
         severity=state.severity,
         duties=list(state.duties),
+        collective=state.collective,
+        part_of=state.part_of,
     )

@@ -112,6 +112,8 @@ def _guard_refer_to_cafcass(s: EscalationState, actor: Actor) -> None:
         )
     if Flag.CAFCASS_REFERRED in s.flags:
         raise Refused("the concern has already been referred to CAFCASS; the local process runs on beside it")
+    if Flag.COLLECTIVE in s.flags:  # about several children: a referral is about one
+        raise Refused("a collective alert is about several children: refer a child's own escalation")
     check_cafcass_status(s)
 
 

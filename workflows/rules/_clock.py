@@ -63,26 +63,34 @@ def on_scheduled(state: EscalationState, effect: PlanSchedule, schedule: Schedul
 
 def next_wakeup(state: EscalationState) -> datetime | None:
     """The next instant at which ``on_timer`` has something to do, if any."""
+    times = [at for at, _ in wakeups(state)]
+    return min(times) if times else None
+
+
+def wakeups(state: EscalationState) -> list[tuple[datetime, str]]:
+    """Every instant at which ``on_timer`` has something to do, each with what it is (for the timer's
+    summary in the Temporal UI: role names and dates only, never the child or the concern)."""
     if state.status.is_closed:
-        return None
-    times: list[datetime] = []
+        return []
+    times: list[tuple[datetime, str]] = []
     if _total_runs(state):
         assert state.total_schedule is not None
-        times.append(state.total_schedule.due_at)
+        times.append((state.total_schedule.due_at, f"total limit: {due_words(state.total_schedule)}"))
     sched = running_schedule(state)
     if sched:
+        holders = _names(state, addressees(state)[0])
         if sched.remind_at and not state.stage_reminded:
-            times.append(sched.remind_at)
-        times.append(sched.due_at)
+            times.append((sched.remind_at, f"remind {holders}: answer due by {due_words(sched)}"))
+        times.append((sched.due_at, f"deadline: {holders}, {due_words(sched)}"))
     hold = state.hold_schedule
     if state.status is Status.ESCALATION_DUE and hold:
-        times.append(hold.remind_at or hold.due_at)
+        times.append((hold.remind_at or hold.due_at, f"escalation due: {due_words(hold)}"))
     if state.status is Status.MONITORING and hold and Flag.ACTION_PLAN_DUE not in state.flags:
-        times.append(hold.due_at)
+        times.append((hold.due_at, f"action plan due: {due_words(hold)}"))
     if state.stall is not None:  # held notices are tried again (by the shell: ``redeliver``)
-        times.append(state.stall.retry_at)
+        times.append((state.stall.retry_at, "try the held notices again"))
     times += duty_wakeups(state)
-    return min(times) if times else None
+    return times
 
 
 def _total_runs(state: EscalationState) -> bool:

@@ -149,14 +149,16 @@ def _open(state: EscalationState) -> list[Duty]:
     return [d for d in state.duties if d.done is None and not d.overdue and d.schedule is not None]
 
 
-def duty_wakeups(state: EscalationState) -> list[datetime]:
-    """The instants at which a duty's reminder or deadline falls due."""
-    times: list[datetime] = []
+def duty_wakeups(state: EscalationState) -> list[tuple[datetime, str]]:
+    """The instants at which a duty's reminder or deadline falls due, each with what it is."""
+    times: list[tuple[datetime, str]] = []
     for duty in _open(state):
         assert duty.schedule is not None
         if duty.schedule.remind_at and not duty.reminded:
-            times.append(duty.schedule.remind_at)
-        times.append(duty.schedule.due_at)
+            times.append(
+                (duty.schedule.remind_at, f"remind of step {duty.key}: due by {due_words(duty.schedule)}")
+            )
+        times.append((duty.schedule.due_at, f"step {duty.key} due: {due_words(duty.schedule)}"))
     return times
 
 

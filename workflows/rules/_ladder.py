@@ -18,6 +18,7 @@ from schemas.escalation import (
 )
 from schemas.protocol import RAISING_OFFICER, GateKind
 from schemas.wording import with_article
+from workflows.rules._collective import check_collective, collective_data
 from workflows.rules._core import (
     Decision,
     Refused,
@@ -64,6 +65,8 @@ def start(raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> Decisi
         raise Refused(f"unknown service area {raise_.service_area!r}; {p.authority} has: {known}")
     check_child(raise_, track)
     target, entry = start_of(raise_, track)
+    chosen = check_collective(raise_, track, target, now)
+    entry = chosen or entry  # a collective alert starts at the level chosen with QA: not a bypass
     if entry is None and raise_.start_bypass is None:
         raise Refused("starting past the first stage is a bypass: give its reason (start_bypass)")
     check_external_contacts(p, track, raise_, target)
@@ -85,6 +88,9 @@ def start(raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> Decisi
         child_status=raise_.child_status,
         severity=raise_.severity,
         external_contacts=list(raise_.external_contacts),
+        collective=raise_.collective,
+        part_of=raise_.part_of,
+        flags=[Flag.COLLECTIVE] if raise_.collective is not None else [],
     )
     c = _Change(state, now, honour=honour)
     data: dict[str, object] = {"category": raise_.category, "service_area": raise_.service_area}
@@ -93,6 +99,7 @@ def start(raise_: RaiseConcern, now: datetime, *, honour: bool = True) -> Decisi
     )
     if entry is not None and target > 0:
         data["entry_point"] = track.stages[target].key
+    data.update(collective_data(raise_))
     c.event(EventKind.RAISED, raise_.concern.summary, actor=raise_.officer, data=data)
     for consultation in raise_.consultations:
         _apply_consultation(c, consultation, at_start=True)
