@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from activities.db.record_models import EscalationEvent
 from activities.db_records import DbRecordStore
 from activities.directory import load_directory_file
 from activities.settings import PROJECT_ROOT
@@ -29,13 +26,13 @@ from activities.working_days import WorkingDayCalendar, end_of_day, local_time, 
 from protocols import load_protocol
 from schemas.effects import EscalationSnapshot, RecordEventInput
 from schemas.escalation import Actor, EventKind, Status, TimelineEntry
+from schemas.good_practice import GOOD_PRACTICE
 from schemas.protocol import Protocol, Track
 
 AUTHORITIES = ("dudley", "gloucestershire", "waltham-forest", "waltham-forest-fwi", "wigan")
 YEAR = 2026
 NOW = datetime(2027, 1, 8, 17, 0, tzinfo=UTC)
 """When the data set ends: escalations whose next step would come later are still open."""
-GOOD_PRACTICE = "good_practice_noted"
 
 
 @dataclass
@@ -263,64 +260,31 @@ def escalation_lives(
 
 
 def good_practice_notes(per_authority: int, seed: int = 15, prefix: str = "gp") -> Iterator[RecordEventInput]:
-    """Compliments: ``per_authority`` good practice notes for each seed authority over ``YEAR``."""
+    """Compliments: ``per_authority`` good practice notes for each seed authority over ``YEAR``, recorded as
+    the good practice workflow records them (an event of its own, track and stage ``good-practice``)."""
     rng = random.Random(seed)
-    kind = EventKind._value2member_map_.get(GOOD_PRACTICE)
     for authority in AUTHORITIES:
         p = load_protocol(authority)
         for n in range(per_authority):
             day = date(YEAR, 1, 1) + timedelta(days=rng.randrange(365))
-            track = rng.choice(p.tracks)
-            role = track.officer_roles[0]
-            entry = TimelineEntry.model_construct(
-                seq=1,
-                at=_at(day, 14),
-                kind=kind if kind is not None else GOOD_PRACTICE,  # type: ignore[arg-type]
-                actor=Actor(id=f"{authority}-{role}", role=role),
-                stage=None,
-                text="Good practice noted.",
-                data={"about_role": "social_worker"},
-            )
-            yield RecordEventInput.model_construct(
+            role = rng.choice(p.tracks).officer_roles[0]
+            yield RecordEventInput(
                 escalation_id=f"{prefix}-{authority}-{n:05d}",
-                run_id="",
                 authority=authority,
                 child_ref=f"C{rng.randrange(10**6):06d}",
-                track=track.key,
+                track=GOOD_PRACTICE,
                 status=Status.CLOSED,
-                stage="",
-                entry=entry,
-                snapshot=None,
+                stage=GOOD_PRACTICE,
+                entry=TimelineEntry(
+                    seq=1,
+                    at=_at(day, 14),
+                    kind=EventKind.GOOD_PRACTICE_NOTED,
+                    actor=Actor(id=f"{authority}-{role}", role=role),
+                    stage=GOOD_PRACTICE,
+                    text="Good practice noted.",
+                    data={"about_role": "social_worker"},
+                ),
             )
-
-
-def record_note(store: DbRecordStore, note: RecordEventInput) -> None:
-    """A good practice note through the write path when this branch's ``EventKind`` has the kind; until
-    then the same row the write path would write (an event of its own, no state row)."""
-    if isinstance(note.entry.kind, EventKind):
-        store.append_event(note)
-        return
-    entry = note.entry
-    with Session(store.engine) as session, session.begin():
-        session.add(
-            EscalationEvent(
-                escalation_id=note.escalation_id,
-                seq=entry.seq,
-                run_id="",
-                authority=note.authority,
-                child_ref=note.child_ref,
-                track=note.track,
-                stage=note.stage,
-                status=note.status.value,
-                kind=str(entry.kind),
-                at=entry.at,
-                actor_id=entry.actor.id if entry.actor else None,
-                actor_role=entry.actor.role if entry.actor else None,
-                text=entry.text,
-                data=dict(entry.data),
-                recorded_at=datetime.now(UTC),
-            )
-        )
 
 
 def year_of_escalations(
@@ -333,6 +297,6 @@ def year_of_escalations(
             store.append_event(event)
             written += 1
     for note in good_practice_notes(notes_per_authority):
-        record_note(store, note)
+        store.append_event(note)
         written += 1
     return written

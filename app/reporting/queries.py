@@ -33,13 +33,13 @@ from sqlalchemy.orm import aliased
 
 from activities.db.record_models import EscalationEvent as Event
 from activities.db.record_models import EscalationRecord as Record
-from schemas.escalation import Status
+from schemas.escalation import Flag, Status
 
 CLOSED = tuple(s.value for s in Status if s.is_closed)
 OPEN = tuple(s.value for s in Status if not s.is_closed)
 GOOD_PRACTICE_KIND = "good_practice_noted"
 """A good practice note (compliment): an event of its own, its id in ``escalation_id``."""
-COLLECTIVE_FLAG = "collective"
+COLLECTIVE_FLAG = Flag.COLLECTIVE.value
 """On an escalation's flags: a collective alert (about several children)."""
 
 COUNTED_KINDS = (
