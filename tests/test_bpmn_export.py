@@ -3,6 +3,7 @@ bpmn-moddle npm package) and clean under bpmnlint's recommended rules (node, fro
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -183,3 +184,128 @@ async def test_the_command_writes_the_file_and_names_a_wrong_track(tmp_path: Pat
     assert ET.fromstring(out.encode()).find(f"{{{BPMN}}}process") is not None
     err = await cli.fails(2, "protocol", "bpmn", "dudley", "--track", "nope")
     assert "--track nope" in err and "iro-cp" in err
+
+
+DI = "http://www.omg.org/spec/BPMN/20100524/DI"
+DC = "http://www.omg.org/spec/DD/20100524/DC"
+TRACK_EXPORTS = [e for e in EXPORTS if e[1] is not None]
+
+
+def _bounds(root: ET.Element) -> dict[str, tuple[float, float, float, float]]:
+    """Element id -> its shape's (left, top, right, bottom)."""
+    out = {}
+    for shape in root.iter(f"{{{DI}}}BPMNShape"):
+        box = shape.find(f"{{{DC}}}Bounds")
+        assert box is not None
+        x, y, w, h = (float(box.get(k, "0")) for k in ("x", "y", "width", "height"))
+        out[shape.get("bpmnElement", "")] = (x, y, x + w, y + h)
+    return out
+
+
+def _inside(inner: tuple[float, ...], outer: tuple[float, ...]) -> bool:
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and inner[2] <= outer[2] and inner[3] <= outer[3]
+
+
+@pytest.mark.parametrize(("key", "track"), TRACK_EXPORTS)
+def test_each_role_sent_a_stage_has_a_lane_and_every_shape_stays_in_its_lane(key: str, track: str) -> None:
+    """A lane per first recipient of a stage (the last stage's at the top), the officer's at the foot; every
+    flow node in one lane and drawn inside it; the lanes fill the pool without overlapping."""
+    protocol = load_protocol(key)
+    t = protocol.track(track)
+    root = ET.fromstring(export_bpmn(protocol, track))
+    proc = root.find(f"{{{BPMN}}}process")
+    assert proc is not None
+    lanes = proc.findall(f"{{{BPMN}}}laneSet/{{{BPMN}}}lane")
+    roles = list(dict.fromkeys(s.to[0] for s in t.stages))
+    assert [lane.get(f"{{{ESC}}}role") for lane in lanes] == [*reversed(roles), None]
+    assert [lane.get("name") for lane in lanes] == [
+        *(protocol.role_name(r) for r in reversed(roles)),
+        "Raising officer",
+    ]
+    members = {
+        lane.get("id", ""): [r.text or "" for r in lane.findall(f"{{{BPMN}}}flowNodeRef")] for lane in lanes
+    }
+    lane_of = {ref: lane for lane, refs in members.items() for ref in refs}
+    assert sum(len(refs) for refs in members.values()) == len(lane_of)  # no node in two lanes
+    nodes = [
+        el.get("id", "")
+        for el in proc
+        if _local(el.tag) not in {"sequenceFlow", "laneSet", "extensionElements", "documentation"}
+    ]
+    assert sorted(lane_of) == sorted(nodes)
+    by_role = {lane.get(f"{{{ESC}}}role"): lane.get("id") for lane in lanes}
+    for stage, task in zip(t.stages, proc.findall(f"{{{BPMN}}}userTask"), strict=True):
+        assert lane_of[task.get("id", "")] == by_role[stage.to[0]], stage.key
+    officer = lanes[-1].get("id")
+    start = proc.find(f"{{{BPMN}}}startEvent")
+    assert start is not None and lane_of[start.get("id", "")] == officer
+    officers = [s.get("id") for s in proc.findall(f"{{{BPMN}}}subProcess")]
+    officers += [
+        g.get("id") for g in proc.findall(f"{{{BPMN}}}exclusiveGateway[@name='Exceptional circumstances?']")
+    ]
+    assert {lane_of[i or ""] for i in officers} == {officer}
+    bounds = _bounds(root)
+    pool = next(
+        bounds[p.get("id", "")]
+        for p in root.iter(f"{{{BPMN}}}participant")
+        if p.get("processRef") == proc.get("id")
+    )
+    for lane_id, refs in members.items():
+        assert _inside(bounds[lane_id], pool), lane_id
+        for ref in refs:
+            assert _inside(bounds[ref or ""], bounds[lane_id]), f"{ref} is drawn outside its lane {lane_id}"
+    tops = sorted((bounds[i][1], bounds[i][3]) for i in members)
+    assert tops[0][0] == pool[1] and tops[-1][1] == pool[3]
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(tops))
+
+
+EXCEPTIONAL = [
+    (k, t) for k, t in TRACK_EXPORTS if any(s.exceptional for s in load_protocol(k).track(t or "").stages)
+]
+
+
+def test_some_track_has_a_stage_kept_for_exceptional_circumstances() -> None:
+    assert len(EXCEPTIONAL) >= 2
+
+
+@pytest.mark.parametrize(("key", "track"), TRACK_EXPORTS)
+def test_a_stage_kept_for_exceptional_circumstances_is_reached_only_by_the_officers_decision(
+    key: str, track: str
+) -> None:
+    """Its only way in is the flow 'exceptional circumstances' out of the officer's gateway 'Exceptional
+    circumstances?', whose default ends 'Not exceptional'; no deadline or 'not resolved' leads straight to it.
+    Every other stage is reached without such a gateway."""
+    protocol = load_protocol(key)
+    t = protocol.track(track)
+    root = ET.fromstring(export_bpmn(protocol, track))
+    proc = root.find(f"{{{BPMN}}}process")
+    assert proc is not None
+    nodes = {el.get("id"): el for el in proc}
+    flows = proc.findall(f"{{{BPMN}}}sequenceFlow")
+    for stage, task in zip(t.stages, proc.findall(f"{{{BPMN}}}userTask"), strict=True):
+        entry = task
+        into = [f for f in flows if f.get("targetRef") == task.get("id")]
+        if stage.entry_gate is not None:
+            (gate_flow,) = into
+            entry = nodes[gate_flow.get("sourceRef")]
+            into = [f for f in flows if f.get("targetRef") == entry.get("id")]
+        sources = [nodes[f.get("sourceRef")] for f in into]
+        asks = [s for s in sources if s.get("name") == "Exceptional circumstances?"]
+        assert (task.get(f"{{{ESC}}}exceptional") == "true") == stage.exceptional
+        if not stage.exceptional:
+            assert asks == [], stage.key
+            continue
+        assert len(into) == 1 and len(asks) == 1 and asks[0].tag == f"{{{BPMN}}}exclusiveGateway"
+        (flow,) = into
+        assert flow.get("name") == "exceptional circumstances"
+        assert flow.findtext(f"{{{BPMN}}}conditionExpression") == "exceptional circumstances"
+        gateway = asks[0]
+        default = next(f for f in flows if f.get("id") == gateway.get("default"))
+        end = nodes[default.get("targetRef")]
+        assert (end.tag, end.get("name"), end.get(f"{{{ESC}}}outcome")) == (
+            f"{{{BPMN}}}endEvent",
+            "Not exceptional",
+            "exhausted",
+        )
+        ins = [nodes[f.get("sourceRef")] for f in flows if f.get("targetRef") == gateway.get("id")]
+        assert all(s.tag != f"{{{BPMN}}}boundaryEvent" for s in ins), "a deadline leads past the decision"

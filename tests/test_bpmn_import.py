@@ -287,3 +287,18 @@ async def test_a_drawn_protocol_runs_an_escalation_end_to_end(
     assert outcome.status is Status.RESOLVED
     kinds = [e.entry.kind for e in run.records.events(raise_.escalation_id)]
     assert kinds.count(EventKind.SENT_TO_STAGE) == 3 and kinds[-1] is EventKind.RESOLVED
+
+
+def test_lanes_give_the_roles_and_the_officers_gateway_the_exceptional_stage() -> None:
+    """Without candidate groups, each stage's role is its lane's (esc:role); without esc:exceptional, a stage
+    reached through the gateway 'Exceptional circumstances?' is kept for exceptional circumstances."""
+    protocol = load_protocol("wigan")
+    text = export_bpmn(protocol, "iro")
+    bare = re.sub(r'<zeebe:assignmentDefinition candidateGroups="[^"]*" />', "", text)
+    bare = bare.replace(' esc:exceptional="true"', "")
+    assert "candidateGroups" not in bare and "esc:exceptional" not in bare
+    back = import_bpmn(bare).track("iro")
+    stages = protocol.track("iro").stages
+    assert [s.to for s in back.stages] == [s.to[:1] for s in stages]
+    assert [s.exceptional for s in back.stages] == [s.exceptional for s in stages]
+    assert any(s.exceptional for s in stages)

@@ -6,11 +6,8 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from protocols.bpmn.elements import (
-    BELOW,
-    MAIN,
     MESSAGES,
     POOL_LABEL,
-    ROW_TOP,
     SUB_H,
     at,
     boundary,
@@ -21,12 +18,18 @@ from protocols.bpmn.elements import (
     process_id,
 )
 from protocols.bpmn.fields import BPMNDI, ESC, XSI, b, encode, esc, extension_elements, plain, q
+from protocols.bpmn.lanes import LANE_LABEL, OFFICER, SUBS_BELOW, Band, bands, draw_lanes
+from protocols.bpmn.lanes import height as lane_height
 from protocols.bpmn.layout import EVENT, GATE_TASK, GATEWAY, STEP, TASK, Box, Canvas, Lane
 from protocols.bpmn.processes import draw_deemed, draw_practice
-from schemas.protocol import Protocol, Stage, Track
+from schemas.protocol import Protocol, Track
 
 PROTOCOL_SKIP = {"tracks", "deemed_agreement", "practice_concerns"}
 TRACK_SKIP = {"stages", "entry_points", "name"}
+UP = 120
+"""From a stage's row to the row of the ends above it (resolved, reminders, answers, notes)."""
+DOWN = 130
+"""From a stage's row to the row of the ends below it (extensions, exhausted for want of an answer)."""
 STAGE_SKIP = {
     "name",
     "to",
@@ -77,9 +80,10 @@ def export_bpmn(protocol: Protocol, track: str | None = None) -> str:
     for t in tracks:
         proc = _process(defs, diagram, process_id(t.key), t.name)
         encode(proc, plain(t, TRACK_SKIP))
-        height, width = _track(canvas, proc, protocol, t, top)
+        height, width, lanes = _track(canvas, proc, protocol, t, top)
         pools.append((t.name, proc, top))
         _pool(canvas, collab, proc, t.name, top, width, height)
+        draw_lanes(canvas, proc, lanes, width)
         top += height + 40
     keys = {t.key for t in tracks}
     deemed = protocol.deemed_agreement
@@ -135,34 +139,61 @@ def _ids(proc: ET.Element) -> set[str]:
     return {el.get("id", "") for el in proc.iter()}
 
 
-def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) -> tuple[float, float]:
-    """Draw track ``t``'s ladder in ``proc``; returns the pool's (height, width)."""
+def _track(
+    canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float
+) -> tuple[float, float, dict[str, Band]]:
+    """Draw track ``t``'s ladder in ``proc``, a lane per role; returns the pool's height, width, lanes."""
     lane = Lane(canvas, proc, f"{t.key}_")
-    cy = top + MAIN
-    x: float = POOL_LABEL + 40
-    start = lane.node("startEvent", "Concern raised", at(x, cy, EVENT), "start")
+    lanes = bands(p, t, top)
+    officer = lanes[OFFICER].row
+    x: float = POOL_LABEL + LANE_LABEL + 40
+    start = lane.node("startEvent", "Concern raised", at(x, officer, EVENT), "start")
     x += EVENT[0] + STEP
     entries = list(t.entry_points)
     entry_gw = None
     if entries:
-        entry_gw = lane.node("exclusiveGateway", "Where does it start?", at(x, cy, GATEWAY), "entry")
+        entry_gw = lane.node("exclusiveGateway", "Where does it start?", at(x, officer, GATEWAY), "entry")
         lane.flow(start, entry_gw)
         x += GATEWAY[0] + STEP
-    ladder: list[tuple[Stage, ET.Element, ET.Element | None, ET.Element]] = []
     pending: list[tuple[ET.Element, str, str | None, str, int]] = []
     """(source, name, condition, route, entry index or -1) of flows into the next stage."""
     if entry_gw is None:
         pending.append((start, "", None, "h", -1))
     approver = (t.extensions or p.extensions).approved_by
+    decisions: list[ET.Element] = []
+    cy = officer
     for stage in t.stages:
+        cy = lanes[stage.to[0]].row
         incoming = list(pending)
         for n, e in enumerate(entries):
             if e.stage == stage.key and entry_gw is not None:
                 incoming.append((entry_gw, _entry_name(e.categories, e.severities), None, "h", n))
+        # the node the incoming flows go into, and the last node before the stage's own
         first: ET.Element | None = None
+        prev: ET.Element | None = None
         if len(incoming) > 1:
-            first = lane.node("exclusiveGateway", "", at(x, cy, GATEWAY), f"{stage.key}_join")
+            row = officer if stage.exceptional else cy
+            first = prev = lane.node("exclusiveGateway", "", at(x, row, GATEWAY), f"{stage.key}_join")
             x += GATEWAY[0] + STEP
+        held: tuple[ET.Element, ET.Element] | None = None
+        if stage.exceptional:  # the officer decides the circumstances are exceptional: no timer leads here
+            gw = lane.node(
+                "exclusiveGateway",
+                "Exceptional circumstances?",
+                at(x, officer, GATEWAY),
+                f"{stage.key}_exceptional",
+            )
+            if prev is not None:
+                lane.flow(prev, gw)
+            first = first or gw
+            prev = gw
+            x += GATEWAY[0] + STEP
+            no = lane.node(
+                "endEvent", "Not exceptional", at(x, officer, EVENT), f"{stage.key}_not_exceptional"
+            )
+            no.set(esc("outcome"), "exhausted")
+            held = (gw, no)
+        after_gw = "up" if held else "h"
         if stage.entry_gate is not None:
             gate = stage.entry_gate
             verb = "Consult" if gate.kind.value == "consultation" else "Agreement of"
@@ -172,49 +203,34 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
             doc(g, gate.note)
             g.set(esc("gate"), gate.kind.value)
             groups(g, gate.with_roles)
-            if first is not None:
-                lane.flow(first, g)
+            if prev is not None:
+                _into(lane, prev, g, held is not None and prev is held[0], after_gw)
             first = first or g
-            prev_gate: ET.Element | None = g
+            prev = g
             x += GATE_TASK[0] + STEP
-        else:
-            prev_gate = None
         task = lane.node("userTask", stage.name, at(x, cy, TASK), stage.key)
         doc(task, stage.note)
         encode(task, plain(stage, STAGE_SKIP))
         groups(task, stage.to)
-        if prev_gate is not None:
-            lane.flow(prev_gate, task)
-        elif first is not None:
-            lane.flow(first, task)
+        if prev is not None:
+            _into(lane, prev, task, held is not None and prev is held[0], after_gw)
         first = first or task
+        if held is not None:
+            default = lane.flow(held[0], held[1], "not exceptional")
+            held[0].set("default", default.get("id", ""))
+        fbox = canvas.boxes[first.get("id", "")]
         for source, name, cond, route, n in incoming:
+            sbox = canvas.boxes[source.get("id", "")]
+            if route == "under" and fbox.cy > sbox.cy + 1:
+                route = "down"  # a deadline to a lower lane: straight down, into the target's side
+            elif route == "h" and fbox.cy > sbox.cy + 1 and fbox.w == GATEWAY[0]:
+                route = "over"
             flow = lane.flow(source, first, name, cond if source is not entry_gw else None, route)
             if n >= 0:
                 _entry_flow(flow, entries[n], source)
         tbox = canvas.boxes[task.get("id", "")]
         x_after = tbox.right + STEP
-        # non-interrupting: a reminder, answers and case notes above, extension requests below
-        reminder = boundary(lane, task, tbox.x + 15, tbox.y - 18, "reminder", interrupting=False)
-        _timer_reminder(reminder, p, t)
-        answer = boundary(lane, task, tbox.x + 82, tbox.y - 18, "answer", interrupting=False)
-        message(answer, "answer")
-        note = boundary(lane, task, tbox.x + 149, tbox.y - 18, "note", interrupting=False)
-        message(note, "note")
-        ext = boundary(lane, task, tbox.x + 20, tbox.bottom - 18, "extension", interrupting=False)
-        message(ext, "extension")
-        ext.set(esc("approved_by"), approver)
-        for ev, label, row, route in (
-            (reminder, "Reminder sent", cy - MAIN + ROW_TOP, "up"),
-            (answer, "Answer to judge", cy - MAIN + ROW_TOP, "up"),
-            (note, "Note on the file", cy - MAIN + ROW_TOP, "up"),
-            (ext, f"Extension decided by {p.role_name(approver)}", cy + BELOW, "down"),
-        ):
-            box = canvas.boxes[ev.get("id", "")]
-            end = lane.node("endEvent", label, at(box.x, row, EVENT), f"{ev.get('id')}_end")
-            if route == "up":  # names above, clear of their neighbours'
-                canvas.label(end, Box(box.x - 14, row - 50, 64, 28))
-            lane.flow(ev, end, route=route)
+        _stage_events(canvas, lane, p, t, task, cy, approver)
         deadline = None
         if stage.response_working_days is not None or stage.response_working_hours is not None:
             deadline = boundary(lane, task, tbox.x + 110, tbox.bottom - 18, "deadline", interrupting=True)
@@ -231,20 +247,18 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
             x_after += GATE_TASK[0] + STEP
         decide = lane.node("exclusiveGateway", "Resolved?", at(x_after, cy, GATEWAY), f"{stage.key}_decision")
         lane.flow(last, decide)
-        resolved = lane.node(
-            "endEvent", "Resolved", at(x_after + 7, cy - MAIN + ROW_TOP, EVENT), f"{stage.key}_resolved"
-        )
+        resolved = lane.node("endEvent", "Resolved", at(x_after + 7, cy - UP, EVENT), f"{stage.key}_resolved")
         resolved.set(esc("outcome"), "resolved")
         lane.flow(decide, resolved, "resolved", "resolved", route="up")
         x = x_after + GATEWAY[0] + STEP
         pending = [(decide, "not resolved", None, "h", -1)]
         if deadline is not None:
             pending.append((deadline, "", None, "under", -1))
-        ladder.append((stage, task, deadline, decide))
+        decisions.append(decide)
     # after the last stage: exhausted
     for n, (source, _name, _cond, route, _e) in enumerate(pending):
         box = canvas.boxes[source.get("id", "")]
-        row = cy if route == "h" else cy + BELOW
+        row = cy if route == "h" else cy + DOWN
         ex = x if route == "h" else box.x
         end = lane.node(
             "endEvent",
@@ -254,7 +268,7 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
         )
         end.set(esc("outcome"), "exhausted")
         lane.flow(source, end, "not resolved" if n == 0 else "", route="h" if route == "h" else "down")
-    for _stage, _task, _deadline, decide in ladder:
+    for decide in decisions:
         flows = [f for f in proc.iter(b("sequenceFlow")) if f.get("sourceRef") == decide.get("id")]
         default = next(f for f in flows if f.get("name") == "not resolved")
         decide.set("default", default.get("id", ""))
@@ -264,9 +278,45 @@ def _track(canvas: Canvas, proc: ET.Element, p: Protocol, t: Track, top: float) 
         if plain_entry is not None:
             entry_gw.set("default", plain_entry.get("id", ""))
     width = x + EVENT[0] + 40
-    sub_top = cy + BELOW + 60
-    width = max(width, _event_subprocesses(canvas, lane, p, t, sub_top))
-    return sub_top + SUB_H + 30 - top, width
+    width = max(width, _event_subprocesses(canvas, lane, p, t, officer + SUBS_BELOW))
+    return lane_height(lanes), width, lanes
+
+
+def _into(lane: Lane, source: ET.Element, target: ET.Element, exceptional: bool, route: str) -> None:
+    """The flow from ``source`` on to ``target``; out of the officer's decision (``exceptional``), the
+    flow that says the circumstances are exceptional, up to the stage kept for them."""
+    if exceptional:
+        lane.flow(source, target, "exceptional circumstances", "exceptional circumstances", route=route)
+    else:
+        lane.flow(source, target)
+
+
+def _stage_events(
+    canvas: Canvas, lane: Lane, p: Protocol, t: Track, task: ET.Element, cy: float, approver: str
+) -> None:
+    """The stage's non-interrupting events: a reminder, answers and case notes above, extension requests
+    below, each ending where the engine records it."""
+    tbox = canvas.boxes[task.get("id", "")]
+    reminder = boundary(lane, task, tbox.x + 15, tbox.y - 18, "reminder", interrupting=False)
+    _timer_reminder(reminder, p, t)
+    answer = boundary(lane, task, tbox.x + 82, tbox.y - 18, "answer", interrupting=False)
+    message(answer, "answer")
+    note = boundary(lane, task, tbox.x + 149, tbox.y - 18, "note", interrupting=False)
+    message(note, "note")
+    ext = boundary(lane, task, tbox.x + 20, tbox.bottom - 18, "extension", interrupting=False)
+    message(ext, "extension")
+    ext.set(esc("approved_by"), approver)
+    for ev, label, row, route in (
+        (reminder, "Reminder sent", cy - UP, "up"),
+        (answer, "Answer to judge", cy - UP, "up"),
+        (note, "Note on the file", cy - UP, "up"),
+        (ext, f"Extension decided by {p.role_name(approver)}", cy + DOWN, "down"),
+    ):
+        box = canvas.boxes[ev.get("id", "")]
+        end = lane.node("endEvent", label, at(box.x, row, EVENT), f"{ev.get('id')}_end")
+        if route == "up":  # names above, clear of their neighbours'
+            canvas.label(end, Box(box.x - 14, row - 50, 64, 28))
+        lane.flow(ev, end, route=route)
 
 
 def _entry_name(categories: list[str], severities: list[str]) -> str:
@@ -336,7 +386,7 @@ def _event_subprocesses(canvas: Canvas, lane: Lane, p: Protocol, t: Track, y: fl
                 "bypassed",
             )
         )
-    x: float = POOL_LABEL + 40
+    x: float = POOL_LABEL + LANE_LABEL + 40
     for key, title, interrupting, task_name, roles, end_name, outcome in subs:
         width = 340 if task_name else 180
         sub = lane.node(

@@ -181,8 +181,8 @@ def _track(
     for f in flows:
         out.setdefault(f.get("sourceRef", ""), []).append(f)
         into.setdefault(f.get("targetRef", ""), []).append(f)
-    lanes = {
-        ref.text or "": slug(lane.get("name", "")).replace("-", "_")
+    lanes = {  # a lane's role: esc:role, else its name as a role key ("Head of service": head_of_service)
+        (ref.text or "").strip(): lane.get(esc("role")) or slug(lane.get("name", "")).replace("-", "_")
         for lane in proc.iter(b("lane"))
         for ref in lane.findall(b("flowNodeRef"))
     }
@@ -348,10 +348,32 @@ def _stage(
             "with_roles": with_roles,
             "note": (note.text or "") if note is not None else "",
         }
+    if _after_exceptional_decision(task, nodes, into):
+        stage.setdefault("exceptional", True)
     after = [nodes.get(f.get("targetRef", "")) for f in out.get(ident, [])]
     if any(a is not None and a.tag in TASKS for a in after):
         stage["meeting"] = True
     return stage
+
+
+def _after_exceptional_decision(
+    task: ET.Element, nodes: dict[str, ET.Element], into: dict[str, list[ET.Element]]
+) -> bool:
+    """Whether the stage (or its entry gate) is reached only from a gateway that asks whether the
+    circumstances are exceptional: the stage is then kept for them."""
+    node: ET.Element | None = task
+    for _ in range(2):  # the stage, then its gate
+        flows = into.get(node.get("id", ""), []) if node is not None else []
+        if len(flows) != 1:
+            return False
+        node = nodes.get(flows[0].get("sourceRef", ""))
+        if node is None:
+            return False
+        if node.tag == b("exclusiveGateway"):
+            return "exceptional" in (node.get("name") or "").lower()
+        if node.tag not in TASKS:
+            return False
+    return False
 
 
 def _entries(

@@ -126,7 +126,8 @@ class Lane:
         route: str = "h",
     ) -> ET.Element:
         """A sequence flow; ``route``: 'h' right side to left side, 'up'/'down' top or bottom side to the
-        other, 'under' out of the bottom, along below both and into the target's bottom."""
+        other, 'under' out of the bottom, along below both and into the target's bottom, 'over' along the
+        source's row and down into the target's top. 'h' between rows turns just before the target."""
         sid, tid = source.get("id", ""), target.get("id", "")
         flow = ET.SubElement(
             self.container,
@@ -185,7 +186,9 @@ def _route(s: Box, t: Box, route: str) -> list[tuple[float, float]]:
     if route == "under":
         low = max(s.bottom, t.bottom) + 30
         return [(s.cx, s.bottom), (s.cx, low), (t.cx, low), (t.cx, t.bottom)]
+    if route == "over":
+        return [(s.right, s.cy), (t.cx, s.cy), (t.cx, t.y)]
     if abs(s.cy - t.cy) < 1:
         return [(s.right, s.cy), (t.x, t.cy)]
-    mid = (s.right + t.x) / 2
-    return [(s.right, s.cy), (mid, s.cy), (mid, t.cy), (t.x, t.cy)]
+    turn = t.x - 20  # along the source's row, then across (lanes) just before the target
+    return [(s.right, s.cy), (turn, s.cy), (turn, t.cy), (t.x, t.cy)]

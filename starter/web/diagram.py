@@ -58,18 +58,36 @@ def path_marks(view: EscalationView) -> dict[str, list[str]]:
     """The stage tasks to mark on an escalation's diagram: where it is, the stages it passed through,
     those it bypassed and those whose time ran out."""
 
-    def ids(kinds: set[EventKind]) -> list[str]:
-        found = [e.stage for e in view.timeline if e.kind in kinds and e.stage]
+    def ids(found: list[str]) -> list[str]:
         return [_sanitise(f"{view.track}_{s}") for s in dict.fromkeys(found)]
 
+    def stages(kind: EventKind) -> list[str]:
+        return [e.stage for e in view.timeline if e.kind is kind and e.stage]
+
     current = _sanitise(f"{view.track}_{view.stage}")
-    passed = [i for i in ids({EventKind.SENT_TO_STAGE}) if i != current]
+    passed = [i for i in ids(stages(EventKind.SENT_TO_STAGE)) if i != current]
     return {
         "current": [current],
         "passed": passed,
-        "bypassed": ids({EventKind.BYPASSED}),
-        "timed-out": ids({EventKind.DEADLINE_PASSED}),
+        "bypassed": [i for i in ids(_skipped(view)) if i not in passed and i != current],
+        "timed-out": ids(stages(EventKind.DEADLINE_PASSED)),
     }
+
+
+def _skipped(view: EscalationView) -> list[str]:
+    """The stages a bypass jumped over: those after the one it left (none, at the start) and before the one
+    it went to."""
+    protocol = _load(view.authority)
+    track = next((t for t in protocol.tracks if t.key == view.track), None) if protocol else None
+    keys = [s.key for s in track.stages] if track is not None else []
+    found: list[str] = []
+    for e in view.timeline:
+        if e.kind is not EventKind.BYPASSED or e.data.get("to") not in keys:
+            continue
+        left = e.data.get("from")
+        first = keys.index(left) + 1 if left in keys else 0
+        found += keys[first : keys.index(e.data["to"])]
+    return found
 
 
 ENV.globals["bpmn_path_marks"] = path_marks  # for escalation.html's diagram block
