@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.recording import FileRecordStore, OutboxNotifier
@@ -35,7 +34,7 @@ from schemas.process_models import (
     SendDecisions,
 )
 from schemas.protocol import RAISING_OFFICER
-from tests.workflow_harness import replay, unique_ref
+from tests.workflow_harness import replay, skip_clock_to, unique_ref
 from worker import build_worker
 from workflows.deemed_agreement import WORKFLOW_TYPE as DECISIONS
 from workflows.practice_concern import WORKFLOW_TYPE as PRACTICE
@@ -72,17 +71,7 @@ class Proc:
         return result
 
     async def skip_to(self, when: datetime) -> None:
-        for _ in range(20):
-            gap = when - await self.env.get_current_time()
-            if gap <= timedelta(0):
-                return
-            try:
-                await self.env.sleep(gap)
-                return
-            except RPCError as exc:
-                if "Timeout expired" not in str(exc):
-                    raise
-        raise AssertionError(f"the test server never reached {when}")
+        await skip_clock_to(self.env, when)
 
     def kinds(self) -> list[EventKind]:
         return [e.entry.kind for e in self.records.events(self.handle.id)]

@@ -102,21 +102,7 @@ class Run:
         return await self.env.get_current_time()
 
     async def skip_to(self, when: datetime) -> None:
-        """Skip the test server's clock to ``when``. Under heavy load the server's skip can outlast its
-        call's timeout, or the call's connection drops (an HTTP/2 error), while workflows and activities
-        catch up; the skip is then asked again for what is left (the clock never goes back), so the
-        result does not depend on the machine's speed."""
-        for _ in range(20):
-            gap = when - await self.now()
-            if gap <= timedelta(0):
-                return
-            try:
-                await self.env.sleep(gap)
-                return
-            except RPCError as exc:
-                if not any(sign in str(exc) for sign in _SKIP_INTERRUPTED):
-                    raise
-        raise AssertionError(f"the test server never reached {when}")
+        await skip_clock_to(self.env, when)
 
     async def skip_past_deadline(self) -> None:
         view = await self.view()
@@ -142,6 +128,24 @@ class Run:
 
 _SKIP_INTERRUPTED = ("Timeout expired", "h2 protocol error")
 """What the test server's skip call fails with when the machine is too busy for it, not when it is wrong."""
+
+
+async def skip_clock_to(env: WorkflowEnvironment, when: datetime) -> None:
+    """Skip the time-skipping test server's clock to ``when``. Under heavy load the server's skip can
+    outlast its call's timeout, or the call's connection drops (an HTTP/2 error), while workflows and
+    activities catch up; the skip is then asked again for what is left (the clock never goes back), so
+    the result does not depend on the machine's speed."""
+    for _ in range(20):
+        gap = when - await env.get_current_time()
+        if gap <= timedelta(0):
+            return
+        try:
+            await env.sleep(gap)
+            return
+        except RPCError as exc:
+            if not any(sign in str(exc) for sign in _SKIP_INTERRUPTED):
+                raise
+    raise AssertionError(f"the test server never reached {when}")
 
 
 def file_worker(env: WorkflowEnvironment, queue: str, root: Path) -> Worker:
