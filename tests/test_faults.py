@@ -98,6 +98,15 @@ def test_mail_logged_but_not_delivered_or_delivered_but_not_logged_is_a_violatio
     assert found.lost_mails == ["<b>"] and found.unlogged_mails == ["<a>"]
 
 
+def test_mail_delivered_but_not_logged_as_a_fault_cut_it_off_is_explained() -> None:
+    """The SMTP server took it as the connection broke (or the worker died) before its row committed, and
+    the escalation ended before the held notice was tried again: once, unlogged, at the fault."""
+    cut = _found([("<a>", 10.0)], {}, [Fault("smtp_stop", 11.0, 14.0)])
+    assert not cut.unlogged_mails and cut.unlogged_explained == ["<a> delivered, never logged, at smtp_stop"]
+    far = _found([("<a>", 10.0)], {}, [Fault("smtp_stop", 30.0, 34.0), Fault("temporal_kill", 9.0, 12.0)])
+    assert far.unlogged_mails == ["<a>"] and not far.unlogged_explained, "no window fault near it"
+
+
 # --- the event check ----------------------------------------------------------------------------------
 
 

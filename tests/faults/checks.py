@@ -41,6 +41,9 @@ __all__ = ["WINDOW_FAULTS", "Fault", "Findings", "check_all", "settle"]
 
 WINDOW_FAULTS = frozenset({"worker_kill", "postgres_stop", "smtp_stop"})
 """Faults that can fall between an SMTP server accepting a message and its ``sent_mail`` row committing."""
+UNLOGGED_SLACK_S = 5.0
+"""How long before a window fault began a message it cut off from its log row may have been accepted (the
+worker's last steps between the SMTP server's answer and the commit, on a busy machine)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Findings:
     action_errors: list[str] = field(default_factory=list)
     lost_mails: list[str] = field(default_factory=list)
     unlogged_mails: list[str] = field(default_factory=list)
+    unlogged_explained: list[str] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
     replay_failures: list[str] = field(default_factory=list)
     task_timeouts: int = 0
@@ -233,8 +237,17 @@ def _check_mail(
     found.mails_delivered = len(deliveries)
     found.message_ids = len(by_id)
     found.lost_mails += sorted(logged.keys() - by_id.keys())
-    found.unlogged_mails += sorted(by_id.keys() - logged.keys())
     window = [f for f in faults if f.kind in WINDOW_FAULTS]
+    for message_id in sorted(by_id.keys() - logged.keys()):
+        # The SMTP server took it, then the worker died, PostgreSQL stopped or the SMTP connection broke
+        # before its row committed: the notice is tried again (a copy the check below explains) unless
+        # the escalation ended first, as then held notices are not sent. Anywhere else it is a bug.
+        at = min(by_id[message_id])
+        cut = [f.kind for f in window if f.start - UNLOGGED_SLACK_S <= at <= f.end]
+        if cut:
+            found.unlogged_explained.append(f"{message_id} delivered, never logged, at {', '.join(cut)}")
+        else:
+            found.unlogged_mails.append(message_id)
     for message_id, times in sorted(by_id.items()):
         if len(times) == 1:
             continue

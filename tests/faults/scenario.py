@@ -97,10 +97,12 @@ class Report:
             f"extra {len(f.extra_events)}; workflow task timeouts {f.task_timeouts}",
             f"mails: {f.mails_delivered} delivered, {f.message_ids} Message-IDs; duplicates explained by the "
             f"crash window {len(f.duplicates_explained)}, unexplained {len(f.duplicates_unexplained)}; "
-            f"lost {len(f.lost_mails)}, unlogged {len(f.unlogged_mails)}",
+            f"lost {len(f.lost_mails)}, unlogged {len(f.unlogged_mails)} (explained by the crash window "
+            f"{len(f.unlogged_explained)})",
             f"stuck: {len(f.stuck)}; replay failures: {len(f.replay_failures)}; took {self.seconds:.0f}s",
         ]
         lines += [f"  explained duplicate: {d}" for d in f.duplicates_explained]
+        lines += [f"  explained unlogged: {d}" for d in f.unlogged_explained]
         lines += [f"  VIOLATION {v}" for v in self.violations()]
         return "\n".join(lines)
 
