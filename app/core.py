@@ -109,6 +109,9 @@ class ApplicationCore:
     audit: AuditLog
     task_queue: str = TASK_QUEUE
     wait_s: float = 30.0
+    lists_from: str | None = None
+    """The record store the lists read (its database URL) where the worker records into the same
+    database as this layer's audit log; None: Temporal's visibility (``app.lists``)."""
     _facts: OrderedDict[str, Facts] = field(default_factory=OrderedDict)
 
     @classmethod
@@ -119,9 +122,11 @@ class ApplicationCore:
         people: People | None = None,
         database_url: str | None = None,
         task_queue: str = TASK_QUEUE,
+        lists_from_records: bool = False,
     ) -> Self:
         """Connect (``starter.connection.connect`` unless given a client) and open the audit log's
-        database (``ESCALATION_DATABASE_URL``), migrated to head."""
+        database (``ESCALATION_DATABASE_URL``), migrated to head; with ``lists_from_records``, the lists
+        read the escalations the worker records there."""
         from activities.db import migrate
 
         url = database_url or Settings().database_url
@@ -131,6 +136,7 @@ class ApplicationCore:
             people=people or People.load(),
             audit=AuditLog(make_engine(url)),
             task_queue=task_queue,
+            lists_from=url if lists_from_records else None,
         )
 
     # --- signing in ---------------------------------------------------------------------------------

@@ -34,13 +34,15 @@ class Lists(ApplicationCore):
         deadline first, each with what waits for them (``with_waiting=False``: not asked, so that a list
         needs no worker where the person's relation is plain from the escalation's facts).
 
-        With ``records_url`` the list comes from the record store (``app.listing``: two SQL queries, no
-        Temporal call unless waiting is asked); otherwise from Temporal's visibility."""
+        With ``records_url`` (or, without it, the layer's ``lists_from``) the list comes from the record
+        store (``app.listing``: two SQL queries, and a state query only for each open escalation the person
+        may act on when waiting is asked); otherwise from Temporal's visibility."""
         person = caller.person
         now = datetime.now(UTC)
         wanted = (wanted or ListFilter(open_only=open_only)).model_copy(
             update={"authority": person.authority}
         )
+        records_url = records_url or self.lists_from
         if records_url is not None:
             self._permit(caller, "list")
             try:
@@ -48,7 +50,13 @@ class Lists(ApplicationCore):
             except RecordStoreUnavailable as exc:
                 raise Unavailable(f"{exc}.") from None
             if with_waiting:
-                recorded.items = [await self._with_waiting(person, item) for item in recorded.items]
+                limit = asyncio.Semaphore(8)
+
+                async def waiting(item: Item) -> Item:
+                    async with limit:
+                        return await self._with_waiting(person, item)
+
+                recorded.items = list(await asyncio.gather(*(waiting(i) for i in recorded.items)))
             return recorded
         try:
             self._permit(caller, "list")

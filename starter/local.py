@@ -214,7 +214,12 @@ async def _start_web(client: Client, engine: Engine, data_dir: Path, port: int) 
     from starter.web.settings import load
 
     assets.stylesheet()  # refuse now, naming `make assets`, rather than on the first page
-    application = Application(client=client, people=People.load(), audit=AuditLog(engine))
+    application = Application(
+        client=client,
+        people=People.load(),
+        audit=AuditLog(engine),
+        lists_from=engine.url.render_as_string(hide_password=False),  # where the worker records
+    )
     web = _WebServer(create_app(application, load(data_dir, secure_cookies=False)), port)
     await web.start()
     return web

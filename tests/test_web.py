@@ -17,11 +17,15 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from activities.db_records import DbRecordStore
+from activities.recording import OutboxNotifier
 from app.identity import People
 from app.service import Application
 from starter.web.app import SESSION_COOKIE, create_app
 from starter.web.settings import WebSettings
+from tests.databases import migrated_engine
 from tests.workflow_harness import file_worker, unique_ref
+from worker import build_worker
 from workflows.escalation import TASK_QUEUE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -286,3 +290,34 @@ async def test_protocol_pages_and_unknown_addresses(web: Application) -> None:
         unknown = await client.get("/no-such-page")
         assert unknown.status_code == 404 and "<title>Page not found" in unknown.text
         assert (await client.get("/api/no-such")).json()["message"] == "There is no such page."
+
+
+async def test_the_lists_read_the_record_store_the_worker_writes(
+    dev_server_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """As `escalate up` and the deployed web app run: the worker records into the layer's own database, and
+    the lists read it (no visibility call: this task queue is not the one visibility's lists look at)."""
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    queue = f"web-{uuid.uuid4().hex[:8]}"
+    with migrated_engine(url) as engine:
+        records, notifier = DbRecordStore(engine), OutboxNotifier(tmp_path)
+        async with build_worker(dev_server_env.client, queue, records=records, notifier=notifier):
+            app = await Application.start(
+                client=dev_server_env.client,
+                people=PEOPLE,
+                database_url=url,
+                task_queue=queue,
+                lists_from_records=True,
+            )
+            async with browser(app) as officer, browser(app) as manager, browser(app) as outsider:
+                csrf = await sign_in(officer, "wigan/wig-iro-a")
+                raised = await officer.post("/raise", data={**raise_form(csrf), "step": "confirm"})
+                assert raised.status_code == 303, raised.text[:2000]
+                escalation_id = raised.headers["location"].removeprefix("/escalations/")
+                await sign_in(manager, "wigan/wig-team-manager-a")
+                waiting = await until_listed(manager, "/waiting", escalation_id, also="working days left")
+                assert "Asked to respond" in waiting
+                await until_listed(officer, "/escalations", escalation_id, also="Awaiting response")
+                await sign_in(outsider, "wigan/wig-team-manager-b")
+                assert escalation_id not in (await outsider.get("/escalations")).text
+                assert escalation_id not in (await outsider.get("/waiting")).text

@@ -49,7 +49,7 @@ async def main() -> int:
         print(f"web: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTING
     try:
-        application = await Application.start()
+        application = await Application.start(lists_from_records=True)  # the worker's database
     except Exception as exc:  # connecting: name what failed, without a traceback
         print(f"web: cannot start: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
