@@ -256,8 +256,7 @@ class DigestActivities:
             if session.scalar(select(SentMail.id).where(SentMail.message_id == message_id)) is not None:
                 return shown  # sent earlier this week
         subject, message = self._message(mail, protocol, week, message_id)
-        with self.mailer._reachable() as smtp:
-            self.mailer._deliver(smtp, message, mail.person)
+        self.mailer.deliver_one(message, mail.person)
         row = {
             "message_id": message_id,
             "idempotency_key": key[:160],

@@ -693,6 +693,13 @@ class SmtpNotifier:
             raise
         return conn
 
+    def deliver_one(self, message: bytes, person: Person) -> None:
+        """Send one finished message to ``person`` on a connection of its own (a mail that is not a
+        notice, such as the weekly digest; its caller logs it). ``MailUnavailable`` when the server
+        cannot take it now."""
+        with self._reachable() as smtp:
+            self._deliver(smtp, message, person)
+
     def _deliver(self, smtp: smtplib.SMTP, message: bytes, person: Person) -> None:
         try:
             smtp.sendmail(_envelope_from(self.smtp.mail_from), [person.email], message)

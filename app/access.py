@@ -99,11 +99,29 @@ def relation(person: Person, facts: Facts, view: EscalationView) -> Relation | N
     now = relation_now(person, facts, view.stage)
     if now is not None or person.authority != facts.protocol.key:
         return now
-    if current_officer_id(view) == person.id:  # a covering officer acts as the raising officer
+    return relation_from_past(
+        person,
+        facts,
+        covering_officer=current_officer_id(view),
+        acted=any(e.actor is not None and e.actor.id == person.id for e in view.timeline),
+        entered={
+            e.stage
+            for e in view.timeline
+            if e.stage and e.kind in (EventKind.RAISED, EventKind.SENT_TO_STAGE)
+        },
+    )
+
+
+def relation_from_past(
+    person: Person, facts: Facts, *, covering_officer: str | None, acted: bool, entered: set[str]
+) -> Relation | None:
+    """The relation ``relation_now`` cannot see, from the escalation's past (its timeline, or the record
+    store's events): the covering officer it was last handed to, whether the person acted in it, and the
+    stages it entered."""
+    if covering_officer == person.id:  # a covering officer acts as the raising officer
         return Relation.RAISED
-    if any(e.actor is not None and e.actor.id == person.id for e in view.timeline):
+    if acted:
         return Relation.ACTED
-    entered = {e.stage for e in view.timeline if e.kind in (EventKind.RAISED, EventKind.SENT_TO_STAGE)}
     roles = set(person.roles_for(facts.team))
     to, cc = _addressed(facts, [s for s in facts.stages() if s.key in entered])
     if roles & to:

@@ -239,13 +239,13 @@ class ApplicationCore:
             facts, view, related = await self._visible(caller, escalation_id)
             allowed = await self._allowed(caller.person, facts)
         except AppError as exc:
-            self._audit(caller, "read", escalation_id, exc)
+            self.audit_outcome(caller, "read", escalation_id, exc)
             raise
-        self._audit(caller, "read", escalation_id)
+        self.audit_outcome(caller, "read", escalation_id)
         replies = await asyncio.to_thread(replies_for, self.audit.engine, escalation_id)
         return Reading(view=view, facts=facts, relation=related, allowed=allowed, replies=replies)
 
-    def _audit(
+    def audit_outcome(
         self,
         caller: Caller,
         event: str,
@@ -253,6 +253,8 @@ class ApplicationCore:
         failure: AppError | None = None,
         role: str | None = None,
     ) -> None:
+        """Record in the audit log what ``caller`` did through a front door and how it ended (``failure``:
+        the refusal or error they were given; None: done)."""
         outcomes: dict[type[AppError] | None, Outcome] = {
             None: Outcome.OK,
             NotFound: Outcome.NOT_FOUND,
@@ -315,9 +317,9 @@ class ApplicationCore:
             action = build_action(kind, actor, fields, label)
             result = await self._update(escalation_id, action, update_id)
         except AppError as exc:
-            self._audit(caller, kind[:64], escalation_id, exc, role=actor.role if actor else None)
+            self.audit_outcome(caller, kind[:64], escalation_id, exc, role=actor.role if actor else None)
             raise
-        self._audit(caller, kind, escalation_id, role=actor.role)
+        self.audit_outcome(caller, kind, escalation_id, role=actor.role)
         return result
 
     async def _update(self, escalation_id: str, action: Any, update_id: str | None = None) -> ActionResult:

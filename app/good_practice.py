@@ -98,16 +98,16 @@ async def start_good_practice(
         noted = await note_once(app.client, note, app.task_queue)
     except StartBadInput as exc:
         failure: AppError = BadInput({"form": exc.reason[:1].upper() + exc.reason[1:]})
-        app._audit(caller, "good_practice", None, failure)
+        app.audit_outcome(caller, "good_practice", None, failure)
         raise failure from None
     except RPCError:
         failure = Unavailable("The escalation service did not answer: try again in a minute.")
-        app._audit(caller, "good_practice", None, failure)
+        app.audit_outcome(caller, "good_practice", None, failure)
         raise failure from None
     except AppError as exc:
-        app._audit(caller, "good_practice", None, exc)
+        app.audit_outcome(caller, "good_practice", None, exc)
         raise
-    app._audit(caller, "good_practice", note.note_id, role=note.request.by.role)
+    app.audit_outcome(caller, "good_practice", note.note_id, role=note.request.by.role)
     return note, noted
 
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel
 
-from app.access import Facts, Relation, _addressed, relation_now
+from app.access import Facts, Relation, relation_from_past, relation_now
 from app.identity import Person
 from protocols import ProtocolError, load_protocol
 from schemas.escalation import Actor
@@ -89,18 +89,15 @@ def visible_from_records(person: Person, url: str, wanted: ListFilter, now: date
         else:
             unsure[row.escalation_id] = facts
     for escalation_id, part in involvement(url, list(unsure), person.id).items():
-        facts = unsure[escalation_id]
-        if part.covering_officer == person.id:  # a covering officer acts as the raising officer
-            related[escalation_id] = Relation.RAISED
-        elif part.acted:
-            related[escalation_id] = Relation.ACTED
-        else:
-            roles = set(person.roles_for(facts.team))
-            to, cc = _addressed(facts, [s for s in facts.stages() if s.key in part.entered])
-            if roles & to:
-                related[escalation_id] = Relation.HELD
-            elif roles & cc:
-                related[escalation_id] = Relation.COPIED
+        past = relation_from_past(
+            person,
+            unsure[escalation_id],
+            covering_officer=part.covering_officer,
+            acted=part.acted,
+            entered=part.entered,
+        )
+        if past is not None:
+            related[escalation_id] = past
     return Listing(
         items=[
             Item(row=row, relation=related[row.escalation_id])

@@ -140,29 +140,29 @@ class Raising(ApplicationCore):
             raised = await raise_once(self.client, raise_, self.task_queue)
         except RaiseBadInput as exc:
             failure: AppError = BadInput({"form": _sentence(exc.reason)})
-            self._audit(caller, event, None, failure)
+            self.audit_outcome(caller, event, None, failure)
             raise failure from None
         except (rules.Refused, KeyError) as exc:
             failure = Refused(_sentence(exc.reason if isinstance(exc, rules.Refused) else str(exc.args[0])))
-            self._audit(caller, event, None, failure)
+            self.audit_outcome(caller, event, None, failure)
             raise failure from None
         except RPCError:
             failure = Unavailable("The escalation service did not answer: try again in a minute.")
-            self._audit(caller, event, None, failure)
+            self.audit_outcome(caller, event, None, failure)
             raise failure from None
         except AppError as exc:
-            self._audit(caller, event, None, exc)
+            self.audit_outcome(caller, event, None, exc)
             raise
-        self._audit(caller, "raise", raise_.escalation_id, role=role)
+        self.audit_outcome(caller, "raise", raise_.escalation_id, role=role)
         if form.timescale_working_days is not None and not raised.existing:
             try:
                 await self._shorten(raise_.escalation_id, officer, form, label)
             except AppError as exc:
-                self._audit(caller, "set_timescale", raise_.escalation_id, exc, role=role)
+                self.audit_outcome(caller, "set_timescale", raise_.escalation_id, exc, role=role)
                 if isinstance(exc, TimescaleRefused):
                     raise
                 raise TimescaleRefused(raise_.escalation_id, exc.message) from None
-            self._audit(caller, "set_timescale", raise_.escalation_id, role=role)
+            self.audit_outcome(caller, "set_timescale", raise_.escalation_id, role=role)
         return raised.handle.id
 
     async def raise_prepared(self, caller: Caller, raise_: RaiseConcern) -> Raised:
@@ -183,16 +183,16 @@ class Raising(ApplicationCore):
             raised = await raise_once(self.client, raise_, self.task_queue)
         except RaiseBadInput as exc:
             failure: AppError = BadInput({"form": _sentence(exc.reason)})
-            self._audit(caller, "raise", raise_.escalation_id, failure, role=officer.role)
+            self.audit_outcome(caller, "raise", raise_.escalation_id, failure, role=officer.role)
             raise failure from None
         except RPCError:
             failure = Unavailable("The escalation service did not answer: try again in a minute.")
-            self._audit(caller, "raise", raise_.escalation_id, failure, role=officer.role)
+            self.audit_outcome(caller, "raise", raise_.escalation_id, failure, role=officer.role)
             raise failure from None
         except AppError as exc:
-            self._audit(caller, "raise", raise_.escalation_id, exc, role=officer.role)
+            self.audit_outcome(caller, "raise", raise_.escalation_id, exc, role=officer.role)
             raise
-        self._audit(caller, "raise", raise_.escalation_id, role=officer.role)
+        self.audit_outcome(caller, "raise", raise_.escalation_id, role=officer.role)
         return raised
 
     async def settled(
@@ -214,9 +214,9 @@ class Raising(ApplicationCore):
                     break
                 await asyncio.sleep(0.1)
         except AppError as exc:
-            self._audit(caller, "read", escalation_id, exc)
+            self.audit_outcome(caller, "read", escalation_id, exc)
             raise
-        self._audit(caller, "read", escalation_id)
+        self.audit_outcome(caller, "read", escalation_id)
         return view
 
     async def _shorten(self, escalation_id: str, officer: Actor, form: RaiseRequest, label: Label) -> None:

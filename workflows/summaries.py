@@ -124,7 +124,7 @@ def timer_summary(state: EscalationState, wake: datetime) -> str:
     """What the timer firing at ``wake`` is for: the first of the state's wakeups due then."""
     for at, what in rules.wakeups(state):
         if at == wake:
-            return _cut(what)
+            return _cut(what())
     return "next deadline"
 
 

@@ -14,23 +14,16 @@ import imaplib
 import ssl
 import sys
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from imap_tools import AND, BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted, MailMessageFlags
 
-from starter.mail_ingest.ingest import MESSAGE_MAX, describe
+from starter.mail_ingest.ingest import MESSAGE_MAX, Say, _say, describe, poll_until
 from starter.mail_ingest.replies import ReplyProcessor, Retry
 
 __all__ = ["ImapInbox"]
-
-Say = Callable[[str], None]
-
-
-def _say(message: str) -> None:
-    print(f"mail ingest: {message}", flush=True)
 
 
 @dataclass
@@ -112,11 +105,4 @@ class ImapInbox:
         alive: Path | None = None,
     ) -> None:
         """``run_once`` every ``every`` seconds (longer, up to ten minutes, while messages wait for retry)."""
-        wait = every
-        while not stop.is_set():
-            left = await self.run_once(processor, say)
-            if alive is not None:  # for a health check: the loop still goes round
-                alive.touch()
-            wait = min(wait * 2, 600.0) if left else every
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
+        await poll_until(lambda: self.run_once(processor, say), stop, every, 600.0, alive)

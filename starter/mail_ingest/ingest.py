@@ -18,7 +18,7 @@ import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -99,14 +99,26 @@ class Maildir:
         alive: Path | None = None,
     ) -> None:
         """``run_once`` every ``every`` seconds (longer, up to a minute, while messages wait for retry)."""
-        wait = every
-        while not stop.is_set():
-            left = await self.run_once(processor, say)
-            if alive is not None:  # for a health check: the loop still goes round
-                alive.touch()
-            wait = min(wait * 2, 60.0) if left else every
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
+        await poll_until(lambda: self.run_once(processor, say), stop, every, 60.0, alive)
+
+
+async def poll_until(
+    run_once: Callable[[], Awaitable[int]],
+    stop: asyncio.Event,
+    every: float,
+    longest: float,
+    alive: Path | None,
+) -> None:
+    """Run ``run_once`` until ``stop``: every ``every`` seconds, or doubling up to ``longest`` while it leaves
+    messages to retry; after each round, touch ``alive`` (for a health check: the loop still goes round)."""
+    wait = every
+    while not stop.is_set():
+        left = await run_once()
+        if alive is not None:
+            alive.touch()
+        wait = min(wait * 2, longest) if left else every
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
 
 
 def _read(path: Path) -> bytes:

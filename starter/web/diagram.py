@@ -19,7 +19,7 @@ from activities.settings import PROJECT_ROOT
 from protocols.bpmn import export_bpmn
 from protocols.bpmn.layout import Canvas
 from schemas.escalation import EscalationView, EventKind
-from starter.web.protocol import _load
+from starter.web.protocol import no_such_protocol, protocol_named
 from starter.web.render import ENV, page, person_of
 
 router = APIRouter()
@@ -77,7 +77,7 @@ def path_marks(view: EscalationView) -> dict[str, list[str]]:
 def _skipped(view: EscalationView) -> list[str]:
     """The stages a bypass jumped over: those after the one it left (none, at the start) and before the one
     it went to."""
-    protocol = _load(view.authority)
+    protocol = protocol_named(view.authority)
     track = next((t for t in protocol.tracks if t.key == view.track), None) if protocol else None
     keys = [s.key for s in track.stages] if track is not None else []
     found: list[str] = []
@@ -107,7 +107,7 @@ async def styles() -> Response:
 async def diagram_xml(request: Request, key: str, track: str | None = None) -> Response:
     if person_of(request) is None:
         return RedirectResponse("/sign-in", status_code=303)
-    protocol = _load(key)
+    protocol = protocol_named(key)
     if protocol is None or (track is not None and track not in {t.key for t in protocol.tracks}):
         return Response("There is no such protocol or track.\n", status_code=404, media_type="text/plain")
     name = f"{key}-{track}.bpmn" if track else f"{key}.bpmn"
@@ -123,16 +123,9 @@ async def diagram_page(request: Request, key: str) -> Response:
     person = person_of(request)
     if person is None:
         return RedirectResponse("/sign-in", status_code=303)
-    protocol = _load(key)
+    protocol = protocol_named(key)
     if protocol is None:
-        return page(
-            request,
-            "error.html",
-            title="Page not found",
-            message="There is no such protocol.",
-            person=person,
-            status_code=404,
-        )
+        return no_such_protocol(request, person)
     return page(
         request,
         "diagram.html",

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from app.errors import NotSignedIn
+from app.identity import Person
 from protocols import ProtocolError, available_protocols, load_protocol
 from schemas.protocol import RAISING_OFFICER, Protocol, Stage, Track
 from starter.web.render import page, person_of
@@ -172,13 +173,25 @@ def rules(protocol: Protocol) -> list[dict[str, Any]]:
     return rows
 
 
-def _load(key: str) -> Protocol | None:
+def protocol_named(key: str) -> Protocol | None:
+    """The protocol ``key`` names, or None (an ill-formed or unknown key, or a file that does not load)."""
     if not KEY.match(key) or key not in available_protocols():
         return None
     try:
         return load_protocol(key)
     except ProtocolError:
         return None
+
+
+def no_such_protocol(request: Request, person: Person) -> Response:
+    return page(
+        request,
+        "error.html",
+        title="Page not found",
+        message="There is no such protocol.",
+        person=person,
+        status_code=404,
+    )
 
 
 @router.get("/protocol")
@@ -194,16 +207,9 @@ async def protocol_page(request: Request, key: str) -> Response:
     person = person_of(request)
     if person is None:
         return RedirectResponse("/sign-in", status_code=303)
-    protocol = _load(key)
+    protocol = protocol_named(key)
     if protocol is None:
-        return page(
-            request,
-            "error.html",
-            title="Page not found",
-            message="There is no such protocol.",
-            person=person,
-            status_code=404,
-        )
+        return no_such_protocol(request, person)
     return page(
         request,
         "protocol.html",
@@ -221,7 +227,7 @@ async def protocol_json(request: Request, key: str) -> dict[str, Any] | JSONResp
     """An authority's validated protocol (every field, as ``escalate protocol show KEY --json``)."""
     if person_of(request) is None:
         raise NotSignedIn("Sign in first.")
-    protocol = _load(key)
+    protocol = protocol_named(key)
     if protocol is None:
         return JSONResponse({"error": "NotFound", "message": "There is no such protocol."}, status_code=404)
     return protocol.model_dump(mode="json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from schemas.effects import PlanSchedule
@@ -67,28 +68,35 @@ def next_wakeup(state: EscalationState) -> datetime | None:
     return min(times) if times else None
 
 
-def wakeups(state: EscalationState) -> list[tuple[datetime, str]]:
+Wakeup = tuple[datetime, Callable[[], str]]
+"""An instant at which ``on_timer`` has something to do, and what it is (worded only when asked)."""
+
+
+def wakeups(state: EscalationState) -> list[Wakeup]:
     """Every instant at which ``on_timer`` has something to do, each with what it is (for the timer's
     summary in the Temporal UI: role names and dates only, never the child or the concern)."""
     if state.status.is_closed:
         return []
-    times: list[tuple[datetime, str]] = []
-    if _total_runs(state):
-        assert state.total_schedule is not None
-        times.append((state.total_schedule.due_at, f"total limit: {due_words(state.total_schedule)}"))
+    times: list[Wakeup] = []
+    total = state.total_schedule
+    if total is not None and _total_runs(state):
+        times.append((total.due_at, lambda: f"total limit: {due_words(total)}"))
     sched = running_schedule(state)
     if sched:
-        holders = _names(state, addressees(state)[0])
+
+        def holders() -> str:
+            return _names(state, addressees(state)[0])
+
         if sched.remind_at and not state.stage_reminded:
-            times.append((sched.remind_at, f"remind {holders}: answer due by {due_words(sched)}"))
-        times.append((sched.due_at, f"deadline: {holders}, {due_words(sched)}"))
+            times.append((sched.remind_at, lambda: f"remind {holders()}: answer due by {due_words(sched)}"))
+        times.append((sched.due_at, lambda: f"deadline: {holders()}, {due_words(sched)}"))
     hold = state.hold_schedule
     if state.status is Status.ESCALATION_DUE and hold:
-        times.append((hold.remind_at or hold.due_at, f"escalation due: {due_words(hold)}"))
+        times.append((hold.remind_at or hold.due_at, lambda: f"escalation due: {due_words(hold)}"))
     if state.status is Status.MONITORING and hold and Flag.ACTION_PLAN_DUE not in state.flags:
-        times.append((hold.due_at, f"action plan due: {due_words(hold)}"))
+        times.append((hold.due_at, lambda: f"action plan due: {due_words(hold)}"))
     if state.stall is not None:  # held notices are tried again (by the shell: ``redeliver``)
-        times.append((state.stall.retry_at, "try the held notices again"))
+        times.append((state.stall.retry_at, lambda: "try the held notices again"))
     times += duty_wakeups(state)
     return times
 

@@ -10,7 +10,9 @@ flagged and the officer and the protocol's ``missed_notify`` roles are told. A d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from functools import partial
 
 from schemas.duties import OfficerDeadline, RequiredStep
 from schemas.effects import PlanSchedule
@@ -149,17 +151,23 @@ def _open(state: EscalationState) -> list[Duty]:
     return [d for d in state.duties if d.done is None and not d.overdue and d.schedule is not None]
 
 
-def duty_wakeups(state: EscalationState) -> list[tuple[datetime, str]]:
-    """The instants at which a duty's reminder or deadline falls due, each with what it is."""
-    times: list[tuple[datetime, str]] = []
+def duty_wakeups(state: EscalationState) -> list[tuple[datetime, Callable[[], str]]]:
+    """The instants at which a duty's reminder or deadline falls due, each with what it is (worded only
+    when asked)."""
+    times: list[tuple[datetime, Callable[[], str]]] = []
     for duty in _open(state):
-        assert duty.schedule is not None
-        if duty.schedule.remind_at and not duty.reminded:
+        sched = duty.schedule
+        assert sched is not None
+        if sched.remind_at and not duty.reminded:
             times.append(
-                (duty.schedule.remind_at, f"remind of step {duty.key}: due by {due_words(duty.schedule)}")
+                (sched.remind_at, partial(_step_words, "remind of step {key}: due by {due}", duty, sched))
             )
-        times.append((duty.schedule.due_at, f"step {duty.key} due: {due_words(duty.schedule)}"))
+        times.append((sched.due_at, partial(_step_words, "step {key} due: {due}", duty, sched)))
     return times
+
+
+def _step_words(template: str, duty: Duty, sched: Schedule) -> str:
+    return template.format(key=duty.key, due=due_words(sched))
 
 
 def duties_due(c: _Change) -> None:
