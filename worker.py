@@ -81,6 +81,10 @@ ACTIVITY_THREADS = 16
 no more activity tasks than it has threads: a task held waiting for a thread runs out its heartbeat timeout
 (10 s) unheard and is retried, which is what made a deadline wave's last escalations land late."""
 
+LOCAL_ACTIVITY_THREADS = 8
+"""Local activities run at once (an escalation's reads: placing deadlines, checking delivery), on threads of
+their own beside the activities' so that a backlog of one never holds up the other."""
+
 STICKY_QUEUE_TIMEOUT = timedelta(seconds=60)
 """How long a workflow task waits on this worker's own (sticky) queue before the server gives it to any
 worker. At a deadline wave thousands of tasks queue at once; at the SDK's 10 s the late ones timed out there,
@@ -150,8 +154,9 @@ def sized_worker(
         workflows=list(workflows),
         workflow_runner=workflow_runner(),
         activities=activities,
-        activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS),
+        activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_THREADS + LOCAL_ACTIVITY_THREADS),
         max_concurrent_activities=ACTIVITY_THREADS,
+        max_concurrent_local_activities=LOCAL_ACTIVITY_THREADS,
         max_cached_workflows=max_cached_workflows,
         sticky_queue_schedule_to_start_timeout=STICKY_QUEUE_TIMEOUT,
     )

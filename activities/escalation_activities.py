@@ -8,9 +8,10 @@ errors in this code (a ``TypeError``, ``KeyError``, ``AttributeError`` or ``Arit
 with a non-retryable ``InvalidInput`` error that names the problem. Anything else (``OSError``, a database
 driver's operational error, an SMTP error) is retried.
 
-Every activity heartbeats every few seconds from a side thread while it works, so that the workflow's
-heartbeat timeout notices a worker that died within seconds instead of waiting out the start-to-close
-timeout.
+Every activity run as an activity task heartbeats every few seconds from a side thread while it works, so
+that the workflow's heartbeat timeout notices a worker that died within seconds instead of waiting out the
+start-to-close timeout. Local activities (escalations' reads since ``LOCAL_READS``) need none: a worker
+that dies takes the workflow task waiting for them with it, and that task's timeout notices.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def _sorted_errors() -> Iterator[None]:
 
 @contextmanager
 def _heartbeating() -> Iterator[None]:
-    """Heartbeat from a side thread until the block ends (outside an activity, do nothing)."""
-    if not activity.in_activity():
+    """Heartbeat from a side thread until the block ends (outside an activity, or in a local one: nothing)."""
+    if not activity.in_activity() or activity.info().is_local:
         yield
         return
     done = threading.Event()

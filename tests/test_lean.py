@@ -1,5 +1,6 @@
-"""The standard lifecycle's history is lean: a transition places its deadlines in one activity and records
-and sends in one more, and a note does not restart the deadline timer (time-skipping server)."""
+"""The standard lifecycle's history is lean: a transition places its deadlines in one local activity (one
+marker event) and records and sends in one activity task; a new escalation records one patch marker; and a
+note does not restart the deadline timer (time-skipping server)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from schemas.escalation import Accept, Actor, AddNote, Escalate, Respond, Status
 from tests.driver import make_raise
-from tests.workflow_harness import running, with_unique_id
+from tests.workflow_harness import local_activities, running, with_unique_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def test_the_standard_lifecycle_is_lean(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
     raise_ = with_unique_id(make_raise("gloucestershire"))
     officer = raise_.officer
-    async with running(time_skipping_env, raise_, tmp_path, record_as="lean-lifecycle") as run:
+    async with running(time_skipping_env, raise_, tmp_path, record_as="local-reads-lifecycle") as run:
         view = await run.view()
         await run.update(
             "respond", Respond(actor=Actor(id="sw-1", role=view.held_by[0]), answer="Seen today.")
@@ -42,10 +43,17 @@ async def test_the_standard_lifecycle_is_lean(time_skipping_env: WorkflowEnviron
         events = (await run.handle.fetch_history()).events
     activities = [e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
     names = {e.activity_task_scheduled_event_attributes.activity_type.name for e in activities}
-    assert names == {"plan_schedules", "carry_out_effects_reporting"}, names
-    # One activity per transition (raise, respond, escalate, respond, note, accept), and one more where a
-    # transition places deadlines (raise, escalate).
-    assert len(activities) == 8, sorted(names)
+    assert names == {"carry_out_effects_reporting"}, names
+    # One batch of records and notices per transition (raise, respond, escalate, respond, note, accept).
+    assert len(activities) == 6, sorted(names)
+    # Deadlines are placed in a local activity where a transition sets them (raise, escalate).
+    local = [a["activity_type"] for a in local_activities(events)]
+    assert local == ["plan_schedules", "plan_schedules"], local
+    markers = [
+        e.marker_recorded_event_attributes for e in events if e.HasField("marker_recorded_event_attributes")
+    ]
+    patches = [m for m in markers if m.marker_name == "core_patch"]
+    assert len(patches) == 1, "one patch marker stands for every earlier patch"
     # A note: its update (accepted, completed), one activity and two workflow tasks; no timer restarted.
     assert note_events <= 11, f"a note took {note_events} history events"
 

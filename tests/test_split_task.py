@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker, WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
 
-from activities.escalation_activities import EscalationActivities
+from activities.escalation_activities import EscalationActivities, plan_schedules
 from activities.recording import FileRecordStore, OutboxNotifier
 from schemas.effects import NotificationInput
 from schemas.escalation import ActionResult, AddNote, EscalationOutcome
@@ -85,6 +85,14 @@ class _HeldNotifier(OutboxNotifier):
         return super().send(notification)
 
 
+_LOCAL_READS_ONLY: dict[str, Any] = {
+    "activities": [plan_schedules],
+    "activity_executor": ThreadPoolExecutor(max_workers=2),
+    "no_remote_activities": True,
+}
+"""A workflow worker runs the escalation's local activities (its reads) itself, and no activity tasks."""
+
+
 async def _until(condition: Any, what: str, timeout: float = 60) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
@@ -119,7 +127,11 @@ async def test_an_update_split_from_an_activity_result_is_refused_as_busy(
     try:
         async with activities:
             async with Worker(
-                client, task_queue=queue, workflows=[EscalationWorkflow], workflow_runner=workflow_runner()
+                client,
+                task_queue=queue,
+                workflows=[EscalationWorkflow],
+                workflow_runner=workflow_runner(),
+                **_LOCAL_READS_ONLY,
             ):
                 handle = await client.start_workflow(
                     WORKFLOW_TYPE,
@@ -137,7 +149,11 @@ async def test_an_update_split_from_an_activity_result_is_refused_as_busy(
             await _until_completed(handle)
             runner = _SplittingRunner(workflow_runner())
             async with Worker(
-                client, task_queue=queue, workflows=[EscalationWorkflow], workflow_runner=runner
+                client,
+                task_queue=queue,
+                workflows=[EscalationWorkflow],
+                workflow_runner=runner,
+                **_LOCAL_READS_ONLY,
             ):
                 with pytest.raises(WorkflowUpdateFailedError) as refused:
                     await sent

@@ -50,12 +50,22 @@ async def _text(handle: WorkflowHandle[Any, Any], payload: Payload) -> str:
     return value
 
 
+def _summarised(event: Any) -> str:
+    """The kind of an event the UI shows with a summary ("" for others): a local activity is a marker."""
+    if event.event_type in SUMMARISED:
+        return str(EventType.Name(event.event_type).removeprefix("EVENT_TYPE_"))
+    marker = (
+        event.marker_recorded_event_attributes if event.HasField("marker_recorded_event_attributes") else None
+    )
+    return "LOCAL_ACTIVITY" if marker is not None and marker.marker_name == "core_local_activity" else ""
+
+
 async def _summaries(handle: WorkflowHandle[Any, Any]) -> list[tuple[str, str]]:
-    """(event type, summary) for every activity scheduled and timer started, in order."""
+    """(kind, summary) for every activity (local or not) and timer started, in order."""
     found: list[tuple[str, str]] = []
     async for event in handle.fetch_history_events():
-        if event.event_type in SUMMARISED:
-            name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+        name = _summarised(event)
+        if name:
             summary = (
                 await _text(handle, event.user_metadata.summary) if event.HasField("user_metadata") else ""
             )
@@ -124,7 +134,7 @@ async def test_the_ui_shows_a_summary_current_details_and_what_each_activity_and
     ), answered
 
     kinds = [kind for kind, _ in summaries]
-    assert "TIMER_STARTED" in kinds and "ACTIVITY_TASK_SCHEDULED" in kinds, summaries
+    assert {"TIMER_STARTED", "LOCAL_ACTIVITY", "ACTIVITY_TASK_SCHEDULED"} <= set(kinds), summaries
     assert all(text for _, text in summaries), f"an activity or timer without a summary: {summaries}"
     texts = [text for _, text in summaries]
     assert texts[0].startswith("place deadlines: ") and "stage deadline" in texts[0], texts

@@ -230,3 +230,15 @@ def with_unique_id(raise_: RaiseConcern) -> RaiseConcern:
 
 def history_name(*parts: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def local_activities(events: Any) -> list[dict[str, Any]]:
+    """What each local activity's marker in ``events`` says of it (``activity_type``, ``attempt``, ...).
+
+    Core keeps it in the marker's ``data`` detail as plain JSON: ids, type and timing, no payload."""
+    return [
+        json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data)
+        for e in events
+        if e.HasField("marker_recorded_event_attributes")
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]

@@ -31,6 +31,7 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.shell_options import (
+    ACTIVITY_FAILED,
     ACTIVITY_RETRY,
     ACTIVITY_TIMEOUT,
     BUSY,
@@ -102,6 +103,17 @@ REDELIVER = "redeliver"
 """Signal (no payload): try held notices now (``escalate directory sync`` sends it to stalled escalations)."""
 MAIL_ATTEMPTS = 4
 """Attempts of a batch (1 s, 2 s, 4 s apart) before a mail server that is down stalls the escalation."""
+LOCAL_READS = "local-reads-2026-11"
+"""Patch id: escalations started with it place deadlines (``plan_schedules``) and check whether held notices
+can go out (``check_delivery``) in local activities: each result is one marker event in the workflow task
+that asked for it, instead of an activity task's three events and the workflow task that follows them.
+Only activities that write nothing are local. A local activity's input is not in history until its workflow
+task completes: if that task is lost (a worker dies, the task times out), the task runs again at a later
+``workflow.now()`` and decides afresh, which is harmless for a read but would leave records and mails
+written from a decision the escalation did not adopt. So the batch of records and notices stays an
+activity task, scheduled by a completed workflow task with its input in history. This one patch also
+stands for every earlier one, so a new escalation records one patch marker (and its search attribute), not
+five of each."""
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -118,6 +130,7 @@ class EscalationWorkflow:
         self._exact = False
         self._honour = False
         self._stall_aware = False
+        self._local = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: Any = None
         self._acted_in: tuple[int, Any] | None = None
@@ -134,11 +147,16 @@ class EscalationWorkflow:
         }
         # The patches are decided here (their markers are still the run's first commands, in this order):
         # the start decision below depends on HONOURED.
-        self._bounded = workflow.patched(BOUNDED)
-        self._lean = self._bounded and workflow.patched(LEAN)
-        self._exact = self._lean and workflow.patched(EXACT_CLOCK)
-        self._honour = self._exact and workflow.patched(HONOURED)
-        self._stall_aware = self._exact and workflow.patched(STALL_AWARE)
+        # LOCAL_READS implies the others: escalations started before it asked for each in turn.
+        self._local = workflow.patched(LOCAL_READS)
+        if self._local:
+            self._bounded = self._lean = self._exact = self._honour = self._stall_aware = True
+        else:
+            self._bounded = workflow.patched(BOUNDED)
+            self._lean = self._bounded and workflow.patched(LEAN)
+            self._exact = self._lean and workflow.patched(EXACT_CLOCK)
+            self._honour = self._exact and workflow.patched(HONOURED)
+            self._stall_aware = self._exact and workflow.patched(STALL_AWARE)
         try:
             # The start input was bounded by the front door; it is read as leniently as it was recorded.
             self._input = RaiseConcern.model_validate(_json(raise_), context={LEGACY: True})
@@ -398,7 +416,7 @@ class EscalationWorkflow:
         if planned:
             try:
                 placed = await self._plan_all(planned)
-            except ActivityError as failed:
+            except ACTIVITY_FAILED as failed:
                 reason = f"a deadline cannot be placed: {failure_reason(failed)}"
                 if refusable:
                     raise rules.Refused(reason) from None
@@ -469,17 +487,15 @@ class EscalationWorkflow:
         check = DeliveryCheck(authority=s.protocol.key, team=s.team, officer_id=s.officer.id, roles=roles)
         self._mark_acted()
         try:
-            result = await workflow.execute_activity(
+            result = await self._read(
                 "check_delivery",
                 check,
                 result_type=BatchOutcome,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=ACTIVITY_RETRY,
+                timeout=ACTIVITY_TIMEOUT,
                 summary="can held notices go out",
             )
             found = BatchOutcome.model_validate(result).undelivered
-        except ActivityError as failed:  # a bug, not an outage (those are retried): try again later
+        except ACTIVITY_FAILED as failed:  # a bug, not an outage (those are retried): try again later
             self._problem(f"checking whether held notices can go out failed: {failure_reason(failed)}")
             found = [Undelivered(seq=0, reason=s.stall.reason)]
         self._mark_acted()
@@ -491,17 +507,36 @@ class EscalationWorkflow:
         await self._carry_out_lean(rules.redeliver(self.state_model, workflow.now()), refusable=False)
 
     async def _plan_all(self, planned: list[PlanSchedule]) -> list[Schedule]:
-        placed = await workflow.execute_activity(
+        placed = await self._read(
             "plan_schedules",
             ScheduleRequests(requests=[p.request for p in planned]),
             result_type=Schedules,
-            start_to_close_timeout=PLAN_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
+            timeout=PLAN_TIMEOUT,
             summary=summaries.schedules_summary([p.purpose for p in planned]),
         )
         self._mark_acted()
         return list(Schedules.model_validate(placed).schedules)
+
+    async def _read(self, name: str, arg: Any, *, result_type: type, timeout: timedelta, summary: str) -> Any:
+        """An activity that writes nothing: local since ``LOCAL_READS``, an activity task before."""
+        if self._local:
+            return await workflow.execute_local_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=timeout,
+                retry_policy=ACTIVITY_RETRY,
+                summary=summary,
+            )
+        return await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=ACTIVITY_RETRY,
+            summary=summary,
+        )
 
     def _effect_item(self, effect: Effect) -> EffectItem:
         """The activity input of a record, notice or refusal, from the state as it now stands."""

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 REFUSED = "Refused"
 """ApplicationError type of a refused action; its message is the reason."""
@@ -27,7 +28,14 @@ HISTORY_SIZE_LIMIT = 8 * 1024 * 1024
 """Continue as new before the history passes this many bytes (Temporal's hard limit is 50 MB)."""
 
 
-def failure_reason(failed: ActivityError) -> str:
+ACTIVITY_FAILED = (ActivityError, ApplicationError, TemporalTimeout)
+"""What an activity that failed for good raises in the workflow: an activity task's failure comes wrapped in
+an ``ActivityError``; a local activity's is its own ``ApplicationError`` (or ``TimeoutError``)."""
+
+
+def failure_reason(failed: ActivityError | ApplicationError | TemporalTimeout) -> str:
     """What made an activity fail for good, in words (its ApplicationError's message when it has one)."""
+    if not isinstance(failed, ActivityError):
+        return str(failed.message)
     cause = failed.cause
     return str(cause.message if isinstance(cause, ApplicationError) else cause or failed)
