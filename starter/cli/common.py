@@ -12,7 +12,6 @@ from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, StringConstraints, ValidationError
 
-from activities.working_days import LONDON
 from protocols import ProtocolError, load_protocol
 from schemas import bounds
 from schemas.bounds import Ref
@@ -28,6 +27,7 @@ from starter.cli.options import (
     EXIT_UNAVAILABLE,
     ID_MAX,
     KEY_MAX,
+    LONDON,
     PROG,
     SEQUENCES,
     WAIT_S,

@@ -16,6 +16,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import NoReturn
+from zoneinfo import ZoneInfo
 
 PROG = "escalate"
 EXIT_REFUSED = 1
@@ -87,9 +88,11 @@ async def needs_command(args: argparse.Namespace) -> int:  # argparse requires a
 # --- option types -----------------------------------------------------------------------------------------
 
 
-def london_today() -> date:
-    from activities.working_days import LONDON  # only when a date is given: the calendar's holidays are big
+LONDON = ZoneInfo("Europe/London")
+"""Dates and times are London's (as the working-day calendar's), without importing the calendar."""
 
+
+def london_today() -> date:
     return datetime.now(UTC).astimezone(LONDON).date()
 
 
