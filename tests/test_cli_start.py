@@ -48,6 +48,7 @@ NOT_FOR_STATUS = (
     "jinja2",
     "temporalio.worker",
     "starter.cli.acting",
+    "starter.cli.actions",
     "starter.cli.processes",
     "starter.cli.report",
     "starter.cli.bpmn",
@@ -102,6 +103,13 @@ def test_status_imports_only_what_it_needs() -> None:
     loaded = _loaded_after("import starter.cli.reading, starter.cli.service")
     assert {"app.core", "app.identity", "temporalio.client"} <= loaded  # it does read through the app layer
     assert _found(loaded, NOT_FOR_STATUS) == []
+
+
+def test_an_action_imports_nothing_of_raising() -> None:
+    loaded = _loaded_after("import starter.cli.actions, starter.cli.identity")  # identity: when it runs
+    assert {"app.core", "schemas.escalation"} <= loaded
+    others = tuple(m for m in NOT_FOR_STATUS if m != "starter.cli.actions")
+    assert _found(loaded, ("starter.escalations", "workflows.rules", "app.raising", *others)) == []
 
 
 def test_every_command_names_a_command_function() -> None:

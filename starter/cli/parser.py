@@ -41,6 +41,7 @@ from starter.cli.parser_groups import (
 from starter.mail_folders import MAIL_DIR
 
 ACTING = "starter.cli.acting"
+ACTIONS = "starter.cli.actions"
 READING = "starter.cli.reading"
 TOOLS = "starter.cli.tools"
 
@@ -165,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = command(
-        "respond", f"{ACTING}:cmd_respond", "answer the concern (the stage's recipient)", ident, actor, conn
+        "respond", f"{ACTIONS}:cmd_respond", "answer the concern (the stage's recipient)", ident, actor, conn
     )
     p.add_argument("--answer", required=True, type=free_text)
     p.add_argument("--action-plan", type=free_text)
@@ -178,14 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = command(
-        "request-extension", f"{ACTING}:cmd_request_extension", "ask for more time", ident, actor, conn
+        "request-extension", f"{ACTIONS}:cmd_request_extension", "ask for more time", ident, actor, conn
     )
     p.add_argument("--until", type=coming_date, required=True, metavar="DATE")
     p.add_argument("--reason", required=True, type=free_text)
 
     p = command(
         "decide-extension",
-        f"{ACTING}:cmd_decide_extension",
+        f"{ACTIONS}:cmd_decide_extension",
         "approve or decline more time",
         ident,
         actor,
@@ -197,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", type=free_text)
     p.add_argument("--exceed-total-limit", action="store_true", help="let the date pass the total limit")
 
-    p = command("set-timescale", f"{ACTING}:cmd_set_timescale", "set this stage's time", ident, actor, conn)
+    p = command("set-timescale", f"{ACTIONS}:cmd_set_timescale", "set this stage's time", ident, actor, conn)
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--working-days", type=count)
     when.add_argument("--until", type=coming_date, metavar="DATE")
@@ -205,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "accept",
-        f"{ACTING}:cmd_accept",
+        f"{ACTIONS}:cmd_accept",
         "the answer resolves it (or agree an action plan)",
         ident,
         actor,
@@ -216,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action-plan-due", type=coming_date, metavar="DATE")
 
     p = command(
-        "escalate", f"{ACTING}:cmd_escalate", "the answer does not address the concern", ident, actor, conn
+        "escalate", f"{ACTIONS}:cmd_escalate", "the answer does not address the concern", ident, actor, conn
     )
     p.add_argument("--reason", required=True, type=free_text)
     p.add_argument(
@@ -225,19 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="the circumstances are exceptional: needed to escalate into a stage kept for them (say why)",
     )
 
-    p = command("bypass", f"{ACTING}:cmd_bypass", "jump to a later stage", ident, actor, conn)
+    p = command("bypass", f"{ACTIONS}:cmd_bypass", "jump to a later stage", ident, actor, conn)
     p.add_argument("--to-stage", required=True, type=key)
     p.add_argument("--reason", required=True, type=free_text)
     p.add_argument("--emergency", action="store_true")
     p.add_argument("--discussed-with", metavar="ROLE", type=key)
 
-    p = command("refer-cafcass", f"{ACTING}:cmd_refer_cafcass", "refer to CAFCASS", ident, actor, conn)
+    p = command("refer-cafcass", f"{ACTIONS}:cmd_refer_cafcass", "refer to CAFCASS", ident, actor, conn)
     p.add_argument("--reason", required=True, type=free_text)
     p.add_argument("--consulted", nargs="+", metavar="ROLE", default=[], type=key)
 
     p = command(
         "record-consultation",
-        f"{ACTING}:cmd_record_consultation",
+        f"{ACTIONS}:cmd_record_consultation",
         "record a consultation",
         ident,
         actor,
@@ -252,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--held-on", type=past_date, metavar="DATE", help="the day it was held (default: today)")
 
     p = command(
-        "record-meeting", f"{ACTING}:cmd_record_meeting", "record a stage's meeting", ident, actor, conn
+        "record-meeting", f"{ACTIONS}:cmd_record_meeting", "record a stage's meeting", ident, actor, conn
     )
     p.add_argument("--held-on", type=past_date, required=True, metavar="DATE")
     p.add_argument("--attendee", action="append", required=True, help="repeat for each attendee", type=key)
@@ -260,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "replace-officer",
-        f"{ACTING}:cmd_replace_officer",
+        f"{ACTIONS}:cmd_replace_officer",
         "hand the escalation to a covering officer (the officer, or a role the protocol allows)",
         ident,
         actor,
@@ -270,15 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-officer-role", required=True, type=key, metavar="ROLE")
     p.add_argument("--reason", required=True, type=free_text)
 
-    p = command("withdraw", f"{ACTING}:cmd_withdraw", "withdraw the escalation", ident, actor, conn)
+    p = command("withdraw", f"{ACTIONS}:cmd_withdraw", "withdraw the escalation", ident, actor, conn)
     p.add_argument("--reason", required=True, type=free_text)
-    p = command("close", f"{ACTING}:cmd_close", "close an exhausted escalation", ident, actor, conn)
+    p = command("close", f"{ACTIONS}:cmd_close", "close an exhausted escalation", ident, actor, conn)
     p.add_argument("--reason", required=True, type=free_text)
-    p = command("note", f"{ACTING}:cmd_note", "add a note", ident, actor, conn)
+    p = command("note", f"{ACTIONS}:cmd_note", "add a note", ident, actor, conn)
     p.add_argument("--text", required=True, type=free_text)
     p = command(
         "views",
-        f"{ACTING}:cmd_views",
+        f"{ACTIONS}:cmd_views",
         "record the child's, a parent's or a carer's views",
         ident,
         actor,
@@ -288,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", required=True, type=free_text)
     p = command(
         "step",
-        f"{ACTING}:cmd_step",
+        f"{ACTIONS}:cmd_step",
         "record an officer's task or a stage's required step as done",
         ident,
         actor,
