@@ -39,7 +39,8 @@ from schemas.escalation import (
     Status,
 )
 from starter.connection import connect
-from workflows.escalation import BUSY, REFUSED, TASK_QUEUE, WORKFLOW_TYPE
+from workflows.names import TASK_QUEUE, WORKFLOW_TYPE
+from workflows.shell_options import BUSY, REFUSED
 
 BUSY_BACKOFF_S = (0.2, 2.0)
 """As ``escalate``: the first pause before sending a busy-refused update again, and the longest."""
@@ -223,10 +224,19 @@ class ApplicationCore:
         return allowed
 
     async def _visible(self, caller: Caller, escalation_id: str) -> tuple[Facts, EscalationView, Relation]:
-        facts = await self.facts(escalation_id)
-        if facts is None:
-            raise NotFound(escalation_id)
-        view = await self._view(escalation_id)
+        """Its facts and state, asked together (one round trip); the state is shown to no one unless the
+        facts say it is an escalation and the relation says this person may see it."""
+        state = asyncio.ensure_future(self._view(escalation_id))
+        try:
+            facts = await self.facts(escalation_id)
+            if facts is None:
+                raise NotFound(escalation_id)
+            view = await state
+        finally:
+            if not state.done():
+                state.cancel()
+            elif not state.cancelled():
+                state.exception()  # a failure not awaited (the facts failed first) is not reported twice
         related = relation(caller.person, facts, view)
         if related is None:
             raise NotFound(escalation_id)
@@ -244,6 +254,19 @@ class ApplicationCore:
         self.audit_outcome(caller, "read", escalation_id)
         replies = await asyncio.to_thread(replies_for, self.audit.engine, escalation_id)
         return Reading(view=view, facts=facts, relation=related, allowed=allowed, replies=replies)
+
+    async def view(self, caller: Caller, escalation_id: str) -> EscalationView:
+        """The escalation as ``read`` shows it, for a front door that shows only its state (``escalate
+        status``): the same check of who may see it and the same audit, without asking what the person
+        may do or reading its replies."""
+        try:
+            self._permit(caller, "read")
+            _, view, _ = await self._visible(caller, escalation_id)
+        except AppError as exc:
+            self.audit_outcome(caller, "read", escalation_id, exc)
+            raise
+        self.audit_outcome(caller, "read", escalation_id)
+        return view
 
     def audit_outcome(
         self,

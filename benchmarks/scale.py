@@ -8,8 +8,8 @@ Starts a file-backed dev server, an aiosmtpd catcher and ``python worker.py`` (S
    start rate, and the time until the worker has recorded every one;
 2. worker and server resident memory (``/proc/<pid>/statm``) and the database files' sizes;
 3. the case-note outbox: how fast it drains (at most ``--drain-timeout`` seconds, then the rate so far);
-4. ``escalate status ID`` and ``escalate list`` as subprocesses, minus the interpreter start, which is
-   measured as ``escalate --help`` (same imports, no server call) and shown beside ``python -c pass``;
+4. ``escalate status ID`` and ``escalate list`` as subprocesses, beside ``escalate --help`` (the parser
+   alone, no server call) and ``python -c pass`` (the interpreter start);
    the list twice: from the record store (the database URL in its environment, as on the embedded stack)
    and from Temporal's visibility (``--source visibility``);
 5. a deadline wave: ``--wave`` escalations whose informal deadlines are the same instant, the start of a

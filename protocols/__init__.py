@@ -95,10 +95,19 @@ def _key_of(index: int, item: object) -> str:
 # --- shared with the directory files (``activities.directory``) ------------------------------------------
 
 
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML has it: the same data ten times faster (every ``escalate`` command
+reads every directory file and its protocol to know who acts)."""
+
+
 def read_yaml_mapping(path: Path, error: type[ValueError], expected: str) -> dict[str, Any]:
     """The top-level mapping of the YAML file ``path``; else ``error`` naming the file and the problem."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        try:
+            raw = yaml.load(text, Loader=_FAST_LOADER)
+        except yaml.YAMLError:  # said as the pure-Python parser says it (its line, column and words)
+            raw = yaml.safe_load(text)
     except OSError as exc:
         raise error(f"{path}: cannot read the file ({exc.strerror})") from exc
     except yaml.YAMLError as exc:

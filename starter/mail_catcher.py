@@ -22,10 +22,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-MAIL_DIR = Path(".data/mail")
-"""Where ``escalate up`` keeps caught mail (and ``escalate mail`` reads it)."""
-INBOX_DIR = Path(".data/inbox")
-"""The Maildir of replies to reply addresses, read by ``escalate up``'s reply ingester."""
+from starter.mail_folders import INBOX_DIR as INBOX_DIR  # re-exported
+from starter.mail_folders import MAIL_DIR as MAIL_DIR
 
 
 class SaveToFolder:

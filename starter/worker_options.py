@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from workflows.escalation import TASK_QUEUE
+from workflows.names import TASK_QUEUE
 
 # Each option that stands for a setting, and the environment variable ``activities.settings`` reads.
 _SETTINGS = {

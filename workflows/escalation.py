@@ -30,6 +30,8 @@ from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.names import TASK_QUEUE as TASK_QUEUE  # re-exported: callers long found it here
+from workflows.names import WORKFLOW_TYPE
 from workflows.shell_options import (
     ACTIVITY_FAILED,
     ACTIVITY_RETRY,
@@ -73,9 +75,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows import boundary, rules, summaries
     from workflows import search_attributes as indexed
 
-TASK_QUEUE = "escalations"
-WORKFLOW_TYPE = "EscalationWorkflow"
-"""Clients start it by name: its handlers take raw payloads (see the module docstring)."""
 BOUNDED = "bounded-inputs-2026-11"
 """Patch id: escalations started with it decode and bound every input, pre-compute deadlines before
 adopting an action, keep failed records as problems, and continue as new."""

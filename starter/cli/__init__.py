@@ -25,35 +25,75 @@ change for all of ``--wait`` included: a busy refusal is retried until then).
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from starter.clean_exit import run_then_exit
-from starter.cli.common import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNAVAILABLE, CliError
+from starter.cli.options import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_UNAVAILABLE, CliError
 from starter.cli.parser import build_parser
-from workflows.escalation import BUSY
 
 __all__ = ["BUSY", "EXIT_BAD_INPUT", "EXIT_REFUSED", "EXIT_UNAVAILABLE", "CliError", "build_parser", "main"]
 
 
-async def _main(argv: Sequence[str]) -> int:
+def __getattr__(name: str) -> Any:
+    """``BUSY`` (the workflow's busy refusal type), imported only when asked for: it comes with temporalio."""
+    if name == "BUSY":
+        from workflows.shell_options import BUSY
+
+        return BUSY
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace | int:
+    """The command line parsed, or the exit code when it ends here (bad input: its one line printed).
+    ``--help`` prints and raises ``SystemExit(0)``, as argparse does."""
     try:
-        args = build_parser().parse_args(list(argv))
+        return build_parser().parse_args(list(argv))
+    except CliError as exc:
+        print(exc.line(), file=sys.stderr)
+        return exc.code
+    except BrokenPipeError:
+        return _stdout_gone()
+
+
+async def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command: its exit code; an expected failure is one line on stderr."""
+    try:
         result: int = await args.run(args)
         return result
     except CliError as exc:
         print(exc.line(), file=sys.stderr)
         return exc.code
-    except BrokenPipeError:  # the reader stopped reading (`escalate list | head -1`): it has what it
-        # wanted, so this is done: no message and exit 0 (stdout goes nowhere, so the final flush is quiet)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except BrokenPipeError:
+        return _stdout_gone()
+
+
+def _stdout_gone() -> int:
+    """The reader stopped reading (`escalate list | head -1`): it has what it wanted, so this is done: no
+    message and exit 0 (stdout goes nowhere, so the final flush is quiet)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+async def _main(argv: Sequence[str]) -> int:
+    parsed = _parse(argv)
+    return parsed if isinstance(parsed, int) else await _run(parsed)
+
+
+def _leave(code: int) -> NoReturn:
+    """End a command that stopped at its command line (``--help``, bad input) as ``run_then_exit`` ends
+    the others, without starting an event loop: flush (a reader that went away is no error), then exit."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """The ``escalate`` console script."""
+    """The ``escalate`` console script: the command line is parsed before anything heavy is imported."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["up"]:  # the local service has its own options and its own clean exit
         from starter.local import cli as up
@@ -63,4 +103,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         from starter.mail_ingest.cli import cli as ingest
 
         ingest(args[2:])
-    run_then_exit(lambda: _main(args))
+    try:
+        parsed = _parse(args)
+    except SystemExit as exc:  # --help: printed
+        _leave(exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1)
+    if isinstance(parsed, int):
+        _leave(parsed)
+    from starter.clean_exit import run_then_exit
+
+    run_then_exit(lambda: _run(parsed))

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -17,22 +14,6 @@ from starter.cli.common import CliError
 
 BPMN_FILE_MAX = 8 * 1024 * 1024
 """A drawn protocol is tens of kilobytes; anything over 8 MiB is not one."""
-
-
-def add_commands(psub: argparse._SubParsersAction[Any], key: Callable[[str], str]) -> None:
-    """The two subcommands, under `escalate protocol`."""
-    q = psub.add_parser("bpmn", help="a protocol as BPMN 2.0 XML with its diagram (to stdout)")
-    q.add_argument("key", type=key, metavar="AUTHORITY")
-    q.add_argument("--track", type=key, help="only this track (default: every track and the other processes)")
-    q.set_defaults(run=cmd_protocol_bpmn)
-    q = psub.add_parser("import", help="a BPMN 2.0 file as a protocol file (YAML, to stdout)")
-    q.add_argument("file", type=Path)
-    q.add_argument(
-        "--authority",
-        type=key,
-        help="the authority's key; its protocol file, if any, supplies what the diagram does not say",
-    )
-    q.set_defaults(run=cmd_protocol_import)
 
 
 def protocol_yaml(protocol: Protocol) -> str:

@@ -1,181 +1,111 @@
-"""What every ``escalate`` command shares: exit codes, one-line errors, option types, formatting."""
+"""What every ``escalate`` command shares: exit codes, one-line errors, option types, formatting.
+
+The parser's part (exit codes, errors, option types) is ``starter.cli.options``, which imports only the
+standard library; it is re-exported here for the commands."""
 
 from __future__ import annotations
 
-import argparse
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
-from typing import Any, NoReturn, TypeVar, get_args
+from datetime import date, datetime
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, StringConstraints, ValidationError
 
-from activities.working_days import LONDON
 from protocols import ProtocolError, load_protocol
 from schemas import bounds
 from schemas.bounds import Ref
 from schemas.escalation import Status
 from schemas.protocol import Protocol
+from starter.cli.options import (
+    CALENDAR_DAYS,
+    CATEGORY_MAX,
+    DEFAULT_WAIT_S,
+    ESCALATION_ID,
+    EXIT_BAD_INPUT,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+    ID_MAX,
+    KEY_MAX,
+    LONDON,
+    PROG,
+    SEQUENCES,
+    WAIT_S,
+    YEARS,
+    CliError,
+    CliParser,
+    any_date,
+    bounded_text,
+    category_text,
+    coming_date,
+    count,
+    escalation_id,
+    free_text,
+    key,
+    london_today,
+    one_line,
+    past_date,
+    refused,
+    shown,
+    wait_seconds,
+    whole_number,
+)
 
-PROG = "escalate"
-EXIT_REFUSED = 1
-EXIT_BAD_INPUT = 2
-EXIT_UNAVAILABLE = 3
-DEFAULT_WAIT_S = 30.0
+__all__ = [
+    "CALENDAR_DAYS",
+    "CATEGORY_MAX",
+    "DEFAULT_WAIT_S",
+    "ESCALATION_ID",
+    "EXIT_BAD_INPUT",
+    "EXIT_REFUSED",
+    "EXIT_UNAVAILABLE",
+    "ID_MAX",
+    "KEY_MAX",
+    "LAST_EVENTS",
+    "OPTION_FOR",
+    "PROG",
+    "REF_PATTERN",
+    "SEQUENCES",
+    "TEXT_MAX",
+    "WAIT_S",
+    "YEARS",
+    "CliError",
+    "CliParser",
+    "any_date",
+    "at_most",
+    "bounded_text",
+    "build",
+    "category_text",
+    "coming_date",
+    "count",
+    "describe_validation",
+    "escalation_id",
+    "event_line",
+    "free_text",
+    "key",
+    "london_time",
+    "london_today",
+    "long_day",
+    "name_options",
+    "one_line",
+    "past_date",
+    "refused",
+    "role_names",
+    "rule_refusal",
+    "shown",
+    "wait_seconds",
+    "whole_number",
+    "words",
+]
+
 LAST_EVENTS = 5
 
 M = TypeVar("M", bound=BaseModel)
 
-
-class CliError(Exception):
-    """An expected failure: one line on stderr and an exit code, never a traceback."""
-
-    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
-        super().__init__(message)
-        self.message = one_line(message)
-        self.code = code
-
-    def line(self) -> str:
-        return self.message if self.code != EXIT_REFUSED else f"refused: {self.message}"
-
-
-def refused(reason: str) -> CliError:
-    return CliError(reason, EXIT_REFUSED)
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-# --- parsing ---------------------------------------------------------------------------------------------
-
-
-class CliParser(argparse.ArgumentParser):
-    """Bad command-line input is one line and exit status 2, like every other bad input."""
-
-    def error(self, message: str) -> NoReturn:
-        raise CliError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def london_today() -> date:
-    return datetime.now(UTC).astimezone(LONDON).date()
-
-
-WAIT_S = (1.0, 300.0)
-"""``--wait``: at least a second (less never reaches a server), at most five minutes."""
-YEARS = (2000, 2100)
-"""Dates the working-day calendar is asked about: far outside these, a date is a typing mistake."""
-SEQUENCES = (1, 9999)
-"""An escalation's number for its child: four digits in its id."""
-CALENDAR_DAYS = (0, 260)
-"""``calendar add-working-days``: at most a year of working days."""
-
-
 TEXT_MAX = bounds.TEXT_MAX
 """Free text (answers, reasons, notes): the same limit as the actions' ``Text`` fields."""
-KEY_MAX = 64
 REF_PATTERN = next(m.pattern for m in get_args(Ref)[1:] if isinstance(m, StringConstraints))
 """Keys and references (roles, stages, teams, staff and child references): the schema's ``Ref`` limit."""
-CATEGORY_MAX = 300
-"""A category's text (protocols' categories are sentences of under 150 characters)."""
-ID_MAX = 160
-ESCALATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*-\d{4,}$")
-
-
-def shown(text: str, limit: int = 60) -> str:
-    """``text`` quoted for a message, cut short so that a pasted document never floods the terminal."""
-    text = one_line(text)
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
-
-
-def any_date(text: str) -> date:
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{shown(text)} is not a date: write YYYY-MM-DD") from None
-    first, last = YEARS
-    if not first <= day.year <= last:
-        raise argparse.ArgumentTypeError(
-            f"{day.isoformat()} is not in the years {first}-{last}: check the year"
-        )
-    return day
-
-
-def coming_date(text: str) -> date:
-    """A date that is today or later (London)."""
-    day = any_date(text)
-    if day < london_today():
-        raise argparse.ArgumentTypeError(f"{day:%-d %B %Y} is in the past: give today or a later date")
-    return day
-
-
-def past_date(text: str) -> date:
-    """A date that is today or earlier (London): something that has already happened."""
-    day = any_date(text)
-    if day > london_today():
-        raise argparse.ArgumentTypeError(f"{day:%-d %B %Y} is in the future: give the day it happened")
-    return day
-
-
-def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An option type: a whole number from ``low`` to ``high`` (no upper bound when ``None``)."""
-
-    def parse(text: str) -> int:
-        try:
-            n = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
-        if n < low or (high is not None and n > high):
-            span = f"from {low} to {high}" if high is not None else f"{low} or more"
-            raise argparse.ArgumentTypeError(f"{n} is out of range: give a whole number {span}")
-        return n
-
-    return parse
-
-
-count = whole_number(0)
-
-
-def wait_seconds(text: str) -> float:
-    """``--wait``: a finite number of seconds in ``WAIT_S``."""
-    low, high = WAIT_S
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not low <= seconds <= high:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError(f"{shown(text)}: give a number of seconds from {low:g} to {high:g}")
-    return seconds
-
-
-def bounded_text(limit: int, what: str) -> Callable[[str], str]:
-    """An option type: text of at most ``limit`` characters once trimmed; the message says what fits."""
-
-    def parse(text: str) -> str:
-        length = len(text.strip())
-        if length > limit:
-            raise argparse.ArgumentTypeError(
-                f"{length:,} characters is too long: at most {limit:,} ({what}); shorten it"
-            )
-        return text
-
-    return parse
-
-
-free_text = bounded_text(TEXT_MAX, "put long documents in the child's record and refer to them")
-key = bounded_text(KEY_MAX, "a key or reference, never a name or a sentence")
-category_text = bounded_text(CATEGORY_MAX, "or give its number from `escalate protocol show`")
-
-
-def escalation_id(text: str) -> str:
-    """An escalation id as ``escalation_id_for`` makes them: ``<authority>-<child ref>-<NNNN>``."""
-    if len(text) > ID_MAX or not ESCALATION_ID.match(text):
-        raise argparse.ArgumentTypeError(
-            f"{shown(text)} is not an escalation id: write <authority>-<child ref>-<number>, "
-            "e.g. wigan-C4F2A9-0003 (escalate list shows them)"
-        )
-    return text
 
 
 def at_most(items: Sequence[str], limit: int, option: str, what: str) -> list[str]:

@@ -13,40 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-from collections.abc import Callable
-from typing import Any
 
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from protocols import ProtocolError, load_protocol
-from schemas.digest import ISO_WEEK, DigestRequest, DigestResult
-from starter.cli.common import EXIT_UNAVAILABLE, CliError, CliParser, key, shown
+from schemas.digest import DigestRequest, DigestResult
+from starter.cli.common import EXIT_UNAVAILABLE, CliError
 from starter.cli.service import connect_client, no_worker
 from starter.digest import send_digest
-
-
-def week(text: str) -> str:
-    if not re.match(ISO_WEEK, text):
-        raise argparse.ArgumentTypeError(f"{shown(text)} is not an ISO week: write it like 2026-W48")
-    return text
-
-
-def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser], conn: CliParser) -> None:
-    """``escalate digest send`` on the main parser's subcommands (``command``: ``build_parser``'s)."""
-    group = command("digest", _needs_command, "the weekly digest of outstanding alerts")
-    dsub = group.add_subparsers(dest="digest_command", metavar="send", required=True, parser_class=CliParser)
-    helptext = "send the week's digests now (once per week and person)"
-    p = dsub.add_parser("send", help=helptext, description=helptext, parents=[conn])
-    p.set_defaults(run=cmd_digest_send)
-    p.add_argument("--authority", type=key, help="only this authority (default: every one with a digest)")
-    p.add_argument("--week", type=week, help="the ISO week, e.g. 2026-W48 (default: this week)")
-    p.add_argument("--dry-run", action="store_true", help="say who would get what; send nothing")
-
-
-async def _needs_command(args: argparse.Namespace) -> int:  # argparse requires a subcommand first
-    raise CliError("give a command (see --help)")
 
 
 async def cmd_digest_send(args: argparse.Namespace) -> int:

@@ -14,17 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 from app.errors import AppError
 from app.good_practice import start_good_practice, writable_about
 from schemas.good_practice import GoodPracticeResult
 from starter.cli.common import (
     CliError,
-    CliParser,
-    free_text,
-    key,
 )
 from starter.cli.identity import acting, cli_error, open_app, option_label
 from starter.cli.service import no_worker
@@ -40,34 +35,6 @@ OPTIONS = {
     "category": "--category",
     "team": "--team",
 }
-
-
-def add_commands(
-    sub: Any, command: Callable[..., argparse.ArgumentParser], conn: CliParser, actor: CliParser
-) -> None:
-    """``escalate good-practice note`` on the main parser's subcommands (``command``: ``build_parser``'s)."""
-    group = command("good-practice", _needs_command, "note good practice (the protocol's good_practice)")
-    gsub = group.add_subparsers(
-        dest="good_practice_command", metavar="note", required=True, parser_class=CliParser
-    )
-    helptext = "note a practitioner's or an officer's good practice: recorded, and sent to them"
-    p = gsub.add_parser("note", help=helptext, description=helptext, parents=[actor, conn])
-    p.set_defaults(run=cmd_note)
-    p.add_argument("--authority", required=True, help="protocol key, e.g. gloucestershire", type=key)
-    p.add_argument("--about-id", required=True, help="whose good practice: their staff reference", type=key)
-    p.add_argument("--about-role", required=True, help="their role, e.g. social_worker", type=key)
-    p.add_argument("--what", required=True, type=free_text, help="the good practice")
-    p.add_argument("--impact", type=free_text, help="how it made a difference to the child and family")
-    p.add_argument("--team", type=key, help="their team (whose managers are copied)")
-    p.add_argument("--child-ref", type=key, help="the child whose file it goes on (never a name)")
-    p.add_argument("--category", type=free_text, help="one of the protocol's categories")
-    p.add_argument(
-        "--request-id", type=key, help="this request's id: the same id again returns the same note"
-    )
-
-
-async def _needs_command(args: argparse.Namespace) -> int:  # argparse requires a subcommand first
-    raise CliError("give a command (see --help)")
 
 
 async def cmd_note(args: argparse.Namespace) -> int:

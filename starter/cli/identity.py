@@ -14,12 +14,18 @@ import getpass
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
+from app.core import ApplicationCore, Caller
 from app.errors import AppError, BadInput, NotFound, NotSignedIn, Refused, Unavailable
 from app.identity import People, Person
-from app.service import Application, Caller
 from app.service_accounts import ServiceAccountError, account_named
 from starter.cli.common import EXIT_UNAVAILABLE, OPTION_FOR, CliError, name_options, rule_refusal
+
+if TYPE_CHECKING:
+    from app.service import Application
+
+Layer = TypeVar("Layer", bound=ApplicationCore)
 
 WHO_ACTS = (
     "say who acts: --as-id (or set ESCALATE_AS_ID) with your staff reference in the directory, or "
@@ -33,6 +39,8 @@ class Acting:
 
     caller: Caller
     role: str | None
+    people: People | None = None
+    """The directory as read to check the caller (None for a service account), so it is read once."""
 
 
 def _os_user() -> str | None:
@@ -75,7 +83,8 @@ def acting(args: argparse.Namespace, *, raising: bool = False, people: People | 
         person = account.person()
         caller = Caller(person=person, via="cli:service", client=_os_user(), may=account.may)
     elif given_id:
-        person = person_for(people or People.load(), given_id, id_option)
+        people = people or People.load()
+        person = person_for(people, given_id, id_option)
         caller = Caller(person=person, via="cli", client=_os_user())
     else:
         raise CliError(WHO_ACTS)
@@ -85,19 +94,32 @@ def acting(args: argparse.Namespace, *, raising: bool = False, people: People | 
             f"{role_option}: {person.id} does not hold the role {given_role[:64]!r} in the directory; "
             f"theirs: {', '.join(held) or 'none'}"
         )
-    found = Acting(caller=caller, role=given_role)
+    found = Acting(caller=caller, role=given_role, people=people)
     args._acting = found
     return found
 
 
 async def open_app(args: argparse.Namespace, *, lazy: bool = False) -> Application:
-    """The application layer on a connection to ``--address``, its audit log open (``lazy``: connected at
-    its first Temporal call, for commands that may need none)."""
+    """The whole application layer on a connection to ``--address``, its audit log open (``lazy``:
+    connected at its first Temporal call, for commands that may need none)."""
+    from app.service import Application
+
+    return await _open(args, Application, lazy=lazy)
+
+
+async def open_core(args: argparse.Namespace) -> ApplicationCore:
+    """The application layer's core (reading and acting on one escalation, and their audit): as
+    ``open_app``, without the modules that raise and list."""
+    return await _open(args, ApplicationCore, lazy=False)
+
+
+async def _open(args: argparse.Namespace, layer: type[Layer], *, lazy: bool) -> Layer:
     from starter.cli.service import connect_client
 
     client = await connect_client(args, lazy=lazy)
+    checked: Acting | None = getattr(args, "_acting", None)  # the directory read to check the caller
     try:
-        app = await Application.start(client=client)
+        app = await layer.start(client=client, people=checked.people if checked else None)
     except Exception as exc:  # the audit log's database: nothing may be done unaudited
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CliError(

@@ -1,36 +1,20 @@
-"""The ``escalate`` argument parser: every command, its options and the function that runs it."""
+"""The ``escalate`` argument parser: every command, its options and the function that runs it.
+
+Building it imports nothing beyond the standard library and ``starter.cli.options``: each command's function
+is named as ``"module:function"`` (``options.handler``) and its module imported only when that command runs,
+so ``escalate --help`` and ``escalate status`` do not pay for reports, BPMN, the digest or raising.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starter import worker_options
-from starter.cli.acting import (
-    cmd_accept,
-    cmd_bypass,
-    cmd_close,
-    cmd_decide_extension,
-    cmd_escalate,
-    cmd_note,
-    cmd_raise,
-    cmd_record_consultation,
-    cmd_record_meeting,
-    cmd_refer_cafcass,
-    cmd_replace_officer,
-    cmd_request_extension,
-    cmd_respond,
-    cmd_set_timescale,
-    cmd_step,
-    cmd_views,
-    cmd_withdraw,
-)
-from starter.cli.bpmn import add_commands as add_bpmn_commands
-from starter.cli.collective import add_commands as add_collective_commands
-from starter.cli.common import (
+from starter.cli.options import (
     CALENDAR_DAYS,
     DEFAULT_WAIT_S,
+    LIST_SOURCES,
     PROG,
     SEQUENCES,
     CliParser,
@@ -40,28 +24,26 @@ from starter.cli.common import (
     count,
     escalation_id,
     free_text,
+    handler,
     key,
     past_date,
     wait_seconds,
     whole_number,
 )
-from starter.cli.digest import add_commands as add_digest_commands
-from starter.cli.directory import cmd_directory_sync
-from starter.cli.good_practice import add_commands as add_good_practice_commands
-from starter.cli.processes import add_commands as add_process_commands
-from starter.cli.protocol_v2 import cmd_protocol_upgrade
-from starter.cli.reading import LIST_SOURCES, cmd_actions, cmd_history, cmd_list, cmd_status
-from starter.cli.report import add_report_command
-from starter.cli.tools import (
-    cmd_calendar_add,
-    cmd_mail,
-    cmd_protocol_check,
-    cmd_protocol_list,
-    cmd_protocol_show,
-    cmd_up,
-    cmd_worker,
+from starter.cli.parser_groups import (
+    add_bpmn_commands,
+    add_collective_commands,
+    add_digest_commands,
+    add_good_practice_commands,
+    add_process_commands,
+    add_report_command,
 )
-from starter.mail_catcher import MAIL_DIR
+from starter.mail_folders import MAIL_DIR
+
+ACTING = "starter.cli.acting"
+ACTIONS = "starter.cli.actions"
+READING = "starter.cli.reading"
+TOOLS = "starter.cli.tools"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,17 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=CliParser)
 
-    def command(
-        name: str,
-        run: Callable[[argparse.Namespace], Awaitable[int]],
-        helptext: str,
-        *parents: CliParser,
-    ) -> argparse.ArgumentParser:
+    def command(name: str, run: str, helptext: str, *parents: CliParser) -> argparse.ArgumentParser:
+        """Subcommand ``name``, run by the function ``run`` names (``"module:function"``)."""
         p = sub.add_parser(name, help=helptext, description=helptext, parents=list(parents))
-        p.set_defaults(run=run)
+        p.set_defaults(run=handler(run))
         return p
 
-    p = command("raise", cmd_raise, "raise a concern: start an escalation", conn)
+    p = command("raise", f"{ACTING}:cmd_raise", "raise a concern: start an escalation", conn)
     p.add_argument(
         "--authority", help="protocol key, e.g. gloucestershire (default: the officer's own)", type=key
     )
@@ -187,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--part-of", metavar="ID", help="the collective alert this escalation belongs to", type=key
     )
 
-    p = command("respond", cmd_respond, "answer the concern (the stage's recipient)", ident, actor, conn)
+    p = command(
+        "respond", f"{ACTIONS}:cmd_respond", "answer the concern (the stage's recipient)", ident, actor, conn
+    )
     p.add_argument("--answer", required=True, type=free_text)
     p.add_argument("--action-plan", type=free_text)
     p.add_argument("--action-plan-due", type=coming_date, metavar="DATE")
@@ -198,29 +178,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="the officer records the answer of a recipient outside the directory (their role key)",
     )
 
-    p = command("request-extension", cmd_request_extension, "ask for more time", ident, actor, conn)
+    p = command(
+        "request-extension", f"{ACTIONS}:cmd_request_extension", "ask for more time", ident, actor, conn
+    )
     p.add_argument("--until", type=coming_date, required=True, metavar="DATE")
     p.add_argument("--reason", required=True, type=free_text)
 
-    p = command("decide-extension", cmd_decide_extension, "approve or decline more time", ident, actor, conn)
+    p = command(
+        "decide-extension",
+        f"{ACTIONS}:cmd_decide_extension",
+        "approve or decline more time",
+        ident,
+        actor,
+        conn,
+    )
     choice = p.add_mutually_exclusive_group(required=True)
     choice.add_argument("--approve", dest="approve", action="store_true")
     choice.add_argument("--decline", action="store_true")
     p.add_argument("--reason", type=free_text)
     p.add_argument("--exceed-total-limit", action="store_true", help="let the date pass the total limit")
 
-    p = command("set-timescale", cmd_set_timescale, "set this stage's time", ident, actor, conn)
+    p = command("set-timescale", f"{ACTIONS}:cmd_set_timescale", "set this stage's time", ident, actor, conn)
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--working-days", type=count)
     when.add_argument("--until", type=coming_date, metavar="DATE")
     p.add_argument("--reason", required=True, type=free_text)
 
-    p = command("accept", cmd_accept, "the answer resolves it (or agree an action plan)", ident, actor, conn)
+    p = command(
+        "accept",
+        f"{ACTIONS}:cmd_accept",
+        "the answer resolves it (or agree an action plan)",
+        ident,
+        actor,
+        conn,
+    )
     p.add_argument("--note", type=free_text)
     p.add_argument("--action-plan", type=free_text)
     p.add_argument("--action-plan-due", type=coming_date, metavar="DATE")
 
-    p = command("escalate", cmd_escalate, "the answer does not address the concern", ident, actor, conn)
+    p = command(
+        "escalate", f"{ACTIONS}:cmd_escalate", "the answer does not address the concern", ident, actor, conn
+    )
     p.add_argument("--reason", required=True, type=free_text)
     p.add_argument(
         "--exceptional",
@@ -228,17 +226,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="the circumstances are exceptional: needed to escalate into a stage kept for them (say why)",
     )
 
-    p = command("bypass", cmd_bypass, "jump to a later stage", ident, actor, conn)
+    p = command("bypass", f"{ACTIONS}:cmd_bypass", "jump to a later stage", ident, actor, conn)
     p.add_argument("--to-stage", required=True, type=key)
     p.add_argument("--reason", required=True, type=free_text)
     p.add_argument("--emergency", action="store_true")
     p.add_argument("--discussed-with", metavar="ROLE", type=key)
 
-    p = command("refer-cafcass", cmd_refer_cafcass, "refer to CAFCASS", ident, actor, conn)
+    p = command("refer-cafcass", f"{ACTIONS}:cmd_refer_cafcass", "refer to CAFCASS", ident, actor, conn)
     p.add_argument("--reason", required=True, type=free_text)
     p.add_argument("--consulted", nargs="+", metavar="ROLE", default=[], type=key)
 
-    p = command("record-consultation", cmd_record_consultation, "record a consultation", ident, actor, conn)
+    p = command(
+        "record-consultation",
+        f"{ACTIONS}:cmd_record_consultation",
+        "record a consultation",
+        ident,
+        actor,
+        conn,
+    )
     p.add_argument("--stage", required=True, help="the gated stage it opens", type=key)
     p.add_argument("--with-role", required=True, type=key)
     agreed = p.add_mutually_exclusive_group()
@@ -247,14 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", required=True, type=free_text)
     p.add_argument("--held-on", type=past_date, metavar="DATE", help="the day it was held (default: today)")
 
-    p = command("record-meeting", cmd_record_meeting, "record a stage's meeting", ident, actor, conn)
+    p = command(
+        "record-meeting", f"{ACTIONS}:cmd_record_meeting", "record a stage's meeting", ident, actor, conn
+    )
     p.add_argument("--held-on", type=past_date, required=True, metavar="DATE")
     p.add_argument("--attendee", action="append", required=True, help="repeat for each attendee", type=key)
     p.add_argument("--outcome", required=True, type=free_text)
 
     p = command(
         "replace-officer",
-        cmd_replace_officer,
+        f"{ACTIONS}:cmd_replace_officer",
         "hand the escalation to a covering officer (the officer, or a role the protocol allows)",
         ident,
         actor,
@@ -264,17 +271,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-officer-role", required=True, type=key, metavar="ROLE")
     p.add_argument("--reason", required=True, type=free_text)
 
-    p = command("withdraw", cmd_withdraw, "withdraw the escalation", ident, actor, conn)
+    p = command("withdraw", f"{ACTIONS}:cmd_withdraw", "withdraw the escalation", ident, actor, conn)
     p.add_argument("--reason", required=True, type=free_text)
-    p = command("close", cmd_close, "close an exhausted escalation", ident, actor, conn)
+    p = command("close", f"{ACTIONS}:cmd_close", "close an exhausted escalation", ident, actor, conn)
     p.add_argument("--reason", required=True, type=free_text)
-    p = command("note", cmd_note, "add a note", ident, actor, conn)
+    p = command("note", f"{ACTIONS}:cmd_note", "add a note", ident, actor, conn)
     p.add_argument("--text", required=True, type=free_text)
-    p = command("views", cmd_views, "record the child's, a parent's or a carer's views", ident, actor, conn)
+    p = command(
+        "views",
+        f"{ACTIONS}:cmd_views",
+        "record the child's, a parent's or a carer's views",
+        ident,
+        actor,
+        conn,
+    )
     p.add_argument("--whose", choices=["child", "parent", "carer"], required=True)
     p.add_argument("--views", required=True, type=free_text)
     p = command(
-        "step", cmd_step, "record an officer's task or a stage's required step as done", ident, actor, conn
+        "step",
+        f"{ACTIONS}:cmd_step",
+        "record an officer's task or a stage's required step as done",
+        ident,
+        actor,
+        conn,
     )
     p.add_argument("step", type=key, help="the step's key in the protocol (protocol show lists them)")
     p.add_argument(
@@ -289,11 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--note", default="", type=free_text)
 
-    p = command("status", cmd_status, "where an escalation stands", ident, actor, conn)
+    p = command("status", f"{READING}:cmd_status", "where an escalation stands", ident, actor, conn)
     p.add_argument("--json", action="store_true", help="the whole state as JSON")
-    command("history", cmd_history, "the timeline, one line per event", ident, actor, conn)
-    command("actions", cmd_actions, "what you may do now", ident, actor, conn)
-    p = command("list", cmd_list, "list the escalations you may see, soonest deadline first", actor, conn)
+    command("history", f"{READING}:cmd_history", "the timeline, one line per event", ident, actor, conn)
+    command("actions", f"{READING}:cmd_actions", "what you may do now", ident, actor, conn)
+    p = command(
+        "list", f"{READING}:cmd_list", "list the escalations you may see, soonest deadline first", actor, conn
+    )
     p.add_argument("--authority", type=key)
     p.add_argument("--stage", help="stage key", type=key)
     p.add_argument("--status", help="e.g. awaiting_response", type=key)
@@ -302,28 +323,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=LIST_SOURCES, default="auto", help="where to read (default auto)")
     p.add_argument("--database-url", help="record store to read (default ESCALATION_DATABASE_URL)")
 
-    p = command("protocol", cmd_protocol_list, "authorities' protocols")
+    p = command("protocol", f"{TOOLS}:cmd_protocol_list", "authorities' protocols")
     psub = p.add_subparsers(
         dest="protocol_command",
         metavar="list|show|check|upgrade|bpmn|import",
         required=True,
         parser_class=CliParser,
     )
-    psub.add_parser("list", help="every protocol").set_defaults(run=cmd_protocol_list)
+    psub.add_parser("list", help="every protocol").set_defaults(run=handler(f"{TOOLS}:cmd_protocol_list"))
     q = psub.add_parser("show", help="every field of one protocol, with the role keys commands take")
     q.add_argument("key", type=key)
     q.add_argument("--json", action="store_true", help="the whole validated protocol as JSON")
-    q.set_defaults(run=cmd_protocol_show)
+    q.set_defaults(run=handler(f"{TOOLS}:cmd_protocol_show"))
     q = psub.add_parser("check", help="validate a protocol file")
     q.add_argument("file", type=Path)
-    q.set_defaults(run=cmd_protocol_check)
+    q.set_defaults(run=handler(f"{TOOLS}:cmd_protocol_check"))
     q = psub.add_parser("upgrade", help="rewrite a version-1 protocol file as version 2 (to stdout)")
     q.add_argument("file", type=Path)
     q.add_argument("--write", action="store_true", help="rewrite the file in place instead")
-    q.set_defaults(run=cmd_protocol_upgrade)
-    add_bpmn_commands(psub, key)
+    q.set_defaults(run=handler("starter.cli.protocol_v2:cmd_protocol_upgrade"))
+    add_bpmn_commands(psub)
 
-    p = command("directory", cmd_directory_sync, "the staff directory the worker addresses notices from")
+    p = command(
+        "directory",
+        "starter.cli.directory:cmd_directory_sync",
+        "the staff directory the worker addresses notices from",
+    )
     dsub = p.add_subparsers(dest="directory_command", metavar="sync", required=True, parser_class=CliParser)
     q = dsub.add_parser(
         "sync",
@@ -333,9 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--authority", action="append", type=key, help="only this authority (repeatable; default: all)"
     )
-    q.set_defaults(run=cmd_directory_sync)
+    q.set_defaults(run=handler("starter.cli.directory:cmd_directory_sync"))
 
-    p = command("calendar", cmd_calendar_add, "the working-day calendar")
+    p = command("calendar", f"{TOOLS}:cmd_calendar_add", "the working-day calendar")
     csub = p.add_subparsers(
         dest="calendar_command", metavar="add-working-days", required=True, parser_class=CliParser
     )
@@ -343,15 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("date", type=any_date)
     q.add_argument("n", type=whole_number(*CALENDAR_DAYS), metavar="N")
     q.add_argument("--authority", help="count the authority's closure days too", type=key)
-    q.set_defaults(run=cmd_calendar_add)
+    q.set_defaults(run=handler(f"{TOOLS}:cmd_calendar_add"))
 
-    p = command("worker", cmd_worker, "run a worker until Ctrl-C (as python worker.py)", conn)
+    p = command("worker", f"{TOOLS}:cmd_worker", "run a worker until Ctrl-C (as python worker.py)", conn)
     worker_options.add_arguments(p)
-    p = command("mail", cmd_mail, "read the mail escalate up caught: a list, or message N")
+    p = command("mail", f"{TOOLS}:cmd_mail", "read the mail escalate up caught: a list, or message N")
     p.add_argument("number", nargs="?", type=int, metavar="N", help="show message N's plain text")
     p.add_argument("--last", type=count, default=20, help="list only the last N (0 for all; default 20)")
     p.add_argument("--folder", type=Path, default=MAIL_DIR, help=f"where caught mail is (default {MAIL_DIR})")
-    command("up", cmd_up, "run the whole service locally (escalate up --help)")
+    command("up", f"{TOOLS}:cmd_up", "run the whole service locally (escalate up --help)")
     add_process_commands(sub, command, conn, actor)
     add_good_practice_commands(sub, command, conn, actor)
     add_collective_commands(sub, command, conn)

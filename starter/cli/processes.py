@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -29,8 +28,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from protocols import ProtocolError
 from schemas.escalation import Actor
 from schemas.process_models import (
-    DECISIONS_ID,
-    PRACTICE_ID,
     AcceptFeedback,
     AgreeDecisions,
     DisagreeDecisions,
@@ -43,20 +40,14 @@ from schemas.process_models import (
 from schemas.protocol import Protocol
 from starter.cli.common import (
     EXIT_UNAVAILABLE,
-    ID_MAX,
     CliError,
-    CliParser,
     build,
     describe_validation,
     event_line,
-    free_text,
-    key,
     long_day,
     one_line,
-    past_date,
     refused,
     role_names,
-    shown,
     words,
 )
 from starter.cli.service import BUSY_BACKOFF_S, actor_of, connect_client, no_worker, run_query, unknown
@@ -66,123 +57,6 @@ from workflows.rules import Refused
 from workflows.shell_options import BUSY, REFUSED
 
 Run = Callable[[argparse.Namespace], Awaitable[int]]
-
-
-def _id_type(pattern: str, example: str, what: str) -> Callable[[str], str]:
-    compiled = re.compile(pattern)
-
-    def parse(text: str) -> str:
-        if len(text) > ID_MAX or not compiled.match(text):
-            raise argparse.ArgumentTypeError(
-                f"{shown(text)} is not {what} id: it looks like {example} (printed when it was started)"
-            )
-        return text
-
-    return parse
-
-
-decisions_id = _id_type(DECISIONS_ID, "dudley-C4F2A9-decisions-0123456789", "a review decisions")
-practice_id = _id_type(PRACTICE_ID, "waltham-forest-practice-0123456789", "a practice concern")
-
-
-def add_commands(
-    sub: Any, command: Callable[..., argparse.ArgumentParser], conn: CliParser, actor: CliParser
-) -> None:
-    """The two command groups, on the main parser's subcommands (``command`` as ``build_parser``'s)."""
-    group = command("decisions", _needs_command, "review decisions deemed agreed unless disagreed in time")
-    dsub = group.add_subparsers(
-        dest="decisions_command", metavar="COMMAND", required=True, parser_class=CliParser
-    )
-    ident = CliParser(add_help=False)
-    ident.add_argument("id", help="e.g. dudley-C4F2A9-decisions-0123456789", type=decisions_id)
-
-    def sub_command(parent: Any, name: str, run: Run, helptext: str, *parents: CliParser) -> Any:
-        p = parent.add_parser(name, help=helptext, description=helptext, parents=list(parents))
-        p.set_defaults(run=run)
-        return p
-
-    p = sub_command(
-        dsub, "send", cmd_decisions_send, "send a review's decisions to the team manager", actor, conn
-    )
-    p.add_argument("--authority", required=True, help="protocol key, e.g. dudley", type=key)
-    p.add_argument("--child-ref", required=True, help="the child's opaque reference (never a name)", type=key)
-    p.add_argument("--team", type=key)
-    p.add_argument(
-        "--review-date", required=True, type=past_date, metavar="DATE", help="the day the review was held"
-    )
-    p.add_argument("--decisions", required=True, type=free_text, help="the review's decisions")
-    p.add_argument(
-        "--request-id", type=key, help="this request's id: the same id again returns the same process"
-    )
-    p = sub_command(
-        dsub, "agree", cmd_decisions_agree, "agree the decisions (team manager)", ident, actor, conn
-    )
-    p.add_argument("--note", type=free_text)
-    p = sub_command(
-        dsub,
-        "disagree",
-        cmd_decisions_disagree,
-        "disagree in time: opens informal resolution",
-        ident,
-        actor,
-        conn,
-    )
-    p.add_argument("--reason", required=True, type=free_text)
-    p = sub_command(
-        dsub, "withdraw", cmd_withdraw, "withdraw the decisions (the officer)", ident, actor, conn
-    )
-    p.add_argument("--reason", required=True, type=free_text)
-    p = sub_command(dsub, "status", cmd_status, "where the decisions stand", ident, conn)
-    p.add_argument("--json", action="store_true", help="the whole state as JSON")
-    sub_command(dsub, "history", cmd_history, "the timeline, one line per event", ident, conn)
-
-    group = command("practice-concern", _needs_command, "a concern about an officer's own practice")
-    psub = group.add_subparsers(
-        dest="practice_command", metavar="COMMAND", required=True, parser_class=CliParser
-    )
-    ident = CliParser(add_help=False)
-    ident.add_argument("id", help="e.g. waltham-forest-practice-0123456789", type=practice_id)
-    p = sub_command(
-        psub, "raise", cmd_practice_raise, "refer a concern about an officer's practice", actor, conn
-    )
-    p.add_argument("--authority", required=True, help="protocol key, e.g. waltham-forest", type=key)
-    p.add_argument("--about-id", required=True, help="the officer's staff reference", type=key)
-    p.add_argument("--about-role", required=True, help="the officer's role, e.g. iro", type=key)
-    p.add_argument("--summary", required=True, type=free_text, help="what the concern is")
-    p.add_argument("--team", type=key)
-    p.add_argument("--child-ref", type=key, help="the child whose review or conference it concerns, if one")
-    p.add_argument(
-        "--request-id", type=key, help="this request's id: the same id again returns the same process"
-    )
-    p = sub_command(
-        psub,
-        "respond",
-        cmd_practice_respond,
-        "feed back (the investigator, or once escalated)",
-        ident,
-        actor,
-        conn,
-    )
-    p.add_argument("--feedback", required=True, type=free_text)
-    p = sub_command(
-        psub, "accept", cmd_practice_accept, "the feedback resolves it (who raised it)", ident, actor, conn
-    )
-    p.add_argument("--note", type=free_text)
-    p = sub_command(
-        psub, "escalate", cmd_practice_escalate, "not resolved: to the senior manager", ident, actor, conn
-    )
-    p.add_argument("--reason", required=True, type=free_text)
-    p = sub_command(
-        psub, "withdraw", cmd_withdraw, "withdraw the concern (who raised it)", ident, actor, conn
-    )
-    p.add_argument("--reason", required=True, type=free_text)
-    p = sub_command(psub, "status", cmd_status, "where the concern stands", ident, conn)
-    p.add_argument("--json", action="store_true", help="the whole state as JSON")
-    sub_command(psub, "history", cmd_history, "the timeline, one line per event", ident, conn)
-
-
-async def _needs_command(args: argparse.Namespace) -> int:  # argparse requires a subcommand first
-    raise CliError("give a command (see --help)")
 
 
 # --- starting ------------------------------------------------------------------------------------------

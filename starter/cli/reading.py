@@ -1,8 +1,9 @@
 """Commands that read escalations: ``status``, ``history``, ``actions``, ``list``.
 
-``status``, ``history`` and ``actions`` ask the escalation itself (one query, always current); ``list``
-reads a read model (``starter.read_model``: the record store's ``escalations`` table when it has the
-database, else Temporal's visibility) and needs no worker.
+``status``, ``history`` and ``actions`` ask the escalation itself, always current: its start input and its
+``state`` query together (one round trip), and for ``actions`` its ``available_actions`` for each role the
+person holds. ``list`` reads a read model (``starter.read_model``: the record store's ``escalations`` table
+when it has the database, else Temporal's visibility) and needs no worker.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from app.core import Reading
 from app.errors import AppError
-from app.service import Reading
 from schemas.escalation import (
     EscalationView,
     EventKind,
@@ -29,14 +31,13 @@ from starter.cli.common import (
     role_names,
     words,
 )
-from starter.cli.identity import acting, cli_error, open_app
-from starter.read_model import (
-    DEFAULT_DATABASE_URL,
-    EscalationRow,
-    ListFilter,
-    RecordStoreUnavailable,
-    check_record_store,
-)
+from starter.cli.identity import acting, cli_error, open_app, open_core
+from starter.cli.options import LIST_SOURCES
+
+if TYPE_CHECKING:  # ``list``'s read model is imported when it runs: ``status`` has no need of it
+    from starter.read_model import EscalationRow
+
+__all__ = ["LIST_SOURCES", "cmd_actions", "cmd_history", "cmd_list", "cmd_status", "list_rows", "list_source"]
 
 
 def _status_text(view: EscalationView) -> list[str]:
@@ -110,17 +111,29 @@ def concern_lines(view: EscalationView) -> list[str]:
 
 
 async def _reading(args: argparse.Namespace) -> Reading:
-    """The escalation as this person may see it (the application layer decides, and audits the read)."""
+    """The escalation as this person may see it and what they may do now (the application layer decides,
+    and audits the read)."""
     who = acting(args)
-    app = await open_app(args)
+    app = await open_core(args)
     try:
         return await app.read(who.caller, args.id)
     except AppError as exc:
         raise cli_error(exc) from None
 
 
+async def _view(args: argparse.Namespace) -> EscalationView:
+    """The escalation alone, as ``_reading`` decides who may see it and audits the read: its start and its
+    state asked together, and nothing more from Temporal."""
+    who = acting(args)
+    app = await open_core(args)
+    try:
+        return await app.view(who.caller, args.id)
+    except AppError as exc:
+        raise cli_error(exc) from None
+
+
 async def cmd_status(args: argparse.Namespace) -> int:
-    view = (await _reading(args)).view
+    view = await _view(args)
     if args.json:
         print(view.model_dump_json(indent=2))
     else:
@@ -129,7 +142,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
-    view = (await _reading(args)).view
+    view = await _view(args)
     print("\n".join(concern_lines(view)))
     for entry in view.timeline:
         print(event_line(entry))
@@ -204,9 +217,6 @@ def _unreadable_note(count: int) -> str:
     )
 
 
-LIST_SOURCES = ("auto", "records", "visibility")
-
-
 def list_source(args: argparse.Namespace) -> str | None:
     """The record store URL ``list`` reads, or None for Temporal's visibility.
 
@@ -216,6 +226,8 @@ def list_source(args: argparse.Namespace) -> str | None:
     ``escalate up`` keeps it): two SQL queries, filtered and sorted in the database, fast at any size.
     Otherwise it reads visibility, which needs no database credentials (see ``starter.read_model``).
     """
+    from starter.read_model import DEFAULT_DATABASE_URL
+
     given = getattr(args, "database_url", None) or os.environ.get("ESCALATION_DATABASE_URL") or None
     source = getattr(args, "source", "auto")
     if source == "visibility":
@@ -235,6 +247,8 @@ def list_source(args: argparse.Namespace) -> str | None:
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
+    from starter.read_model import ListFilter, RecordStoreUnavailable, check_record_store
+
     who = acting(args)
     person = who.caller.person
     if args.authority and args.authority != person.authority:

@@ -10,25 +10,8 @@ import sys
 from pathlib import Path
 
 from app.reporting.periods import BadPeriod, Period
-from starter.cli.common import EXIT_UNAVAILABLE, CliError, CliParser, key
+from starter.cli.common import EXIT_UNAVAILABLE, CliError
 from starter.read_model import DEFAULT_DATABASE_URL
-
-FORMATS = ("html", "csv", "pdf")
-
-
-def add_report_command(sub: argparse._SubParsersAction[CliParser]) -> None:
-    """Register ``report`` on the top-level subparsers."""
-    helptext = "a period's report (month, quarter or year) for an authority, some, or all"
-    p = sub.add_parser("report", help=helptext, description=helptext)
-    p.set_defaults(run=cmd_report)
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--authority", action="append", type=key, help="protocol key (repeatable)")
-    who.add_argument("--all", action="store_true", help="every authority, together")
-    p.add_argument("--team", action="append", type=key, help="only this team (repeatable)")
-    p.add_argument("--period", required=True, help="2026-07 (a month), 2026-Q3 (a quarter) or 2026 (a year)")
-    p.add_argument("--format", choices=FORMATS, default="html", help="default html")
-    p.add_argument("--output", "-o", type=Path, help="write to this file (default: standard output)")
-    p.add_argument("--database-url", help="record store to read (default ESCALATION_DATABASE_URL)")
 
 
 def _url(args: argparse.Namespace) -> str:

@@ -23,7 +23,7 @@ from schemas.escalation import (
 from starter.cli.common import EXIT_UNAVAILABLE, CliError, build, words
 from starter.codec import PayloadKeyError
 from starter.connection import connect, temporal_address, temporal_namespace
-from workflows.escalation import TASK_QUEUE
+from workflows.names import TASK_QUEUE
 
 R = TypeVar("R")
 
@@ -94,12 +94,12 @@ async def act(args: argparse.Namespace, action: Action) -> int:
     layer checks who may see the escalation and the workflow's rules decide the rest (an update refused
     as busy is sent again until ``--wait`` runs out).
     """
-    from starter.cli.identity import acting, cli_error, open_app, option_label
+    from starter.cli.identity import acting, cli_error, open_core, option_label
 
     who = acting(args)
     kind: str = action.kind
     fields = action.model_dump(exclude={"kind", "actor"})
-    app = await open_app(args)
+    app = await open_core(args)
     try:
         result = await app.act(who.caller, args.id, kind, fields, option_label, role=who.role)
     except AppError as exc:
