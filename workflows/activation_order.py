@@ -36,7 +36,11 @@ from temporalio.worker import (
     WorkflowRunner,
 )
 
-from workflows.escalation import BOUNDED as _BOUNDED_PATCH
+from workflows.escalation import BOUNDED, LOCAL_READS
+
+_BOUNDED_PATCHES = {BOUNDED, LOCAL_READS}
+"""Patches of escalations that refuse an update mixed with an activity result (``Busy``): LOCAL_READS
+stands for BOUNDED in escalations started since."""
 
 _EVENT_ID = re.compile(r"HistoryEvent\(id: (\d+)")
 _RESULTS = ("resolve_activity", "fire_timer")
@@ -103,7 +107,7 @@ class _Instance(WorkflowInstance):
     def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
         if self._bounded is None:
             self._bounded = any(
-                job.HasField("notify_has_patch") and job.notify_has_patch.patch_id == _BOUNDED_PATCH
+                job.HasField("notify_has_patch") and job.notify_has_patch.patch_id in _BOUNDED_PATCHES
                 for job in act.jobs
             )
         self._learn(act)
