@@ -86,8 +86,8 @@ no more activity tasks than it has threads: a task held waiting for a thread run
 (10 s) unheard and is retried, which is what made a deadline wave's last escalations land late."""
 
 LOCAL_ACTIVITY_THREADS = 8
-"""Local activities run at once (an escalation's reads: placing deadlines, checking delivery), on threads of
-their own beside the activities' so that a backlog of one never holds up the other."""
+"""Local activities run at once (escalations placing deadlines: a calculation, no I/O), on threads of their
+own beside the activities' so that a backlog of one never holds up the other."""
 
 STICKY_QUEUE_TIMEOUT = timedelta(seconds=60)
 """How long a workflow task waits on this worker's own (sticky) queue before the server gives it to any

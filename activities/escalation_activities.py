@@ -10,7 +10,7 @@ driver's operational error, an SMTP error) is retried.
 
 Every activity run as an activity task heartbeats every few seconds from a side thread while it works, so
 that the workflow's heartbeat timeout notices a worker that died within seconds instead of waiting out the
-start-to-close timeout. Local activities (escalations' reads since ``LOCAL_READS``) need none: a worker
+start-to-close timeout. Local activities (placing deadlines, since ``LOCAL_CLOCK``) need none: a worker
 that dies takes the workflow task waiting for them with it, and that task's timeout notices.
 """
 

@@ -20,8 +20,14 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def test_the_standard_lifecycle_is_lean(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
     raise_ = with_unique_id(make_raise("gloucestershire"))
     officer = raise_.officer
-    async with running(time_skipping_env, raise_, tmp_path, record_as="local-reads-lifecycle") as run:
+    async with running(time_skipping_env, raise_, tmp_path, record_as="local-clock-lifecycle") as run:
         view = await run.view()
+        # The deadline placed in a local activity is announced at the workflow task's time, not at the
+        # later moment the activity resolved (which a replay could see differently).
+        raised, sent = view.timeline[0], view.timeline[1]
+        assert sent.seq == 2 and sent.data.get("due_date"), sent
+        assert sent.at == raised.at, (raised.at, sent.at)
+        assert [r.entry for r in run.records.events(raise_.escalation_id)][:2] == [raised, sent]
         await run.update(
             "respond", Respond(actor=Actor(id="sw-1", role=view.held_by[0]), answer="Seen today.")
         )

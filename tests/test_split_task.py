@@ -85,7 +85,7 @@ class _HeldNotifier(OutboxNotifier):
         return super().send(notification)
 
 
-_LOCAL_READS_ONLY: dict[str, Any] = {
+_LOCAL_CLOCK_ONLY: dict[str, Any] = {
     "activities": [plan_schedules],
     "activity_executor": ThreadPoolExecutor(max_workers=2),
     "no_remote_activities": True,
@@ -131,7 +131,7 @@ async def test_an_update_split_from_an_activity_result_is_refused_as_busy(
                 task_queue=queue,
                 workflows=[EscalationWorkflow],
                 workflow_runner=workflow_runner(),
-                **_LOCAL_READS_ONLY,
+                **_LOCAL_CLOCK_ONLY,
             ):
                 handle = await client.start_workflow(
                     WORKFLOW_TYPE,
@@ -153,7 +153,7 @@ async def test_an_update_split_from_an_activity_result_is_refused_as_busy(
                 task_queue=queue,
                 workflows=[EscalationWorkflow],
                 workflow_runner=runner,
-                **_LOCAL_READS_ONLY,
+                **_LOCAL_CLOCK_ONLY,
             ):
                 with pytest.raises(WorkflowUpdateFailedError) as refused:
                     await sent

@@ -36,10 +36,10 @@ from temporalio.worker import (
     WorkflowRunner,
 )
 
-from workflows.escalation import BOUNDED, LOCAL_READS
+from workflows.escalation import BOUNDED, LOCAL_CLOCK
 
-_BOUNDED_PATCHES = {BOUNDED, LOCAL_READS}
-"""Patches of escalations that refuse an update mixed with an activity result (``Busy``): LOCAL_READS
+_BOUNDED_PATCHES = {BOUNDED, LOCAL_CLOCK}
+"""Patches of escalations that refuse an update mixed with an activity result (``Busy``): LOCAL_CLOCK
 stands for BOUNDED in escalations started since."""
 
 _EVENT_ID = re.compile(r"HistoryEvent\(id: (\d+)")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -102,17 +102,18 @@ REDELIVER = "redeliver"
 """Signal (no payload): try held notices now (``escalate directory sync`` sends it to stalled escalations)."""
 MAIL_ATTEMPTS = 4
 """Attempts of a batch (1 s, 2 s, 4 s apart) before a mail server that is down stalls the escalation."""
-LOCAL_READS = "local-reads-2026-11"
-"""Patch id: escalations started with it place deadlines (``plan_schedules``) and check whether held notices
-can go out (``check_delivery``) in local activities: each result is one marker event in the workflow task
-that asked for it, instead of an activity task's three events and the workflow task that follows them.
-Only activities that write nothing are local. A local activity's input is not in history until its workflow
-task completes: if that task is lost (a worker dies, the task times out), the task runs again at a later
-``workflow.now()`` and decides afresh, which is harmless for a read but would leave records and mails
-written from a decision the escalation did not adopt. So the batch of records and notices stays an
-activity task, scheduled by a completed workflow task with its input in history. This one patch also
-stands for every earlier one, so a new escalation records one patch marker (and its search attribute), not
-five of each."""
+LOCAL_CLOCK = "local-clock-2026-11"
+"""Patch id: escalations started with it place deadlines (``plan_schedules``, the working-day calendar: no
+I/O) in a local activity: its result is one marker event in the workflow task that asked for it, instead of
+an activity task's three events and the workflow task that follows them. Only that pure computation is
+local. A local activity's input is not in history until its workflow task completes: if that task is lost
+(a worker dies, the task times out), the task runs again later and decides afresh, which is harmless for a
+calculation but would leave records and mails written from a decision the escalation did not adopt. So the
+batch of records and notices, and the delivery check, stay activity tasks, each scheduled by a completed
+workflow task with its input in history. ``workflow.now()`` moves on when a local activity resolves, by an
+amount that can differ between the first run and a replay, so decisions take the workflow task's time
+(``_task_time``). This one patch also stands for every earlier one, so a new escalation records one patch
+marker (and its search attribute upsert), not five of each."""
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -132,6 +133,7 @@ class EscalationWorkflow:
         self._local = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: Any = None
+        self._clock: tuple[int, datetime] | None = None  # see _task_time
         self._acted_in: tuple[int, Any] | None = None
         self._state: EscalationState | None = None
         self._start: rules.Decision | None = None
@@ -146,8 +148,8 @@ class EscalationWorkflow:
         }
         # The patches are decided here (their markers are still the run's first commands, in this order):
         # the start decision below depends on HONOURED.
-        # LOCAL_READS implies the others: escalations started before it asked for each in turn.
-        self._local = workflow.patched(LOCAL_READS)
+        # LOCAL_CLOCK implies the others: escalations started before it asked for each in turn.
+        self._local = workflow.patched(LOCAL_CLOCK)
         if self._local:
             self._bounded = self._lean = self._exact = self._honour = self._stall_aware = True
         else:
@@ -163,7 +165,7 @@ class EscalationWorkflow:
                 self._start = rules.Decision(state=self._input.carried)
             else:
                 # Decided here so that queries and validators arriving with the start see the state.
-                self._start = rules.start(self._input, workflow.now(), honour=self._honour)
+                self._start = rules.start(self._input, self._task_time(), honour=self._honour)
             self._state = self._start.state
         except rules.Refused as refused:
             self._start_refused = refused.reason
@@ -242,10 +244,12 @@ class EscalationWorkflow:
             return
         try:
             action = self._decode(name, args, legacy=False)
-            boundary.check_action(self.state_model, action, workflow.now())
+            boundary.check_action(self.state_model, action, self._task_time())
         except boundary.OutOfBounds as refused:
             async with self._lock:
-                refusal = rules.refuse(self.state_model, name, _actor_in(args), str(refused), workflow.now())
+                refusal = rules.refuse(
+                    self.state_model, name, _actor_in(args), str(refused), self._task_time()
+                )
                 await self._carry_out(refusal)
             return
         await self._apply_signal(action)
@@ -292,8 +296,8 @@ class EscalationWorkflow:
         async with self._lock:
             try:
                 if self._bounded:  # the state may have moved since the validator checked it
-                    boundary.check_action(self.state_model, action, workflow.now())
-                decision = rules.handle(self.state_model, action, workflow.now(), honour=self._honour)
+                    boundary.check_action(self.state_model, action, self._task_time())
+                decision = rules.handle(self.state_model, action, self._task_time(), honour=self._honour)
                 await self._carry_out(decision, refusable=True)
             except (boundary.OutOfBounds, rules.Refused) as refused:
                 # The state moved between validation and handling, or a deadline could not be placed:
@@ -304,7 +308,7 @@ class EscalationWorkflow:
 
     async def _apply_signal(self, action: Action) -> None:
         async with self._lock:
-            now = workflow.now()
+            now = self._task_time()
             try:
                 decision = rules.handle(self.state_model, action, now, honour=self._honour)
                 await self._carry_out(decision, refusable=self._bounded)
@@ -344,17 +348,17 @@ class EscalationWorkflow:
         """Wait for a change or the next deadline; a timer runs on while its deadline stays the same."""
         seen = self._version
         wake = rules.next_wakeup(self.state_model)
-        if wake is not None and wake <= workflow.now():
+        if wake is not None and wake <= self._task_time():
             async with self._lock:
                 if self._version == seen:
                     stall = self.state_model.stall
-                    if stall is not None and stall.retry_at <= workflow.now():
+                    if stall is not None and stall.retry_at <= self._task_time():
                         await self._redeliver()
                     else:
                         await self._carry_out(
                             rules.on_timer(
                                 self.state_model,
-                                workflow.now(),
+                                self._task_time(),
                                 exact_clock=self._exact,
                                 honour=self._honour,
                             )
@@ -371,7 +375,9 @@ class EscalationWorkflow:
             self._timer = self._timer_at = None  # fired: the next turn finds its deadline due
 
     async def _sleep_until(self, wake: Any) -> None:
-        await workflow.sleep(wake - workflow.now(), summary=summaries.timer_summary(self.state_model, wake))
+        await workflow.sleep(
+            wake - self._task_time(), summary=summaries.timer_summary(self.state_model, wake)
+        )
 
     async def _carry_out(self, decision: rules.Decision, *, refusable: bool = False) -> None:
         """Adopt the decided state, then carry out its effects in order (caller holds the lock).
@@ -437,7 +443,7 @@ class EscalationWorkflow:
                 continue
             schedule = next(schedules, None)
             if schedule is not None:  # announced now, in order, with the state as it then stands
-                then = rules.on_scheduled(self.state_model, effect, schedule, workflow.now())
+                then = rules.on_scheduled(self.state_model, effect, schedule, self._task_time())
                 self._state = then.state
                 pending[:0] = then.effects
         items = [self._effect_item(e) if isinstance(e, Record) else e for e in batch]
@@ -474,7 +480,7 @@ class EscalationWorkflow:
         outcome = BatchOutcome.model_validate(result)
         if outcome.undelivered or self.state_model.stall is not None or outcome.covered:
             then = rules.on_delivery(
-                self.state_model, notices, outcome.undelivered, workflow.now(), covered=outcome.covered
+                self.state_model, notices, outcome.undelivered, self._task_time(), covered=outcome.covered
             )
             await self._carry_out_lean(then, refusable=False)
 
@@ -486,56 +492,62 @@ class EscalationWorkflow:
         check = DeliveryCheck(authority=s.protocol.key, team=s.team, officer_id=s.officer.id, roles=roles)
         self._mark_acted()
         try:
-            result = await self._read(
+            result = await workflow.execute_activity(
                 "check_delivery",
                 check,
                 result_type=BatchOutcome,
-                timeout=ACTIVITY_TIMEOUT,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
                 summary="can held notices go out",
             )
             found = BatchOutcome.model_validate(result).undelivered
-        except ACTIVITY_FAILED as failed:  # a bug, not an outage (those are retried): try again later
+        except ActivityError as failed:  # a bug, not an outage (those are retried): try again later
             self._problem(f"checking whether held notices can go out failed: {failure_reason(failed)}")
             found = [Undelivered(seq=0, reason=s.stall.reason)]
         self._mark_acted()
         if found:
-            self._state = rules.still_stalled(self.state_model, found[0], workflow.now()).state
+            self._state = rules.still_stalled(self.state_model, found[0], self._task_time()).state
             self._version += 1
             self._update_search_attributes()
             return
-        await self._carry_out_lean(rules.redeliver(self.state_model, workflow.now()), refusable=False)
+        await self._carry_out_lean(rules.redeliver(self.state_model, self._task_time()), refusable=False)
 
     async def _plan_all(self, planned: list[PlanSchedule]) -> list[Schedule]:
-        placed = await self._read(
-            "plan_schedules",
-            ScheduleRequests(requests=[p.request for p in planned]),
-            result_type=Schedules,
-            timeout=PLAN_TIMEOUT,
-            summary=summaries.schedules_summary([p.purpose for p in planned]),
-        )
-        self._mark_acted()
-        return list(Schedules.model_validate(placed).schedules)
-
-    async def _read(self, name: str, arg: Any, *, result_type: type, timeout: timedelta, summary: str) -> Any:
-        """An activity that writes nothing: local since ``LOCAL_READS``, an activity task before."""
+        """A transition's deadlines, placed at once: in a local activity since ``LOCAL_CLOCK``."""
+        requests = ScheduleRequests(requests=[p.request for p in planned])
+        summary = summaries.schedules_summary([p.purpose for p in planned])
         if self._local:
-            return await workflow.execute_local_activity(
-                name,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=timeout,
+            placed = await workflow.execute_local_activity(
+                "plan_schedules",
+                requests,
+                result_type=Schedules,
+                start_to_close_timeout=PLAN_TIMEOUT,
                 retry_policy=ACTIVITY_RETRY,
                 summary=summary,
             )
-        return await workflow.execute_activity(
-            name,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=timeout,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=ACTIVITY_RETRY,
-            summary=summary,
-        )
+        else:
+            placed = await workflow.execute_activity(
+                "plan_schedules",
+                requests,
+                result_type=Schedules,
+                start_to_close_timeout=PLAN_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=ACTIVITY_RETRY,
+                summary=summary,
+            )
+        self._mark_acted()
+        return list(Schedules.model_validate(placed).schedules)
+
+    def _task_time(self) -> datetime:
+        """The time of the workflow task now running: ``workflow.now()`` as the task's first activation had
+        it. Within one task (one history length) it is kept, so a local activity resolving later in the
+        task does not move the clock the rules see (see ``LOCAL_CLOCK``). Without local activities every
+        activation of a task has the task's time, so this is ``workflow.now()``."""
+        length = workflow.info().get_current_history_length()
+        if self._clock is None or self._clock[0] != length:
+            self._clock = (length, workflow.now())
+        return self._clock[1]
 
     def _effect_item(self, effect: Effect) -> EffectItem:
         """The activity input of a record, notice or refusal, from the state as it now stands."""
