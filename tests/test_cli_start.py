@@ -118,3 +118,15 @@ def test_every_command_names_a_command_function() -> None:
     for handler in handlers:
         assert isinstance(handler, Handler), handler
         assert inspect.iscoroutinefunction(handler.resolve()), handler
+
+
+def test_a_record_store_already_at_head_is_recognised_without_alembic(tmp_path: object) -> None:
+    """Every command's start checks the audit database's schema: at head, one query, Alembic not imported."""
+    from activities.db import migrate
+
+    assert migrate.head() == migrate.HEAD, "set migrate.HEAD to the newest revision"
+    url = f"sqlite:///{tmp_path}/records.db"
+    migrate.upgrade(url)
+    loaded = _loaded_after(f"from activities.db import migrate\nmigrate.upgrade({url!r})")
+    assert "activities.db.migrate" in loaded
+    assert _found(loaded, ("alembic",)) == []

@@ -25,31 +25,38 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import ProgrammingError
 
 from activities.db.base import make_engine
 from activities.db.roles import RoleSetupError, grant_app_role
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+HEAD = "0008_collective_links"
+"""The newest revision (``tests/test_db_records.py`` checks it is Alembic's head): a database already there
+is recognised with one query, without importing Alembic, as every ``escalate`` command's start does."""
 _PG_LOCK = 72_026_0001
 """PostgreSQL advisory lock held while migrating, so two workers starting at once migrate one at a time."""
 
 
 def config() -> Config:
     """An Alembic config for the package's migrations folder."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
 def head() -> str | None:
-    """The newest revision the code knows."""
+    """The newest revision the code knows (Alembic's reading of the migrations folder)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(config()).get_current_head()
 
 
@@ -60,6 +67,8 @@ class MigrationRefused(RuntimeError):
 def _run(url: str | None, action: str, revision: str | None, app_role: str | None = None) -> None:
     engine = make_engine(url)
     try:
+        if action == "upgrade" and revision == "head" and app_role is None and _at_head(engine):
+            return  # nothing to do, and nothing of Alembic imported
         with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
@@ -71,7 +80,19 @@ def _run(url: str | None, action: str, revision: str | None, app_role: str | Non
         engine.dispose()
 
 
+def _at_head(engine: Engine) -> bool:
+    """Whether the database's recorded revision is ``HEAD`` (one query; False when it has no version)."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return False
+        found = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return found == [HEAD]
+
+
 def _migrate(connection: Connection, action: str, revision: str) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     at = MigrationContext.configure(connection).get_current_revision()
     if action == "upgrade" and revision == "head" and at == head():
         return  # nothing to do: no DDL, so the application role may call this too
@@ -120,6 +141,8 @@ def current(url: str | None = None) -> str | None:
 
 
 def current_for(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
