@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -111,9 +111,9 @@ local. A local activity's input is not in history until its workflow task comple
 calculation but would leave records and mails written from a decision the escalation did not adopt. So the
 batch of records and notices, and the delivery check, stay activity tasks, each scheduled by a completed
 workflow task with its input in history. ``workflow.now()`` moves on when a local activity resolves, by an
-amount that can differ between the first run and a replay, so decisions take the workflow task's time
-(``_task_time``). This one patch also stands for every earlier one, so a new escalation records one patch
-marker (and its search attribute upsert), not five of each."""
+amount a replay under load can see differently, so what the transition announces after placing its
+deadlines takes the time the transition was decided. This one patch also stands for every earlier one, so
+a new escalation records one patch marker (and its search attribute upsert), not five of each."""
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -133,7 +133,6 @@ class EscalationWorkflow:
         self._local = False
         self._timer: asyncio.Task[None] | None = None
         self._timer_at: Any = None
-        self._clock: tuple[int, datetime] | None = None  # see _task_time
         self._acted_in: tuple[int, Any] | None = None
         self._state: EscalationState | None = None
         self._start: rules.Decision | None = None
@@ -165,7 +164,7 @@ class EscalationWorkflow:
                 self._start = rules.Decision(state=self._input.carried)
             else:
                 # Decided here so that queries and validators arriving with the start see the state.
-                self._start = rules.start(self._input, self._task_time(), honour=self._honour)
+                self._start = rules.start(self._input, workflow.now(), honour=self._honour)
             self._state = self._start.state
         except rules.Refused as refused:
             self._start_refused = refused.reason
@@ -244,12 +243,10 @@ class EscalationWorkflow:
             return
         try:
             action = self._decode(name, args, legacy=False)
-            boundary.check_action(self.state_model, action, self._task_time())
+            boundary.check_action(self.state_model, action, workflow.now())
         except boundary.OutOfBounds as refused:
             async with self._lock:
-                refusal = rules.refuse(
-                    self.state_model, name, _actor_in(args), str(refused), self._task_time()
-                )
+                refusal = rules.refuse(self.state_model, name, _actor_in(args), str(refused), workflow.now())
                 await self._carry_out(refusal)
             return
         await self._apply_signal(action)
@@ -296,8 +293,8 @@ class EscalationWorkflow:
         async with self._lock:
             try:
                 if self._bounded:  # the state may have moved since the validator checked it
-                    boundary.check_action(self.state_model, action, self._task_time())
-                decision = rules.handle(self.state_model, action, self._task_time(), honour=self._honour)
+                    boundary.check_action(self.state_model, action, workflow.now())
+                decision = rules.handle(self.state_model, action, workflow.now(), honour=self._honour)
                 await self._carry_out(decision, refusable=True)
             except (boundary.OutOfBounds, rules.Refused) as refused:
                 # The state moved between validation and handling, or a deadline could not be placed:
@@ -308,7 +305,7 @@ class EscalationWorkflow:
 
     async def _apply_signal(self, action: Action) -> None:
         async with self._lock:
-            now = self._task_time()
+            now = workflow.now()
             try:
                 decision = rules.handle(self.state_model, action, now, honour=self._honour)
                 await self._carry_out(decision, refusable=self._bounded)
@@ -348,17 +345,17 @@ class EscalationWorkflow:
         """Wait for a change or the next deadline; a timer runs on while its deadline stays the same."""
         seen = self._version
         wake = rules.next_wakeup(self.state_model)
-        if wake is not None and wake <= self._task_time():
+        if wake is not None and wake <= workflow.now():
             async with self._lock:
                 if self._version == seen:
                     stall = self.state_model.stall
-                    if stall is not None and stall.retry_at <= self._task_time():
+                    if stall is not None and stall.retry_at <= workflow.now():
                         await self._redeliver()
                     else:
                         await self._carry_out(
                             rules.on_timer(
                                 self.state_model,
-                                self._task_time(),
+                                workflow.now(),
                                 exact_clock=self._exact,
                                 honour=self._honour,
                             )
@@ -375,9 +372,7 @@ class EscalationWorkflow:
             self._timer = self._timer_at = None  # fired: the next turn finds its deadline due
 
     async def _sleep_until(self, wake: Any) -> None:
-        await workflow.sleep(
-            wake - self._task_time(), summary=summaries.timer_summary(self.state_model, wake)
-        )
+        await workflow.sleep(wake - workflow.now(), summary=summaries.timer_summary(self.state_model, wake))
 
     async def _carry_out(self, decision: rules.Decision, *, refusable: bool = False) -> None:
         """Adopt the decided state, then carry out its effects in order (caller holds the lock).
@@ -416,6 +411,7 @@ class EscalationWorkflow:
     async def _carry_out_lean(self, decision: rules.Decision, *, refusable: bool) -> None:
         """``_carry_out`` in two activities at most: the deadlines, then every record and notice in order."""
         self._mark_acted()
+        decided = workflow.now()  # before any local activity moves the clock (see LOCAL_CLOCK)
         planned = [e for e in decision.effects if isinstance(e, PlanSchedule)]
         placed: list[Schedule] = []
         if planned:
@@ -443,7 +439,8 @@ class EscalationWorkflow:
                 continue
             schedule = next(schedules, None)
             if schedule is not None:  # announced now, in order, with the state as it then stands
-                then = rules.on_scheduled(self.state_model, effect, schedule, self._task_time())
+                when = decided if self._local else workflow.now()
+                then = rules.on_scheduled(self.state_model, effect, schedule, when)
                 self._state = then.state
                 pending[:0] = then.effects
         items = [self._effect_item(e) if isinstance(e, Record) else e for e in batch]
@@ -480,7 +477,7 @@ class EscalationWorkflow:
         outcome = BatchOutcome.model_validate(result)
         if outcome.undelivered or self.state_model.stall is not None or outcome.covered:
             then = rules.on_delivery(
-                self.state_model, notices, outcome.undelivered, self._task_time(), covered=outcome.covered
+                self.state_model, notices, outcome.undelivered, workflow.now(), covered=outcome.covered
             )
             await self._carry_out_lean(then, refusable=False)
 
@@ -507,11 +504,11 @@ class EscalationWorkflow:
             found = [Undelivered(seq=0, reason=s.stall.reason)]
         self._mark_acted()
         if found:
-            self._state = rules.still_stalled(self.state_model, found[0], self._task_time()).state
+            self._state = rules.still_stalled(self.state_model, found[0], workflow.now()).state
             self._version += 1
             self._update_search_attributes()
             return
-        await self._carry_out_lean(rules.redeliver(self.state_model, self._task_time()), refusable=False)
+        await self._carry_out_lean(rules.redeliver(self.state_model, workflow.now()), refusable=False)
 
     async def _plan_all(self, planned: list[PlanSchedule]) -> list[Schedule]:
         """A transition's deadlines, placed at once: in a local activity since ``LOCAL_CLOCK``."""
@@ -538,16 +535,6 @@ class EscalationWorkflow:
             )
         self._mark_acted()
         return list(Schedules.model_validate(placed).schedules)
-
-    def _task_time(self) -> datetime:
-        """The time of the workflow task now running: ``workflow.now()`` as the task's first activation had
-        it. Within one task (one history length) it is kept, so a local activity resolving later in the
-        task does not move the clock the rules see (see ``LOCAL_CLOCK``). Without local activities every
-        activation of a task has the task's time, so this is ``workflow.now()``."""
-        length = workflow.info().get_current_history_length()
-        if self._clock is None or self._clock[0] != length:
-            self._clock = (length, workflow.now())
-        return self._clock[1]
 
     def _effect_item(self, effect: Effect) -> EffectItem:
         """The activity input of a record, notice or refusal, from the state as it now stands."""
