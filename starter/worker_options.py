@@ -23,11 +23,12 @@ _SETTINGS = {
 TASK_QUEUE_MAX = 200
 
 CACHED_WORKFLOWS = 150
-"""Escalations kept in the worker's memory between workflow tasks (the SDK's default is 1,000, about
-0.5 MiB each, measured with ``benchmarks/scale.py``: 265 MiB with 200 cached, whether 400 or 10,000 are
-open). Most open escalations wait days between changes, so a small cache costs a replay now and then and
-keeps a worker holding 10,000 open escalations under 250 MB; a worker that must carry large deadline waves
-quickly is given more (``--cached-workflows``) and the memory that goes with it."""
+"""Escalations kept in the worker's memory between workflow tasks (the SDK's default is 1,000). Measured
+with ``benchmarks/scale.py`` at 10,000 open: 246 MiB with 120 cached, 249 with 150, 265 with 200, so about
+0.25 MiB each; the rest is what a busy worker holds to work (its imports, threads and connections), not
+the open count. Most open escalations wait days between changes, so a small cache costs a replay now and
+then; a worker that must carry large deadline waves quickly is given more (``--cached-workflows``) and the
+memory that goes with it."""
 CACHED_WORKFLOWS_MAX = 100_000
 
 
@@ -79,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cached-workflows",
         type=_cache_size,
         default=CACHED_WORKFLOWS,
-        help=f"escalations kept in memory between tasks (default {CACHED_WORKFLOWS}, about 0.5 MiB each)",
+        help=f"escalations kept in memory between tasks (default {CACHED_WORKFLOWS}, about 0.25 MiB each)",
     )
     parser.add_argument("--smoke", action="store_true", help="run one short escalation, then exit")
 
