@@ -40,10 +40,8 @@ from schemas.escalation import (
 )
 from starter.connection import connect
 from workflows.names import TASK_QUEUE, WORKFLOW_TYPE
-from workflows.shell_options import BUSY, REFUSED
+from workflows.shell_options import BUSY, BUSY_BACKOFF_S, REFUSED
 
-BUSY_BACKOFF_S = (0.2, 2.0)
-"""As ``escalate``: the first pause before sending a busy-refused update again, and the longest."""
 FACTS_CACHED = 4096
 
 

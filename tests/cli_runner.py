@@ -6,9 +6,14 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
 
 ESCALATE = Path(sys.executable).with_name("escalate")
 TIMEOUT_S = 60
@@ -69,3 +74,38 @@ class Cli:
     async def state(self, escalation_id: str, **env: str) -> dict[str, Any]:
         view: dict[str, Any] = json.loads(await self.ok("status", escalation_id, "--json", **env))
         return view
+
+
+def wigan_raise_args(child: str) -> list[str]:
+    """``escalate raise`` of a concern about ``child`` by Wigan's IRO ``wig-iro-a`` for team-a."""
+    return [
+        "raise", "--child-status", "looked_after", "--authority", "wigan", "--track", "iro",
+        "--category", "1", "--child-ref", child, "--team", "team-a",
+        "--officer-id", "wig-iro-a", "--officer-role", "iro",
+        "--summary", "The plan's actions have not started.", "--impact", "The child waits.",
+        "--request", "Start them.", "--sequence", "1",
+    ]  # fmt: skip
+
+
+@asynccontextmanager
+async def cli_beside_worker(env: WorkflowEnvironment, tmp_path: Path, accounts: str) -> AsyncIterator[Cli]:
+    """The command against ``env``, with a worker recording into a SQLite database in ``tmp_path`` that is
+    also the command's audit log (as deployed), and ``accounts`` as its declared service accounts."""
+    from activities.db_records import DbRecordStore
+    from activities.recording import OutboxNotifier
+    from tests.databases import migrated_engine
+    from worker import build_worker
+    from workflows.names import TASK_QUEUE
+
+    if not ESCALATE.exists():
+        pytest.fail(f"{ESCALATE} is missing: install the project (pip install -e .) so the command exists")
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    with migrated_engine(url) as engine:
+        records, notifier = DbRecordStore(engine), OutboxNotifier(tmp_path)
+        async with build_worker(env.client, TASK_QUEUE, records=records, notifier=notifier):
+            yield Cli(
+                env.client.service_client.config.target_host,
+                tmp_path,
+                ESCALATION_DATABASE_URL=url,
+                ESCALATION_SERVICE_ACCOUNTS=accounts,
+            )

@@ -13,16 +13,11 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db.base import make_engine
-from activities.db_records import DbRecordStore
-from activities.recording import OutboxNotifier
 from app.audit import AuditLog
 from starter.cli import EXIT_BAD_INPUT, EXIT_REFUSED
 from starter.cli.common import name_options
-from tests.cli_runner import ESCALATE, Cli
-from tests.databases import migrated_engine
+from tests.cli_runner import ESCALATE, Cli, cli_beside_worker, wigan_raise_args
 from tests.workflow_harness import unique_ref
-from worker import build_worker
-from workflows.escalation import TASK_QUEUE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -36,31 +31,10 @@ service_accounts:
 """
 
 
-def _raise_args(child: str) -> list[str]:
-    return [
-        "raise", "--child-status", "looked_after", "--authority", "wigan", "--track", "iro",
-        "--category", "1", "--child-ref", child, "--team", "team-a",
-        "--officer-id", "wig-iro-a", "--officer-role", "iro",
-        "--summary", "The plan's actions have not started.", "--impact", "The child waits.",
-        "--request", "Start them.", "--sequence", "1",
-    ]  # fmt: skip
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def cli(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Cli]:
-    if not ESCALATE.exists():
-        pytest.fail(f"{ESCALATE} is missing: install the project (pip install -e .) so the command exists")
-    url = f"sqlite:///{tmp_path / 'audit.db'}"  # the records and the audit log, as deployed
-    with migrated_engine(url) as engine:
-        records, notifier = DbRecordStore(engine), OutboxNotifier(tmp_path)
-        worker = build_worker(dev_server_env.client, TASK_QUEUE, records=records, notifier=notifier)
-        async with worker:
-            yield Cli(
-                dev_server_env.client.service_client.config.target_host,
-                tmp_path,
-                ESCALATION_DATABASE_URL=url,
-                ESCALATION_SERVICE_ACCOUNTS=ACCOUNTS,
-            )
+    async with cli_beside_worker(dev_server_env, tmp_path, ACCOUNTS) as running:
+        yield running
 
 
 def _audit(tmp_path: Path) -> AuditLog:
@@ -93,7 +67,7 @@ async def test_a_role_the_directory_does_not_give_is_refused(tmp_path: Path) -> 
     assert (
         reason == "--as-role: wig-iro-a does not hold the role 'team_manager' in the directory; theirs: iro"
     )
-    raising = await cli.fails(EXIT_BAD_INPUT, *_raise_args("C1")[:-2], "--officer-role", "director")
+    raising = await cli.fails(EXIT_BAD_INPUT, *wigan_raise_args("C1")[:-2], "--officer-role", "director")
     assert raising.startswith("--officer-role: wig-iro-a does not hold the role 'director'"), raising
 
 
@@ -110,7 +84,7 @@ async def test_a_service_account_must_be_declared(tmp_path: Path) -> None:
 async def test_people_and_service_accounts_act_and_are_audited(cli: Cli, tmp_path: Path) -> None:
     child = unique_ref()
     escalation_id = f"wigan-{child}-0001"
-    out = await cli.ok(*_raise_args(child))
+    out = await cli.ok(*wigan_raise_args(child))
     assert out.startswith(f"raised {escalation_id}: awaiting response")
     iro = {"ESCALATE_AS_ID": "wig-iro-a"}
     await cli.ok("status", escalation_id, **iro)
@@ -141,7 +115,7 @@ async def test_people_and_service_accounts_act_and_are_audited(cli: Cli, tmp_pat
 async def test_a_refusal_names_the_option_and_a_missing_one_is_bad_input(cli: Cli) -> None:
     child = unique_ref()
     escalation_id = f"wigan-{child}-0001"
-    await cli.ok(*_raise_args(child))
+    await cli.ok(*wigan_raise_args(child))
     iro = {"ESCALATE_AS_ID": "wig-iro-a", "ESCALATE_AS_ROLE": "iro"}
     reason = await cli.fails(
         EXIT_BAD_INPUT, "bypass", escalation_id, "--to-stage", "stage-4", "--reason", "Hearing close.", **iro
@@ -162,7 +136,7 @@ async def test_rule_reasons_name_options_not_fields() -> None:
 
 
 async def test_a_list_cut_short_by_its_reader_exits_quietly(cli: Cli) -> None:
-    await cli.ok(*_raise_args(unique_ref()))
+    await cli.ok(*wigan_raise_args(unique_ref()))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATE_", "TEMPORAL_"))}
     env.update(cli.env, TEMPORAL_ADDRESS=cli.address, ESCALATE_AS_ID="wig-iro-a")
     done = subprocess.run(

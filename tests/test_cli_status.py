@@ -12,15 +12,10 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities.db.base import make_engine
-from activities.db_records import DbRecordStore
-from activities.recording import OutboxNotifier
 from app.audit import AuditLog
 from starter.cli import EXIT_BAD_INPUT, EXIT_REFUSED
-from tests.cli_runner import ESCALATE, Cli
-from tests.databases import migrated_engine
+from tests.cli_runner import Cli, cli_beside_worker, wigan_raise_args
 from tests.workflow_harness import unique_ref
-from worker import build_worker
-from workflows.escalation import TASK_QUEUE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -34,31 +29,10 @@ service_accounts:
 IRO = {"ESCALATE_AS_ID": "wig-iro-a"}
 
 
-def _raise_args(child: str) -> list[str]:
-    return [
-        "raise", "--child-status", "looked_after", "--authority", "wigan", "--track", "iro",
-        "--category", "1", "--child-ref", child, "--team", "team-a",
-        "--officer-id", "wig-iro-a", "--officer-role", "iro",
-        "--summary", "The plan's actions have not started.", "--impact", "The child waits.",
-        "--request", "Start them.", "--sequence", "1",
-    ]  # fmt: skip
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def cli(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Cli]:
-    if not ESCALATE.exists():
-        pytest.fail(f"{ESCALATE} is missing: install the project (pip install -e .) so the command exists")
-    url = f"sqlite:///{tmp_path / 'audit.db'}"
-    with migrated_engine(url) as engine:
-        records, notifier = DbRecordStore(engine), OutboxNotifier(tmp_path)
-        worker = build_worker(dev_server_env.client, TASK_QUEUE, records=records, notifier=notifier)
-        async with worker:
-            yield Cli(
-                dev_server_env.client.service_client.config.target_host,
-                tmp_path,
-                ESCALATION_DATABASE_URL=url,
-                ESCALATION_SERVICE_ACCOUNTS=ACCOUNTS,
-            )
+    async with cli_beside_worker(dev_server_env, tmp_path, ACCOUNTS) as running:
+        yield running
 
 
 def _unknown(escalation_id: str) -> str:
@@ -75,7 +49,7 @@ async def test_status_and_history_show_it_to_whom_may_see_it_and_audit_each_read
 ) -> None:
     child = unique_ref()
     escalation_id = f"wigan-{child}-0001"
-    await cli.ok(*_raise_args(child))
+    await cli.ok(*wigan_raise_args(child))
     before = len(_reads(tmp_path, escalation_id))  # what raising read, to answer with the stage
     view = await cli.state(escalation_id, **IRO)
     assert view["escalation_id"] == escalation_id and view["status"] == "awaiting_response"

@@ -13,6 +13,9 @@ REFUSED = "Refused"
 """ApplicationError type of a refused action; its message is the reason."""
 BUSY = "Busy"
 """ApplicationError type of an update refused because the workflow is mid-change: send it again."""
+BUSY_BACKOFF_S = (0.2, 2.0)
+"""For a sender: the first pause before sending a busy-refused update again, and the longest (the pause
+doubles)."""
 
 ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

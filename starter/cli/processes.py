@@ -50,11 +50,11 @@ from starter.cli.common import (
     role_names,
     words,
 )
-from starter.cli.service import BUSY_BACKOFF_S, actor_of, connect_client, no_worker, run_query, unknown
+from starter.cli.service import actor_of, connect_client, no_worker, run_query, unknown
 from starter.escalations import BadInput
 from starter.processes import prepare_decisions, prepare_practice_concern, start_once
 from workflows.rules import Refused
-from workflows.shell_options import BUSY, REFUSED
+from workflows.shell_options import BUSY, BUSY_BACKOFF_S, REFUSED
 
 Run = Callable[[argparse.Namespace], Awaitable[int]]
 

@@ -82,10 +82,6 @@ async def read_state(args: argparse.Namespace, handle: WorkflowHandle[Any, Any])
     return await run_query(args, handle, "state", result_type=EscalationView)
 
 
-BUSY_BACKOFF_S = (0.2, 2.0)
-"""First pause before sending a busy-refused update again, and the longest (the pause doubles)."""
-
-
 async def act(args: argparse.Namespace, action: Action) -> int:
     """Take ``action`` through the application layer, as the person (or service account) ``--as-id``
     names, in ``--as-role`` when given; print its outcome on one line.
